@@ -1,0 +1,1 @@
+//! Mock Glance v2 (to be written).

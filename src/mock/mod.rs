@@ -1,0 +1,4 @@
+//! In-process stand-ins for the OpenStack services the facade talks to.
+//! Used by the tests, by `alliance-glance demo` and by the benchmarks.
+
+pub mod glance;
