@@ -1,3 +1,22 @@
 //! alliance-glance: the Alliance Glance API v1 served over OpenStack Glance v2.
+//!
+//! A request goes through four steps, one module each:
+//! 1. [`inbound`]: parse and validate the Alliance call into a typed value;
+//! 2. [`route`]: namespace -> cloud, environment -> credentials;
+//! 3. [`ops`] with [`upstream`]: the Glance v2 calls the operation needs;
+//! 4. [`reshape`] and the per-call status tables: back to the Alliance form.
 
+pub mod app;
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod inbound;
+pub mod logging;
 pub mod mock;
+pub mod ops;
+pub mod request_id;
+pub mod reshape;
+pub mod route;
+pub mod server;
+pub mod upstream;

@@ -1,1 +1,101 @@
-fn main() {}
+//! `alliance-glance`: serve the facade, or run the demo.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use alliance_glance::app::App;
+use alliance_glance::config::Config;
+use alliance_glance::logging::{self, LogFormat};
+use alliance_glance::server;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Alliance Glance API v1 facade over OpenStack Glance v2"
+)]
+struct Cli {
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the Alliance API as the configuration file says.
+    Serve {
+        #[arg(
+            long,
+            env = "ALLIANCE_GLANCE_CONFIG",
+            default_value = "/etc/alliance-glance/alliance-glance.toml"
+        )]
+        config: PathBuf,
+    },
+    /// Check a configuration file and exit.
+    CheckConfig {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let outcome = match cli.command {
+        Command::Serve { config } => serve(config).await,
+        Command::CheckConfig { config } => Config::load(&config)
+            .map(|_| println!("{}: ok", config.display()))
+            .map_err(|e| e.to_string()),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("alliance-glance: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(path: PathBuf) -> Result<(), String> {
+    let config = Config::load(&path).map_err(|error| error.to_string())?;
+    let app = Arc::new(App::new(&config).map_err(|error| error.to_string())?);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
+    tracing::info!(listen = %config.listen, namespaces = config.namespaces.len(), "serving the Alliance API");
+    server::serve(
+        listener,
+        app,
+        shutdown_signal(),
+        Duration::from_secs(config.shutdown_grace_secs),
+    )
+    .await;
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,231 @@
+//! Configuration file (TOML). See `config/alliance-glance.example.toml` for a
+//! commented example; every field here is documented there too.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the Alliance API is served. Loopback by default: the API carries
+    /// no credentials, so whoever reaches it acts as any environment.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Larger request bodies are refused with 413 before they are read.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may run on after SIGTERM or Ctrl-C.
+    #[serde(default = "default_shutdown_grace_secs")]
+    pub shutdown_grace_secs: u64,
+    /// Clouds, by the name clients put in `X-Target-Ns`.
+    pub namespaces: BTreeMap<String, NamespaceConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceConfig {
+    /// Glance endpoint, with or without a path prefix (DevStack serves Glance
+    /// at `http://HOST/image`).
+    pub glance_url: Url,
+    /// `limit` sent on each list page; Glance caps it at its `api_limit_max`.
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    /// A list stops with an error rather than follow more pages than this.
+    #[serde(default = "default_max_pages")]
+    pub max_pages: u32,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Bound on each upstream call, from sending the request to the last
+    /// byte of the answer.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    #[serde(default)]
+    pub environment_id_format: EnvironmentIdFormat,
+    pub auth: AuthConfig,
+}
+
+impl NamespaceConfig {
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+/// Which `X-Environment-Id` values a namespace accepts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvironmentIdFormat {
+    /// 32 hexadecimal digits (Keystone's own form).
+    Hex32,
+    /// A dashed UUID, used as given (lower-cased).
+    Uuid,
+    /// Either; a dashed UUID is turned into Keystone's 32-digit form so that
+    /// both spellings name the same project.
+    #[default]
+    Hex32OrUuid,
+    /// Any Keystone id: 1 to 64 characters of `A-Z a-z 0-9 _ -`, used as given.
+    KeystoneId,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuthConfig {
+    /// Glance trusts identity headers from the facade (a Glance pipeline with
+    /// `ContextMiddleware` instead of keystonemiddleware, on a private network).
+    Trusted {
+        /// Sent as `X-User-Id`.
+        user_id: String,
+        /// Sent as `X-Roles`; Glance needs `reader` to read and `member` to write.
+        #[serde(default = "default_trusted_roles")]
+        roles: Vec<String>,
+    },
+}
+
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| ConfigError(format!("cannot read {}: {error}", path.display())))?;
+        Self::parse(&text)
+            .map_err(|ConfigError(message)| ConfigError(format!("{}: {message}", path.display())))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Config =
+            toml::from_str(text).map_err(|error| ConfigError(error.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.namespaces.is_empty() {
+            return Err(ConfigError(
+                "at least one namespace must be configured".into(),
+            ));
+        }
+        for (name, namespace) in &self.namespaces {
+            let fail = |message: String| Err(ConfigError(format!("namespace {name}: {message}")));
+            if !matches!(namespace.glance_url.scheme(), "http" | "https") {
+                return fail("glance_url must be http or https".into());
+            }
+            if namespace.glance_url.query().is_some() || namespace.glance_url.fragment().is_some() {
+                return fail("glance_url must not carry a query or fragment".into());
+            }
+            if namespace.page_size == 0 || namespace.max_pages == 0 {
+                return fail("page_size and max_pages must be positive".into());
+            }
+            match &namespace.auth {
+                AuthConfig::Trusted { user_id, roles } => {
+                    let header_safe = |value: &str| {
+                        !value.is_empty()
+                            && value.bytes().all(|b| b.is_ascii_graphic() && b != b',')
+                    };
+                    if !header_safe(user_id)
+                        || roles.is_empty()
+                        || !roles.iter().all(|r| header_safe(r))
+                    {
+                        return fail(
+                            "trusted auth needs a user_id and roles made of visible ASCII".into(),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
+}
+
+fn default_shutdown_grace_secs() -> u64 {
+    10
+}
+
+fn default_page_size() -> u32 {
+    1000
+}
+
+fn default_max_pages() -> u32 {
+    1000
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    3_000
+}
+
+fn default_request_timeout_ms() -> u64 {
+    30_000
+}
+
+fn default_trusted_roles() -> Vec<String> {
+    vec!["member".into(), "reader".into()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [namespaces.ccsr1]
+        glance_url = "http://127.0.0.1:9292/image"
+        auth = { type = "trusted", user_id = "alliance" }
+    "#;
+
+    #[test]
+    fn defaults_apply() {
+        let config = Config::parse(MINIMAL).unwrap();
+        assert_eq!(config.listen, default_listen());
+        assert_eq!(config.max_body_bytes, 1024 * 1024);
+        let namespace = &config.namespaces["ccsr1"];
+        assert_eq!(namespace.page_size, 1000);
+        assert_eq!(
+            namespace.environment_id_format,
+            EnvironmentIdFormat::Hex32OrUuid
+        );
+        let AuthConfig::Trusted { roles, .. } = &namespace.auth;
+        assert_eq!(roles, &["member", "reader"]);
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        assert!(Config::parse(&format!("{MINIMAL}\nbogus = 1")).is_err());
+        assert!(Config::parse("namespaces = {}").is_err());
+        let bad_url = MINIMAL.replace("http://127.0.0.1:9292/image", "ftp://x");
+        assert!(Config::parse(&bad_url).is_err());
+        let bad_role = MINIMAL.replace(
+            "user_id = \"alliance\"",
+            "user_id = \"a\", roles = [\"a,b\"]",
+        );
+        assert!(Config::parse(&bad_role).is_err());
+    }
+
+    #[test]
+    fn the_example_file_parses() {
+        let text = include_str!("../config/alliance-glance.example.toml");
+        Config::parse(text).unwrap();
+    }
+}

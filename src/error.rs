@@ -1,0 +1,130 @@
+//! The one error type a request can end with, and its JSON rendering.
+//!
+//! Every failure - bad input, refused by Glance, upstream trouble - becomes an
+//! [`AllianceError`] and is answered as
+//! `{"error": {"code": 404, "title": "Not Found", "message": "...", "request_id": "req-..."}}`.
+
+use http::{HeaderValue, StatusCode, header};
+use serde_json::json;
+
+use crate::body::{self, ResponseBody};
+
+/// A failed request, ready to be rendered for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllianceError {
+    pub status: StatusCode,
+    pub message: String,
+    /// Methods allowed on the resource, for 405 answers.
+    pub allow: Option<&'static str>,
+}
+
+impl AllianceError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            allow: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        Self {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            message: format!("method not allowed here; allowed: {allow}"),
+            allow: Some(allow),
+        }
+    }
+
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, message)
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than the limit of {limit} bytes"),
+        )
+    }
+
+    /// The upstream answered something the facade cannot use. The details
+    /// belong in the log, not in the client's answer.
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, message)
+    }
+
+    pub fn service_unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+
+    pub fn gateway_timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::GATEWAY_TIMEOUT, message)
+    }
+
+    /// The JSON error document.
+    pub fn to_json(&self, request_id: &str) -> serde_json::Value {
+        json!({
+            "error": {
+                "code": self.status.as_u16(),
+                "title": self.status.canonical_reason().unwrap_or("Error"),
+                "message": self.message,
+                "request_id": request_id,
+            }
+        })
+    }
+
+    pub fn into_response(self, request_id: &str) -> http::Response<ResponseBody> {
+        let mut response = body::json_response(self.status, &self.to_json(request_id));
+        if let Some(allow) = self.allow {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
+}
+
+impl std::fmt::Display for AllianceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.status, self.message)
+    }
+}
+
+impl std::error::Error for AllianceError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_documented_error_shape() {
+        let error = AllianceError::not_found("No image found with ID x");
+        assert_eq!(
+            error.to_json("req-1").to_string(),
+            r#"{"error":{"code":404,"title":"Not Found","message":"No image found with ID x","request_id":"req-1"}}"#
+        );
+    }
+
+    #[test]
+    fn method_not_allowed_carries_allow() {
+        let response = AllianceError::method_not_allowed("GET, POST").into_response("req-1");
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[header::ALLOW], "GET, POST");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    }
+}

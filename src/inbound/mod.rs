@@ -1,0 +1,234 @@
+//! Step 1 of a request: parse and validate the Alliance call into a typed
+//! [`AllianceRequest`]. Every bad input ends here with a 4xx, before anything
+//! is sent upstream.
+//!
+//! Order of checks: path and method (404/405), `X-Target-Ns` and
+//! `X-Environment-Id` (400), `Content-Type` on writes (415), body size (413),
+//! body shape and fields (400).
+
+mod body;
+mod headers;
+pub mod image_fields;
+pub mod list_query;
+mod path;
+
+use http::Method;
+use hyper::body::Body;
+
+use crate::config::EnvironmentIdFormat;
+use crate::error::AllianceError;
+pub use image_fields::{CreateImage, ImageFields, UpdateImage, Visibility};
+pub use list_query::ListQuery;
+pub use path::ImageRef;
+
+/// A validated Alliance call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AllianceRequest {
+    pub namespace: String,
+    /// The project id, normalised by the namespace's rule.
+    pub environment: String,
+    pub operation: Operation,
+}
+
+/// The five Alliance calls.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operation {
+    List(ListQuery),
+    Show(ImageRef),
+    Create(CreateImage),
+    Update(ImageRef, UpdateImage),
+    Delete(ImageRef),
+}
+
+impl Operation {
+    /// Name used in logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operation::List(_) => "list",
+            Operation::Show(_) => "show",
+            Operation::Create(_) => "create",
+            Operation::Update(..) => "update",
+            Operation::Delete(_) => "delete",
+        }
+    }
+}
+
+/// What inbound validation needs to know from the configuration.
+pub trait InboundPolicy {
+    fn max_body_bytes(&self) -> usize;
+    /// The environment id rule of a configured namespace; `None` when the
+    /// namespace is unknown.
+    fn environment_id_format(&self, namespace: &str) -> Option<EnvironmentIdFormat>;
+}
+
+/// Namespace and environment, once validated; filled in as soon as they are
+/// known so that the request log line can show them even on later errors.
+#[derive(Debug, Default, Clone)]
+pub struct Caller {
+    pub namespace: Option<String>,
+    pub environment: Option<String>,
+}
+
+pub async fn parse<B>(
+    request: http::Request<B>,
+    policy: &impl InboundPolicy,
+    caller: &mut Caller,
+) -> Result<AllianceRequest, AllianceError>
+where
+    B: Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let route = path::route(request.method(), request.uri().path())?;
+    let headers = request.headers();
+    let namespace = headers::target_namespace(headers)?;
+    let format = policy
+        .environment_id_format(&namespace)
+        .ok_or_else(|| AllianceError::bad_request("X-Target-Ns does not name a known namespace"))?;
+    caller.namespace = Some(namespace.clone());
+    let environment = headers::environment_id(headers, format)?;
+    caller.environment = Some(environment.clone());
+
+    let operation = match (route, request.method().clone()) {
+        (path::Route::Collection, Method::GET) => {
+            Operation::List(ListQuery::parse(request.uri().query())?)
+        }
+        (path::Route::Collection, _) => {
+            let image = read_image_object(request, policy).await?;
+            Operation::Create(CreateImage::from_json(image)?)
+        }
+        (path::Route::Item(image_ref), Method::GET) => Operation::Show(image_ref),
+        (path::Route::Item(image_ref), Method::DELETE) => Operation::Delete(image_ref),
+        (path::Route::Item(image_ref), _) => {
+            let image = read_image_object(request, policy).await?;
+            Operation::Update(image_ref, UpdateImage::from_json(image)?)
+        }
+    };
+    Ok(AllianceRequest {
+        namespace,
+        environment,
+        operation,
+    })
+}
+
+async fn read_image_object<B>(
+    request: http::Request<B>,
+    policy: &impl InboundPolicy,
+) -> Result<serde_json::Map<String, serde_json::Value>, AllianceError>
+where
+    B: Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    headers::require_json_content_type(request.headers())?;
+    let bytes = body::read_limited(request, policy.max_body_bytes()).await?;
+    body::image_object(&bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::Full;
+
+    struct Policy;
+
+    impl InboundPolicy for Policy {
+        fn max_body_bytes(&self) -> usize {
+            64
+        }
+
+        fn environment_id_format(&self, namespace: &str) -> Option<EnvironmentIdFormat> {
+            (namespace == "ccsr1").then_some(EnvironmentIdFormat::Hex32OrUuid)
+        }
+    }
+
+    const ENV: &str = "54915a05b0bb43dcbb218525c426b6a5";
+
+    fn request(method: &str, uri: &str, body: &str) -> http::Request<Full<bytes::Bytes>> {
+        http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("x-target-ns", "ccsr1")
+            .header("x-environment-id", ENV)
+            .header("content-type", "application/json")
+            .body(Full::new(bytes::Bytes::from(body.to_owned())))
+            .unwrap()
+    }
+
+    async fn parse_one(
+        request: http::Request<Full<bytes::Bytes>>,
+    ) -> Result<AllianceRequest, AllianceError> {
+        parse(request, &Policy, &mut Caller::default()).await
+    }
+
+    #[tokio::test]
+    async fn parses_each_operation() {
+        let list = parse_one(request("GET", "/images/", "")).await.unwrap();
+        assert_eq!(list.operation, Operation::List(ListQuery::default()));
+        assert_eq!(list.environment, ENV);
+        let show = parse_one(request("GET", "/images/cirros%20x", ""))
+            .await
+            .unwrap();
+        assert_eq!(
+            show.operation,
+            Operation::Show(ImageRef::Name("cirros x".into()))
+        );
+        let delete = parse_one(request(
+            "DELETE",
+            "/images/75da8211-b8d3-4329-a12b-953e7db4690a",
+            "",
+        ))
+        .await
+        .unwrap();
+        assert_eq!(delete.operation.name(), "delete");
+        let create = parse_one(request("POST", "/images", r#"{"image": {"name": "a"}}"#))
+            .await
+            .unwrap();
+        assert_eq!(create.operation.name(), "create");
+        for method in ["PUT", "PATCH"] {
+            let update = parse_one(request(method, "/images/a", r#"{"image": {"name": "b"}}"#))
+                .await
+                .unwrap();
+            assert_eq!(update.operation.name(), "update");
+        }
+    }
+
+    #[tokio::test]
+    async fn path_errors_come_before_header_errors() {
+        let mut bad = request("GET", "/nothing", "");
+        bad.headers_mut().remove("x-target-ns");
+        assert_eq!(parse_one(bad).await.unwrap_err().status, 404);
+    }
+
+    #[tokio::test]
+    async fn unknown_namespace_is_400_without_listing_names() {
+        let mut bad = request("GET", "/images", "");
+        bad.headers_mut()
+            .insert("x-target-ns", "other".parse().unwrap());
+        let error = parse_one(bad).await.unwrap_err();
+        assert_eq!(error.status, 400);
+        assert!(!error.message.contains("ccsr1"));
+    }
+
+    #[tokio::test]
+    async fn body_checks() {
+        let mut no_type = request("POST", "/images", r#"{"image": {}}"#);
+        no_type.headers_mut().remove("content-type");
+        assert_eq!(parse_one(no_type).await.unwrap_err().status, 415);
+        let big = format!(r#"{{"image": {{"name": "{}"}}}}"#, "x".repeat(100));
+        assert_eq!(
+            parse_one(request("POST", "/images", &big))
+                .await
+                .unwrap_err()
+                .status,
+            413
+        );
+        assert_eq!(
+            parse_one(request("POST", "/images", "{"))
+                .await
+                .unwrap_err()
+                .status,
+            400
+        );
+        // GET and DELETE accept (and ignore) a JSON content type.
+        assert!(parse_one(request("GET", "/images/x", "")).await.is_ok());
+    }
+}

@@ -1,0 +1,177 @@
+//! `POST /images` -> `POST /v2/images` (201), then, for `copy_from`,
+//! `POST /v2/images/{id}/import` with web-download (202).
+//!
+//! `copy_from` is also stored on the image as a custom property, which
+//! Glance returns at the top level, so show and list can return it later
+//! without any state in the facade. If the import is refused, the image
+//! just created is deleted and the refusal returned.
+
+use http::{Method, StatusCode};
+use serde_json::{Map, Value, json};
+use url::Url;
+
+use super::{delete::DELETE_IMAGE, image_path, parse_json, v2_field_values};
+use crate::body::{ResponseBody, json_response};
+use crate::error::AllianceError;
+use crate::inbound::{CreateImage, Visibility};
+use crate::reshape::{AllianceImage, V2Image};
+use crate::upstream::status::{Outcome::*, StatusTable};
+use crate::upstream::{Call, JSON, Session};
+
+pub const CREATE_IMAGE: StatusTable = StatusTable {
+    call: "POST /v2/images",
+    rows: &[
+        (201, Success),
+        (400, Refused),
+        (403, Refused),
+        (404, Refused),
+        (409, Refused),
+        (413, Refused),
+        (401, CredentialsRejected),
+    ],
+};
+
+/// 404 (the image just created is gone) and 415 (the facade's own request
+/// was wrong) are not the client's doing, so they are left to the 502 row.
+pub const IMPORT_IMAGE: StatusTable = StatusTable {
+    call: "POST /v2/images/{id}/import",
+    rows: &[
+        (202, Success),
+        (400, Refused),
+        (403, Refused),
+        (409, Refused),
+        (413, Refused),
+        (401, CredentialsRejected),
+    ],
+};
+
+/// v1 images were private unless made public; Glance v2 would make them
+/// `shared`, so the facade asks for `private` when the client says nothing.
+const DEFAULT_VISIBILITY: Visibility = Visibility::Private;
+
+pub async fn apply(
+    session: &Session,
+    image: CreateImage,
+) -> Result<http::Response<ResponseBody>, AllianceError> {
+    let body = serde_json::to_vec(&v2_create_body(&image)).unwrap_or_default();
+    let reply = session
+        .send(&Call::with_body(Method::POST, "/v2/images", JSON, body))
+        .await?;
+    CREATE_IMAGE.check(&reply)?;
+    let created: V2Image = parse_json(&reply, CREATE_IMAGE.call)?;
+    if let Some(url) = &image.copy_from {
+        if let Err(refusal) = start_import(session, &created.id, url).await {
+            delete_orphan(session, &created.id).await;
+            return Err(refusal);
+        }
+    }
+    Ok(json_response(
+        StatusCode::CREATED,
+        &AllianceImage::from(created),
+    ))
+}
+
+async fn start_import(session: &Session, id: &str, url: &Url) -> Result<(), AllianceError> {
+    let body = serde_json::to_vec(&web_download_body(url)).unwrap_or_default();
+    let call = Call::with_body(
+        Method::POST,
+        format!("{}/import", image_path(id)),
+        JSON,
+        body,
+    );
+    let reply = session.send(&call).await?;
+    IMPORT_IMAGE.check(&reply).map_err(|error| {
+        if error.status.is_client_error() {
+            AllianceError::new(
+                error.status,
+                format!("the cloud refused copy_from: {}", error.message),
+            )
+        } else {
+            error
+        }
+    })
+}
+
+/// Best effort: the client gets the import's refusal either way; an image
+/// left behind is logged for the operator.
+async fn delete_orphan(session: &Session, id: &str) {
+    let outcome = match session.send(&Call::delete(image_path(id))).await {
+        Ok(reply) => DELETE_IMAGE.check(&reply),
+        Err(error) => Err(error),
+    };
+    if let Err(error) = outcome {
+        tracing::error!(image_id = id, %error, "could not delete an image whose import was refused");
+    }
+}
+
+/// The `POST /v2/images` body: a client id, the writable fields, the
+/// visibility (private by default) and `copy_from` as a custom property.
+pub fn v2_create_body(image: &CreateImage) -> Value {
+    let mut body = Map::new();
+    if let Some(id) = &image.id {
+        body.insert("id".into(), Value::from(id.as_str()));
+    }
+    for (name, value) in v2_field_values(&image.fields) {
+        body.insert(name.into(), value);
+    }
+    if image.fields.visibility.is_none() {
+        body.insert(
+            "visibility".into(),
+            Value::from(DEFAULT_VISIBILITY.as_str()),
+        );
+    }
+    if let Some(url) = &image.copy_from {
+        body.insert("copy_from".into(), Value::from(url.as_str()));
+    }
+    Value::Object(body)
+}
+
+pub fn web_download_body(url: &Url) -> Value {
+    json!({"method": {"name": "web-download", "uri": url.as_str()}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inbound::CreateImage;
+
+    fn create(value: Value) -> CreateImage {
+        match value {
+            Value::Object(map) => CreateImage::from_json(map).unwrap(),
+            _ => unreachable!("test input is an object"),
+        }
+    }
+
+    #[test]
+    fn the_documented_request_translates() {
+        let image = create(json!({
+            "name": "remote_image", "disk_format": "qcow2", "container_format": "bare",
+            "copy_from": "http://cloudhyd.com/openstack/images/cirros-0.3.0-i386-disk.img",
+            "min_ram": 1, "min_disk": 500
+        }));
+        assert_eq!(
+            v2_create_body(&image).to_string(),
+            r#"{"name":"remote_image","disk_format":"qcow2","container_format":"bare","min_ram":1,"min_disk":500,"visibility":"private","copy_from":"http://cloudhyd.com/openstack/images/cirros-0.3.0-i386-disk.img"}"#
+        );
+        assert_eq!(
+            web_download_body(image.copy_from.as_ref().unwrap()).to_string(),
+            r#"{"method":{"name":"web-download","uri":"http://cloudhyd.com/openstack/images/cirros-0.3.0-i386-disk.img"}}"#
+        );
+    }
+
+    #[test]
+    fn optional_fields_translate() {
+        let image = create(json!({
+            "id": "11111111-2222-4333-8444-555555555555", "is_public": true,
+            "protected": true, "tags": ["a"], "name": null, "min_ram": "7"
+        }));
+        assert_eq!(
+            v2_create_body(&image).to_string(),
+            r#"{"id":"11111111-2222-4333-8444-555555555555","name":null,"min_ram":7,"visibility":"public","protected":true,"tags":["a"]}"#
+        );
+        assert_eq!(
+            v2_create_body(&create(json!({}))).to_string(),
+            r#"{"visibility":"private"}"#
+        );
+    }
+}

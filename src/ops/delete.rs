@@ -1,0 +1,39 @@
+//! `DELETE /images/{ref}` -> `DELETE /v2/images/{id}`. Glance answers 204;
+//! the Alliance answer is 200 with an empty body. Protected images (403) and
+//! missing ones (404) keep Glance's status and message.
+
+use http::StatusCode;
+
+use super::{image_path, lookup};
+use crate::body::{self, ResponseBody};
+use crate::error::AllianceError;
+use crate::inbound::ImageRef;
+use crate::route::Cloud;
+use crate::upstream::status::{Outcome::*, StatusTable};
+use crate::upstream::{Call, Session};
+
+pub const DELETE_IMAGE: StatusTable = StatusTable {
+    call: "DELETE /v2/images/{id}",
+    rows: &[
+        (204, Success),
+        (400, Refused),
+        (403, Refused),
+        (404, Refused),
+        (409, Refused),
+        (413, Refused),
+        (401, CredentialsRejected),
+    ],
+};
+
+pub async fn apply(
+    session: &Session,
+    cloud: &Cloud,
+    image_ref: ImageRef,
+) -> Result<http::Response<ResponseBody>, AllianceError> {
+    let id = lookup::image_id(session, cloud, image_ref).await?;
+    let reply = session.send(&Call::delete(image_path(&id))).await?;
+    DELETE_IMAGE.check(&reply)?;
+    let mut response = http::Response::new(body::empty());
+    *response.status_mut() = StatusCode::OK;
+    Ok(response)
+}

@@ -1,0 +1,369 @@
+//! `GET /images` -> `GET /v2/images?...&limit=N`, following Glance's `next`
+//! links to the end, answered as `[{"images": [ {...}, ... ]}]`.
+//!
+//! The answer is streamed: the status is decided by the first page, then
+//! each page is written as it arrives while the next one is already being
+//! fetched, so memory holds at most two pages whatever the image count. A
+//! page that fails after the first aborts the response (a truncated body),
+//! never a partial list dressed as complete.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use http::{StatusCode, header};
+
+use super::parse_json;
+use crate::body::{APPLICATION_JSON, ChannelBody, ResponseBody};
+use crate::error::AllianceError;
+use crate::inbound::ListQuery;
+use crate::reshape::{AllianceImage, V2Image, V2ImagePage};
+use crate::route::Cloud;
+use crate::upstream::status::{Outcome::*, StatusTable};
+use crate::upstream::{Call, Session};
+
+pub const LIST_IMAGES: StatusTable = StatusTable {
+    call: "GET /v2/images",
+    rows: &[
+        (200, Success),
+        (400, Refused),
+        (403, Refused),
+        (404, Refused),
+        (409, Refused),
+        (413, Refused),
+        (401, CredentialsRejected),
+    ],
+};
+
+const OPEN: &[u8] = b"[{\"images\":[";
+const CLOSE: &[u8] = b"]}]";
+
+pub async fn apply(
+    session: Session,
+    cloud: &Cloud,
+    query: ListQuery,
+) -> Result<http::Response<ResponseBody>, AllianceError> {
+    let mut pager = Pager::new(
+        &query,
+        cloud.page_size,
+        cloud.max_pages,
+        session.endpoint().await?.path(),
+    );
+    let first = next_page(&session, &mut pager)
+        .await?
+        .ok_or_else(|| AllianceError::bad_gateway("no page to fetch"))?;
+    let (sender, body) = ChannelBody::new(2);
+    tokio::spawn(async move {
+        if let Err(error) = stream_pages(&session, pager, first, &sender).await {
+            tracing::warn!(request_id = %session.request_id, %error, "list aborted after the first page");
+            // The client may be gone already; nothing more to do then.
+            let _ = sender.send(Err(std::io::Error::other(error.message))).await;
+        }
+    });
+    let mut response = http::Response::new(http_body_util::BodyExt::boxed(body));
+    *response.status_mut() = StatusCode::OK;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, APPLICATION_JSON);
+    Ok(response)
+}
+
+/// Writes `page` and every page after it; the next page is fetched while
+/// the current one is written.
+async fn stream_pages(
+    session: &Session,
+    mut pager: Pager,
+    mut page: Vec<V2Image>,
+    sender: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> Result<(), AllianceError> {
+    let mut writer = ListWriter::default();
+    loop {
+        let prefetch = match pager.take_call()? {
+            Some(call) => {
+                let session = session.clone();
+                Some(tokio::spawn(
+                    async move { fetch_page(&session, &call).await },
+                ))
+            }
+            None => None,
+        };
+        let chunk = writer.page(page);
+        let client_gone = sender.send(Ok(chunk)).await.is_err();
+        let Some(prefetch) = prefetch else { break };
+        if client_gone {
+            prefetch.abort();
+            return Ok(());
+        }
+        let fetched = prefetch
+            .await
+            .map_err(|_| AllianceError::bad_gateway("page fetch task failed"))??;
+        pager.follow(fetched.next.as_deref())?;
+        page = fetched.images;
+    }
+    // A closed channel only means the client left.
+    let _ = sender.send(Ok(writer.finish())).await;
+    Ok(())
+}
+
+/// Fetches the pager's next page, if any, and records its `next` link.
+async fn next_page(
+    session: &Session,
+    pager: &mut Pager,
+) -> Result<Option<Vec<V2Image>>, AllianceError> {
+    let Some(call) = pager.take_call()? else {
+        return Ok(None);
+    };
+    let page = fetch_page(session, &call).await?;
+    pager.follow(page.next.as_deref())?;
+    Ok(Some(page.images))
+}
+
+async fn fetch_page(session: &Session, call: &Call) -> Result<V2ImagePage, AllianceError> {
+    let reply = session.send(call).await?;
+    LIST_IMAGES.check(&reply)?;
+    parse_json(&reply, LIST_IMAGES.call)
+}
+
+/// Every image matching `query`, collected in memory (for name lookups,
+/// where matches are few).
+pub async fn collect(
+    session: &Session,
+    cloud: &Cloud,
+    query: &ListQuery,
+) -> Result<Vec<V2Image>, AllianceError> {
+    let mut pager = Pager::new(
+        query,
+        cloud.page_size,
+        cloud.max_pages,
+        session.endpoint().await?.path(),
+    );
+    let mut images = Vec::new();
+    while let Some(page) = next_page(session, &mut pager).await? {
+        images.extend(page);
+    }
+    Ok(images)
+}
+
+/// Walks Glance's pagination: the first page from the filters, then each
+/// `next` link, resolved against the configured endpoint. Stops on a
+/// repeated marker (a looping upstream) and refuses to go past `max_pages`.
+pub struct Pager {
+    pending: Option<String>,
+    seen_markers: HashSet<String>,
+    pages: u32,
+    max_pages: u32,
+    endpoint_path: String,
+}
+
+impl Pager {
+    pub fn new(query: &ListQuery, page_size: u32, max_pages: u32, endpoint_path: &str) -> Self {
+        Pager {
+            pending: Some(first_page_path(query, page_size)),
+            seen_markers: HashSet::new(),
+            pages: 0,
+            max_pages,
+            endpoint_path: endpoint_path.to_owned(),
+        }
+    }
+
+    /// The call for the next page, or `None` when the list is complete.
+    pub fn take_call(&mut self) -> Result<Option<Call>, AllianceError> {
+        let Some(path) = self.pending.take() else {
+            return Ok(None);
+        };
+        self.pages += 1;
+        if self.pages > self.max_pages {
+            tracing::warn!(
+                max_pages = self.max_pages,
+                "image list has more pages than allowed"
+            );
+            return Err(AllianceError::bad_gateway(format!(
+                "the image list is longer than {} pages",
+                self.max_pages
+            )));
+        }
+        Ok(Some(Call::get(path)))
+    }
+
+    /// Records the `next` link of the page just fetched.
+    pub fn follow(&mut self, next: Option<&str>) -> Result<(), AllianceError> {
+        self.pending = match next {
+            None => None,
+            Some(link) => {
+                let (path_and_query, marker) = resolve_next_link(link, &self.endpoint_path)?;
+                if self.seen_markers.insert(marker) {
+                    Some(path_and_query)
+                } else {
+                    tracing::warn!("image service repeated a page marker; list ends here");
+                    None
+                }
+            }
+        };
+        Ok(())
+    }
+}
+
+/// `/v2/images?<filters>&limit=N`.
+pub fn first_page_path(query: &ListQuery, page_size: u32) -> String {
+    let mut serializer = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in &query.filters {
+        serializer.append_pair(name, value);
+    }
+    serializer.append_pair("limit", &page_size.to_string());
+    format!("/v2/images?{}", serializer.finish())
+}
+
+/// Glance's `next` is relative, e.g. `/v2/images?limit=1000&marker=ID`; it
+/// may or may not repeat the endpoint's path prefix. Only a link back to the
+/// image list with a marker is followed: the facade never goes where an
+/// upstream answer points it.
+pub fn resolve_next_link(
+    link: &str,
+    endpoint_path: &str,
+) -> Result<(String, String), AllianceError> {
+    let refuse = || {
+        tracing::warn!(link, "unusable next link from the image service");
+        AllianceError::bad_gateway("the image service sent an unusable next link")
+    };
+    let (path, query) = link.split_once('?').ok_or_else(refuse)?;
+    let prefix = endpoint_path.trim_end_matches('/');
+    let prefixed = path.strip_prefix(prefix).filter(|_| !prefix.is_empty());
+    if path != "/v2/images" && prefixed != Some("/v2/images") {
+        return Err(refuse());
+    }
+    let marker = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "marker")
+        .map(|(_, value)| value.into_owned())
+        .filter(|marker| !marker.is_empty())
+        .ok_or_else(refuse)?;
+    Ok((format!("/v2/images?{query}"), marker))
+}
+
+/// Serializes pages into one JSON document, chunk by chunk.
+#[derive(Default)]
+pub struct ListWriter {
+    started: bool,
+    wrote_image: bool,
+}
+
+impl ListWriter {
+    pub fn page(&mut self, images: Vec<V2Image>) -> Bytes {
+        let mut buffer = Vec::with_capacity(images.len() * 700 + OPEN.len());
+        if !self.started {
+            buffer.extend_from_slice(OPEN);
+            self.started = true;
+        }
+        for image in images {
+            if self.wrote_image {
+                buffer.push(b',');
+            }
+            self.wrote_image = true;
+            // Serializing strings and numbers into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut buffer, &AllianceImage::from(image));
+        }
+        Bytes::from(buffer)
+    }
+
+    pub fn finish(self) -> Bytes {
+        let mut buffer = Vec::new();
+        if !self.started {
+            buffer.extend_from_slice(OPEN);
+        }
+        buffer.extend_from_slice(CLOSE);
+        Bytes::from(buffer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_page_carries_the_filters_then_the_limit() {
+        let query = ListQuery::parse(Some("name=a%20b&tag=x&tag=y")).unwrap();
+        assert_eq!(
+            first_page_path(&query, 1000),
+            "/v2/images?name=a+b&tag=x&tag=y&limit=1000"
+        );
+        assert_eq!(
+            first_page_path(&ListQuery::default(), 5),
+            "/v2/images?limit=5"
+        );
+    }
+
+    #[test]
+    fn next_links_resolve_under_the_endpoint() {
+        let (path, marker) = resolve_next_link("/v2/images?limit=2&marker=abc", "/image").unwrap();
+        assert_eq!(
+            (path.as_str(), marker.as_str()),
+            ("/v2/images?limit=2&marker=abc", "abc")
+        );
+        let (path, _) = resolve_next_link("/image/v2/images?marker=abc", "/image/").unwrap();
+        assert_eq!(path, "/v2/images?marker=abc");
+        for bad in [
+            "http://evil/v2/images?marker=a",
+            "//evil/v2/images?marker=a",
+            "/v2/other?marker=a",
+            "/v2/images",
+            "/v2/images?limit=2",
+            "/v2/images?marker=",
+            "/imagex/v2/images?marker=a",
+        ] {
+            assert_eq!(
+                resolve_next_link(bad, "/image").unwrap_err().status,
+                502,
+                "{bad}"
+            );
+        }
+        assert!(resolve_next_link("/x/v2/images?marker=a", "").is_err());
+    }
+
+    #[test]
+    fn pager_stops_on_repeated_markers_and_bounds_pages() {
+        let mut pager = Pager::new(&ListQuery::default(), 2, 3, "");
+        assert_eq!(
+            pager.take_call().unwrap().unwrap().path_and_query,
+            "/v2/images?limit=2"
+        );
+        pager.follow(Some("/v2/images?limit=2&marker=a")).unwrap();
+        assert_eq!(
+            pager.take_call().unwrap().unwrap().path_and_query,
+            "/v2/images?limit=2&marker=a"
+        );
+        pager.follow(Some("/v2/images?limit=2&marker=a")).unwrap();
+        assert!(pager.take_call().unwrap().is_none());
+
+        let mut bounded = Pager::new(&ListQuery::default(), 2, 2, "");
+        for marker in ["a", "b"] {
+            bounded.take_call().unwrap().unwrap();
+            bounded
+                .follow(Some(&format!("/v2/images?marker={marker}")))
+                .unwrap();
+        }
+        assert_eq!(bounded.take_call().unwrap_err().status, 502);
+    }
+
+    #[test]
+    fn writer_produces_one_document() {
+        let image = |id: &str| V2Image {
+            id: id.into(),
+            ..V2Image::default()
+        };
+        let mut writer = ListWriter::default();
+        let mut out = writer.page(vec![image("a")]).to_vec();
+        out.extend_from_slice(&writer.page(vec![]));
+        out.extend_from_slice(&writer.page(vec![image("b")]));
+        out.extend_from_slice(&writer.finish());
+        let parsed: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let ids: Vec<_> = parsed[0]["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(
+            ListWriter::default().finish().as_ref(),
+            b"[{\"images\":[]}]"
+        );
+    }
+}

@@ -1,0 +1,107 @@
+//! The five Alliance calls, one file each. Every file holds the Glance v2
+//! calls its operation needs (as pure request builders), one explicit status
+//! table per Glance call, and how the answer is reshaped.
+
+pub mod create;
+pub mod delete;
+pub mod list;
+pub mod lookup;
+pub mod show;
+pub mod update;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::de::DeserializeOwned;
+
+use crate::body::ResponseBody;
+use crate::error::AllianceError;
+use crate::inbound::Operation;
+use crate::route::Cloud;
+use crate::upstream::{Reply, Session};
+
+pub async fn apply(
+    operation: Operation,
+    cloud: &Cloud,
+    session: Session,
+) -> Result<http::Response<ResponseBody>, AllianceError> {
+    match operation {
+        Operation::List(query) => list::apply(session, cloud, query).await,
+        Operation::Show(image_ref) => show::apply(&session, cloud, image_ref).await,
+        Operation::Create(image) => create::apply(&session, image).await,
+        Operation::Update(image_ref, update) => {
+            update::apply(&session, cloud, image_ref, update).await
+        }
+        Operation::Delete(image_ref) => delete::apply(&session, cloud, image_ref).await,
+    }
+}
+
+/// Characters left as they are in a path segment (RFC 3986 unreserved).
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `/v2/images/{id}`; ids that come from Glance are encoded, not trusted.
+pub fn image_path(id: &str) -> String {
+    format!("/v2/images/{}", utf8_percent_encode(id, PATH_SEGMENT))
+}
+
+/// A success body that does not parse is the upstream's fault: 502.
+pub fn parse_json<T: DeserializeOwned>(
+    reply: &Reply,
+    call: &'static str,
+) -> Result<T, AllianceError> {
+    serde_json::from_slice(&reply.body).map_err(|error| {
+        tracing::warn!(call, %error, "unusable answer from the image service");
+        AllianceError::bad_gateway("the image service sent an unusable answer")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_paths_are_encoded() {
+        assert_eq!(
+            image_path("75da8211-b8d3-4329-a12b-953e7db4690a"),
+            "/v2/images/75da8211-b8d3-4329-a12b-953e7db4690a"
+        );
+        assert_eq!(image_path("../x?y"), "/v2/images/..%2Fx%3Fy");
+    }
+}
+
+/// The writable fields as Glance v2 names and values, in a fixed order
+/// (shared by the create body and the update patch).
+pub fn v2_field_values(
+    fields: &crate::inbound::ImageFields,
+) -> Vec<(&'static str, serde_json::Value)> {
+    use serde_json::Value;
+    let text = |value: &Option<String>| value.clone().map_or(Value::Null, Value::String);
+    let mut values = Vec::new();
+    if let Some(name) = &fields.name {
+        values.push(("name", text(name)));
+    }
+    if let Some(disk_format) = &fields.disk_format {
+        values.push(("disk_format", text(disk_format)));
+    }
+    if let Some(container_format) = &fields.container_format {
+        values.push(("container_format", text(container_format)));
+    }
+    if let Some(min_ram) = fields.min_ram {
+        values.push(("min_ram", Value::from(min_ram)));
+    }
+    if let Some(min_disk) = fields.min_disk {
+        values.push(("min_disk", Value::from(min_disk)));
+    }
+    if let Some(visibility) = fields.visibility {
+        values.push(("visibility", Value::from(visibility.as_str())));
+    }
+    if let Some(protected) = fields.protected {
+        values.push(("protected", Value::Bool(protected)));
+    }
+    if let Some(tags) = &fields.tags {
+        values.push(("tags", Value::from(tags.clone())));
+    }
+    values
+}

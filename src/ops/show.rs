@@ -1,0 +1,44 @@
+//! `GET /images/{ref}` -> `GET /v2/images/{id}`; 200 with the image object.
+//! A name is looked up first (see [`super::lookup`]).
+
+use http::StatusCode;
+
+use super::{image_path, lookup, parse_json};
+use crate::body::{ResponseBody, json_response};
+use crate::error::AllianceError;
+use crate::inbound::ImageRef;
+use crate::reshape::{AllianceImage, V2Image};
+use crate::route::Cloud;
+use crate::upstream::status::{Outcome::*, StatusTable};
+use crate::upstream::{Call, Session};
+
+pub const GET_IMAGE: StatusTable = StatusTable {
+    call: "GET /v2/images/{id}",
+    rows: &[
+        (200, Success),
+        (400, Refused),
+        (403, Refused),
+        (404, Refused),
+        (409, Refused),
+        (413, Refused),
+        (401, CredentialsRejected),
+    ],
+};
+
+pub async fn apply(
+    session: &Session,
+    cloud: &Cloud,
+    image_ref: ImageRef,
+) -> Result<http::Response<ResponseBody>, AllianceError> {
+    let image = match image_ref {
+        ImageRef::Id(id) => get_image(session, &id).await?,
+        ImageRef::Name(name) => lookup::by_name(session, cloud, &name).await?,
+    };
+    Ok(json_response(StatusCode::OK, &AllianceImage::from(image)))
+}
+
+pub async fn get_image(session: &Session, id: &str) -> Result<V2Image, AllianceError> {
+    let reply = session.send(&Call::get(image_path(id))).await?;
+    GET_IMAGE.check(&reply)?;
+    parse_json(&reply, GET_IMAGE.call)
+}

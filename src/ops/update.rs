@@ -1,0 +1,88 @@
+//! `PATCH`/`PUT /images/{ref}` -> one `PATCH /v2/images/{id}` with
+//! `application/openstack-images-v2.1-json-patch` and one `replace` per
+//! field given (every writable field is a core property, which always
+//! exists, so `replace` never meets Glance's 409 for a missing property).
+
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::{image_path, lookup, parse_json, v2_field_values};
+use crate::body::{ResponseBody, json_response};
+use crate::error::AllianceError;
+use crate::inbound::{ImageFields, ImageRef, UpdateImage};
+use crate::reshape::{AllianceImage, V2Image};
+use crate::route::Cloud;
+use crate::upstream::status::{Outcome::*, StatusTable};
+use crate::upstream::{Call, JSON_PATCH, Session};
+
+/// Glance's 403 (formats of a non-queued image, not the owner), 404 and 409
+/// come back with their own status and message.
+pub const PATCH_IMAGE: StatusTable = StatusTable {
+    call: "PATCH /v2/images/{id}",
+    rows: &[
+        (200, Success),
+        (400, Refused),
+        (403, Refused),
+        (404, Refused),
+        (409, Refused),
+        (413, Refused),
+        (401, CredentialsRejected),
+    ],
+};
+
+pub async fn apply(
+    session: &Session,
+    cloud: &Cloud,
+    image_ref: ImageRef,
+    update: UpdateImage,
+) -> Result<http::Response<ResponseBody>, AllianceError> {
+    let id = lookup::image_id(session, cloud, image_ref).await?;
+    let patch = serde_json::to_vec(&json_patch(&update.fields)).unwrap_or_default();
+    let reply = session
+        .send(&Call::with_body(
+            Method::PATCH,
+            image_path(&id),
+            JSON_PATCH,
+            patch,
+        ))
+        .await?;
+    PATCH_IMAGE.check(&reply)?;
+    let image: V2Image = parse_json(&reply, PATCH_IMAGE.call)?;
+    Ok(json_response(StatusCode::OK, &AllianceImage::from(image)))
+}
+
+pub fn json_patch(fields: &ImageFields) -> Value {
+    Value::Array(
+        v2_field_values(fields)
+            .into_iter()
+            .map(|(name, value)| json!({"op": "replace", "path": format!("/{name}"), "value": value}))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_replace_per_field() {
+        let update = match json!({"name": "ubuntu_image", "disk_format": "ari", "container_format": "bare", "min_ram": 1, "min_disk": 500, "is_public": false, "protected": false, "tags": []})
+        {
+            Value::Object(map) => UpdateImage::from_json(map).unwrap(),
+            _ => unreachable!("test input is an object"),
+        };
+        assert_eq!(
+            json_patch(&update.fields).to_string(),
+            concat!(
+                r#"[{"op":"replace","path":"/name","value":"ubuntu_image"},"#,
+                r#"{"op":"replace","path":"/disk_format","value":"ari"},"#,
+                r#"{"op":"replace","path":"/container_format","value":"bare"},"#,
+                r#"{"op":"replace","path":"/min_ram","value":1},"#,
+                r#"{"op":"replace","path":"/min_disk","value":500},"#,
+                r#"{"op":"replace","path":"/visibility","value":"private"},"#,
+                r#"{"op":"replace","path":"/protected","value":false},"#,
+                r#"{"op":"replace","path":"/tags","value":[]}]"#
+            )
+        );
+    }
+}

@@ -1,0 +1,97 @@
+//! Step 2 of a request: namespace -> cloud (Glance endpoint, how to
+//! authenticate), environment -> project-scoped credentials for the session.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{AuthConfig, Config, ConfigError, EnvironmentIdFormat, NamespaceConfig};
+use crate::inbound::InboundPolicy;
+use crate::upstream::auth::TrustedAuth;
+use crate::upstream::{Authenticator, GlanceHttp, HttpOptions, Session};
+
+/// Idle pooled connections to Glance are closed after this, below gunicorn's
+/// default keep-alive of 2 s, so a request rarely meets a connection the
+/// server is closing.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// One configured namespace, ready to serve.
+pub struct Cloud {
+    pub name: String,
+    pub http: Arc<GlanceHttp>,
+    pub auth: Arc<Authenticator>,
+    pub page_size: u32,
+    pub max_pages: u32,
+    pub environment_id_format: EnvironmentIdFormat,
+}
+
+impl Cloud {
+    pub fn from_config(name: &str, config: &NamespaceConfig) -> Result<Self, ConfigError> {
+        let fail = |message: String| ConfigError(format!("namespace {name}: {message}"));
+        let http = GlanceHttp::new(&HttpOptions {
+            connect_timeout: config.connect_timeout(),
+            request_timeout: config.request_timeout(),
+            pool_idle_timeout: POOL_IDLE_TIMEOUT,
+        })
+        .map_err(fail)?;
+        let auth = match &config.auth {
+            AuthConfig::Trusted { user_id, roles } => Authenticator::Trusted(
+                TrustedAuth::new(config.glance_url.clone(), user_id, roles).map_err(fail)?,
+            ),
+        };
+        Ok(Cloud {
+            name: name.to_owned(),
+            http: Arc::new(http),
+            auth: Arc::new(auth),
+            page_size: config.page_size,
+            max_pages: config.max_pages,
+            environment_id_format: config.environment_id_format,
+        })
+    }
+
+    /// The upstream session of one request by one environment.
+    pub fn session(&self, environment: &str, request_id: &str) -> Session {
+        Session::new(
+            Arc::clone(&self.http),
+            Arc::clone(&self.auth),
+            environment.to_owned(),
+            request_id.to_owned(),
+        )
+    }
+}
+
+/// All namespaces, by name.
+pub struct Clouds {
+    by_name: HashMap<String, Arc<Cloud>>,
+    max_body_bytes: usize,
+}
+
+impl Clouds {
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        let by_name = config
+            .namespaces
+            .iter()
+            .map(|(name, namespace)| {
+                Ok((name.clone(), Arc::new(Cloud::from_config(name, namespace)?)))
+            })
+            .collect::<Result<_, ConfigError>>()?;
+        Ok(Clouds {
+            by_name,
+            max_body_bytes: config.max_body_bytes,
+        })
+    }
+
+    pub fn get(&self, namespace: &str) -> Option<&Arc<Cloud>> {
+        self.by_name.get(namespace)
+    }
+}
+
+impl InboundPolicy for Clouds {
+    fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+
+    fn environment_id_format(&self, namespace: &str) -> Option<EnvironmentIdFormat> {
+        self.get(namespace).map(|cloud| cloud.environment_id_format)
+    }
+}

@@ -1,0 +1,108 @@
+//! Where upstream credentials come from: the single seam between "which
+//! project" and "which headers prove it".
+//!
+//! `trusted`: Glance runs a pipeline that trusts identity headers from the
+//! facade (`X-Identity-Status: Confirmed`, `X-Project-Id`, `X-User-Id`,
+//! `X-Roles`), so the project is simply the environment.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use url::Url;
+
+use crate::error::AllianceError;
+
+/// What one upstream call needs to act as a project.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// Glance endpoint (with any path prefix, without `/v2`).
+    pub endpoint: Url,
+    /// Identity headers sent with every call.
+    pub headers: HeaderMap,
+}
+
+pub enum Authenticator {
+    Trusted(TrustedAuth),
+}
+
+impl Authenticator {
+    pub async fn credentials(&self, environment: &str) -> Result<Credentials, AllianceError> {
+        match self {
+            Authenticator::Trusted(trusted) => trusted.credentials(environment),
+        }
+    }
+}
+
+pub struct TrustedAuth {
+    endpoint: Url,
+    user_id: HeaderValue,
+    roles: HeaderValue,
+}
+
+const IDENTITY_STATUS: HeaderName = HeaderName::from_static("x-identity-status");
+const PROJECT_ID: HeaderName = HeaderName::from_static("x-project-id");
+const USER_ID: HeaderName = HeaderName::from_static("x-user-id");
+const ROLES: HeaderName = HeaderName::from_static("x-roles");
+
+impl TrustedAuth {
+    pub fn new(endpoint: Url, user_id: &str, roles: &[String]) -> Result<Self, String> {
+        let header = |value: &str| {
+            HeaderValue::from_str(value)
+                .map_err(|_| format!("{value:?} is not a valid header value"))
+        };
+        Ok(TrustedAuth {
+            endpoint,
+            user_id: header(user_id)?,
+            roles: header(&roles.join(","))?,
+        })
+    }
+
+    fn credentials(&self, environment: &str) -> Result<Credentials, AllianceError> {
+        let project = HeaderValue::from_str(environment).map_err(|_| {
+            AllianceError::bad_request("X-Environment-Id is not a valid project id")
+        })?;
+        let mut headers = HeaderMap::with_capacity(4);
+        headers.insert(IDENTITY_STATUS, HeaderValue::from_static("Confirmed"));
+        headers.insert(PROJECT_ID, project);
+        headers.insert(USER_ID, self.user_id.clone());
+        headers.insert(ROLES, self.roles.clone());
+        Ok(Credentials {
+            endpoint: self.endpoint.clone(),
+            headers,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn trusted_headers_name_the_environment() {
+        let auth = Authenticator::Trusted(
+            TrustedAuth::new(
+                Url::parse("http://g/image").unwrap(),
+                "facade",
+                &["member".into(), "reader".into()],
+            )
+            .unwrap(),
+        );
+        let credentials = auth
+            .credentials("54915a05b0bb43dcbb218525c426b6a5")
+            .await
+            .unwrap();
+        assert_eq!(credentials.endpoint.as_str(), "http://g/image");
+        let headers: Vec<_> = credentials
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                ("x-identity-status", "Confirmed"),
+                ("x-project-id", "54915a05b0bb43dcbb218525c426b6a5"),
+                ("x-user-id", "facade"),
+                ("x-roles", "member,reader"),
+            ]
+        );
+    }
+}

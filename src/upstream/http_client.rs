@@ -1,0 +1,256 @@
+//! The HTTP client for Glance: pooled keep-alive connections, no redirects,
+//! connect and total timeouts, one retry of an idempotent call that failed
+//! on a stale pooled connection.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use http::{HeaderValue, Method, header};
+use url::Url;
+
+use super::{Call, Credentials, Reply};
+use crate::error::AllianceError;
+use crate::request_id;
+
+/// Largest Glance answer read into memory (a page of 1,000 images is about
+/// 1 MiB).
+const MAX_REPLY_BYTES: usize = 32 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// Idle pooled connections are dropped after this; keep it below the
+    /// upstream server's keep-alive timeout (gunicorn's default is 2 s).
+    pub pool_idle_timeout: Duration,
+}
+
+pub struct GlanceHttp {
+    client: reqwest::Client,
+    user_agent: HeaderValue,
+}
+
+/// Why a call got no HTTP answer.
+#[derive(Debug)]
+pub enum TransportError {
+    /// Connection refused or the host could not be reached.
+    Unreachable(String),
+    Timeout(String),
+    /// Anything else: reset mid-answer, oversized or unreadable answer.
+    Broken(String),
+}
+
+impl TransportError {
+    pub fn into_alliance_error(self, call: &Call) -> AllianceError {
+        let target = format!("{} {}", call.method, path_only(&call.path_and_query));
+        match self {
+            TransportError::Unreachable(detail) => {
+                tracing::warn!(%target, %detail, "image service unreachable");
+                AllianceError::service_unavailable("the image service is unreachable")
+            }
+            TransportError::Timeout(detail) => {
+                tracing::warn!(%target, %detail, "image service timed out");
+                AllianceError::gateway_timeout("the image service did not answer in time")
+            }
+            TransportError::Broken(detail) => {
+                tracing::warn!(%target, %detail, "image service exchange failed");
+                AllianceError::bad_gateway("the image service exchange failed")
+            }
+        }
+    }
+}
+
+/// Query strings may hold image names; logs keep the path only.
+fn path_only(path_and_query: &str) -> &str {
+    path_and_query.split('?').next().unwrap_or(path_and_query)
+}
+
+impl GlanceHttp {
+    pub fn new(options: &HttpOptions) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout)
+            .pool_idle_timeout(options.pool_idle_timeout)
+            .tcp_nodelay(true)
+            .no_proxy()
+            .build()
+            .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
+        Ok(GlanceHttp {
+            client,
+            user_agent: HeaderValue::from_static(concat!(
+                "alliance-glance/",
+                env!("CARGO_PKG_VERSION")
+            )),
+        })
+    }
+
+    pub async fn send(
+        &self,
+        credentials: &Credentials,
+        call: &Call,
+        request_id: &str,
+    ) -> Result<Reply, TransportError> {
+        let url = join(&credentials.endpoint, &call.path_and_query);
+        match self.send_once(&url, credentials, call, request_id).await {
+            Err(Attempt::Failed(error))
+                if is_idempotent(&call.method) && is_stale_connection(&error) =>
+            {
+                tracing::debug!("retrying on a fresh connection after a stale pooled one");
+                self.send_once(&url, credentials, call, request_id).await
+            }
+            result => result,
+        }
+        .map_err(|attempt| match attempt {
+            Attempt::Failed(error) => classify(error),
+            Attempt::TooLarge => {
+                TransportError::Broken(format!("answer larger than {MAX_REPLY_BYTES} bytes"))
+            }
+        })
+    }
+
+    async fn send_once(
+        &self,
+        url: &Url,
+        credentials: &Credentials,
+        call: &Call,
+        request_id: &str,
+    ) -> Result<Reply, Attempt> {
+        let mut request = self
+            .client
+            .request(call.method.clone(), url.clone())
+            .headers(credentials.headers.clone())
+            .header(header::ACCEPT, "application/json")
+            .header(header::USER_AGENT, self.user_agent.clone())
+            .header(request_id::HEADER, request_id);
+        if let Some((media_type, body)) = &call.body {
+            request = request
+                .header(header::CONTENT_TYPE, *media_type)
+                .body(body.clone());
+        }
+        let mut response = request.send().await.map_err(Attempt::Failed)?;
+        let status = response.status();
+        let headers = std::mem::take(response.headers_mut());
+        let mut body = BytesMut::new();
+        while let Some(chunk) = response.chunk().await.map_err(Attempt::Failed)? {
+            if body.len() + chunk.len() > MAX_REPLY_BYTES {
+                return Err(Attempt::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Reply {
+            status,
+            headers,
+            body: body.freeze(),
+        })
+    }
+}
+
+enum Attempt {
+    Failed(reqwest::Error),
+    TooLarge,
+}
+
+/// `http://host/image` + `/v2/images?x` -> `http://host/image/v2/images?x`
+/// (a plain `Url::join` would drop the `/image` prefix).
+pub fn join(endpoint: &Url, path_and_query: &str) -> Url {
+    let mut url = endpoint.clone();
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path_and_query, None),
+    };
+    let base = endpoint.path().trim_end_matches('/');
+    url.set_path(&format!("{base}{path}"));
+    url.set_query(query);
+    url
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+    )
+}
+
+/// The server closed a pooled keep-alive connection as the request went out:
+/// nothing was processed, so an idempotent call may be sent again.
+fn is_stale_connection(error: &reqwest::Error) -> bool {
+    if error.is_timeout() || error.is_connect() {
+        return false;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(hyper_error) = cause.downcast_ref::<hyper::Error>()
+            && (hyper_error.is_incomplete_message() || hyper_error.is_canceled())
+        {
+            return true;
+        }
+        if let Some(io_error) = cause.downcast_ref::<std::io::Error>()
+            && matches!(
+                io_error.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            )
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+fn classify(error: reqwest::Error) -> TransportError {
+    let detail = error_chain(&error);
+    if error.is_timeout() {
+        TransportError::Timeout(detail)
+    } else if error.is_connect() {
+        TransportError::Unreachable(detail)
+    } else {
+        TransportError::Broken(detail)
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_keeps_the_path_prefix() {
+        let prefixed = Url::parse("http://h/image").unwrap();
+        assert_eq!(
+            join(&prefixed, "/v2/images?limit=1").as_str(),
+            "http://h/image/v2/images?limit=1"
+        );
+        let slashed = Url::parse("http://h:9292/image/").unwrap();
+        assert_eq!(
+            join(&slashed, "/v2/images/x").as_str(),
+            "http://h:9292/image/v2/images/x"
+        );
+        let bare = Url::parse("http://h:9292").unwrap();
+        assert_eq!(
+            join(&bare, "/v2/images").as_str(),
+            "http://h:9292/v2/images"
+        );
+    }
+
+    #[test]
+    fn only_idempotent_methods_are_retried() {
+        assert!(is_idempotent(&Method::GET));
+        assert!(is_idempotent(&Method::DELETE));
+        assert!(!is_idempotent(&Method::POST));
+        assert!(!is_idempotent(&Method::PATCH));
+    }
+}

@@ -1,0 +1,129 @@
+//! Step 3 of a request: calls to Glance v2, built from scratch.
+//!
+//! No client header is ever forwarded: each call carries only what the facade
+//! decides - `Accept: application/json`, the request id, the identity
+//! headers from the namespace's authenticator, and the body's media type.
+
+pub mod auth;
+mod http_client;
+pub mod status;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+use url::Url;
+
+pub use auth::{Authenticator, Credentials};
+pub use http_client::{GlanceHttp, HttpOptions, TransportError};
+
+use crate::error::AllianceError;
+
+/// Media type of Glance's JSON-Patch dialect.
+pub const JSON_PATCH: &str = "application/openstack-images-v2.1-json-patch";
+pub const JSON: &str = "application/json";
+
+/// One Glance v2 call: a path relative to the Glance endpoint (`/v2/...`,
+/// with its query) and an optional body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub method: Method,
+    pub path_and_query: String,
+    pub body: Option<(&'static str, Bytes)>,
+}
+
+impl Call {
+    pub fn get(path_and_query: impl Into<String>) -> Self {
+        Call {
+            method: Method::GET,
+            path_and_query: path_and_query.into(),
+            body: None,
+        }
+    }
+
+    pub fn delete(path_and_query: impl Into<String>) -> Self {
+        Call {
+            method: Method::DELETE,
+            path_and_query: path_and_query.into(),
+            body: None,
+        }
+    }
+
+    pub fn with_body(
+        method: Method,
+        path_and_query: impl Into<String>,
+        media_type: &'static str,
+        body: Vec<u8>,
+    ) -> Self {
+        Call {
+            method,
+            path_and_query: path_and_query.into(),
+            body: Some((media_type, Bytes::from(body))),
+        }
+    }
+}
+
+/// Glance's answer, read whole.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// The upstream side of one Alliance request: which Glance, as which
+/// project, under which request id; accumulates the time spent upstream.
+#[derive(Clone)]
+pub struct Session {
+    pub http: Arc<GlanceHttp>,
+    pub auth: Arc<Authenticator>,
+    pub environment: String,
+    pub request_id: String,
+    upstream_micros: Arc<AtomicU64>,
+}
+
+impl Session {
+    pub fn new(
+        http: Arc<GlanceHttp>,
+        auth: Arc<Authenticator>,
+        environment: String,
+        request_id: String,
+    ) -> Self {
+        Session {
+            http,
+            auth,
+            environment,
+            request_id,
+            upstream_micros: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Time spent waiting for Glance so far, summed over calls.
+    pub fn upstream_time(&self) -> Duration {
+        Duration::from_micros(self.upstream_micros.load(Ordering::Relaxed))
+    }
+
+    /// A shared view of the time counter, for the request log.
+    pub fn upstream_timer(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.upstream_micros)
+    }
+
+    /// Sends `call` with the environment's credentials. Transport failures
+    /// become 503 (refused), 504 (timeout) or 502; any HTTP status is
+    /// returned for the operation's table to judge.
+    pub async fn send(&self, call: &Call) -> Result<Reply, AllianceError> {
+        let credentials = self.auth.credentials(&self.environment).await?;
+        let started = Instant::now();
+        let result = self.http.send(&credentials, call, &self.request_id).await;
+        let elapsed = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.upstream_micros.fetch_add(elapsed, Ordering::Relaxed);
+        result.map_err(|error| error.into_alliance_error(call))
+    }
+
+    /// The endpoint of the Glance this session talks to.
+    pub async fn endpoint(&self) -> Result<Url, AllianceError> {
+        Ok(self.auth.credentials(&self.environment).await?.endpoint)
+    }
+}
