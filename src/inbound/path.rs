@@ -52,11 +52,14 @@ pub fn route(method: &Method, path: &str) -> Result<Route, AllianceError> {
             }
         }
     };
-    let allowed = match (&route, method) {
-        (Route::Collection, &Method::GET | &Method::POST) => true,
-        (Route::Item(_), &Method::GET | &Method::PATCH | &Method::PUT | &Method::DELETE) => true,
-        _ => false,
-    };
+    let allowed = matches!(
+        (&route, method),
+        (Route::Collection, &Method::GET | &Method::POST)
+            | (
+                Route::Item(_),
+                &Method::GET | &Method::PATCH | &Method::PUT | &Method::DELETE
+            )
+    );
     if !allowed {
         let allow = match route {
             Route::Collection => COLLECTION_METHODS,

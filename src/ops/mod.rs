@@ -57,20 +57,6 @@ pub fn parse_json<T: DeserializeOwned>(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn image_paths_are_encoded() {
-        assert_eq!(
-            image_path("75da8211-b8d3-4329-a12b-953e7db4690a"),
-            "/v2/images/75da8211-b8d3-4329-a12b-953e7db4690a"
-        );
-        assert_eq!(image_path("../x?y"), "/v2/images/..%2Fx%3Fy");
-    }
-}
-
 /// The writable fields as Glance v2 names and values, in a fixed order
 /// (shared by the create body and the update patch).
 pub fn v2_field_values(
@@ -104,4 +90,18 @@ pub fn v2_field_values(
         values.push(("tags", Value::from(tags.clone())));
     }
     values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_paths_are_encoded() {
+        assert_eq!(
+            image_path("75da8211-b8d3-4329-a12b-953e7db4690a"),
+            "/v2/images/75da8211-b8d3-4329-a12b-953e7db4690a"
+        );
+        assert_eq!(image_path("../x?y"), "/v2/images/..%2Fx%3Fy");
+    }
 }
