@@ -1,5 +1,6 @@
 //! `alliance-glance`: serve the facade, or run the demo.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,6 +10,8 @@ use clap::{Parser, Subcommand};
 
 use alliance_glance::app::App;
 use alliance_glance::config::Config;
+use alliance_glance::demo;
+use alliance_glance::mock::glance;
 use alliance_glance::logging::{self, LogFormat};
 use alliance_glance::server;
 
@@ -35,6 +38,20 @@ enum Command {
         )]
         config: PathBuf,
     },
+    /// Start a mock Glance v2 and the facade in front of it, on loopback,
+    /// and print example requests.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Run only the mock Glance v2 (for docker-compose and benchmarks).
+    MockGlance {
+        #[arg(long, default_value = "127.0.0.1:9292")]
+        listen: SocketAddr,
+        /// URL path prefix, e.g. /image as in DevStack.
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
     /// Check a configuration file and exit.
     CheckConfig {
         #[arg(long)]
@@ -48,6 +65,8 @@ async fn main() -> ExitCode {
     logging::init(cli.log_format);
     let outcome = match cli.command {
         Command::Serve { config } => serve(config).await,
+        Command::Demo { listen } => demo::run(listen, shutdown_signal()).await,
+        Command::MockGlance { listen, prefix } => mock_glance(listen, prefix).await,
         Command::CheckConfig { config } => Config::load(&config)
             .map(|_| println!("{}: ok", config.display()))
             .map_err(|e| e.to_string()),
@@ -75,6 +94,17 @@ async fn serve(path: PathBuf) -> Result<(), String> {
         Duration::from_secs(config.shutdown_grace_secs),
     )
     .await;
+    Ok(())
+}
+
+async fn mock_glance(listen: SocketAddr, prefix: String) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|error| format!("cannot listen on {listen}: {error}"))?;
+    let glance = glance::spawn(listener, glance::Options { prefix, ..glance::Options::default() }).await;
+    tracing::info!(url = %glance.url(), "mock Glance v2 serving");
+    shutdown_signal().await;
+    glance.shutdown().await;
     Ok(())
 }
 

@@ -1,4 +1,5 @@
 //! In-process stand-ins for the OpenStack services the facade talks to.
 //! Used by the tests, by `alliance-glance demo` and by the benchmarks.
 
+pub mod files;
 pub mod glance;

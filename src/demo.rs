@@ -1,0 +1,75 @@
+//! `alliance-glance demo`: the facade on its built-in mock Glance, with a
+//! local `copy_from` source, and curl lines that work as printed.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::mock::files::{FileServer, tiny_qcow2};
+use crate::mock::glance;
+use crate::server;
+
+/// The environment (project) the printed examples use.
+pub const DEMO_ENVIRONMENT: &str = "54915a05b0bb43dcbb218525c426b6a5";
+pub const DEMO_NAMESPACE: &str = "ccsr1";
+
+pub async fn run(listen: SocketAddr, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+    let io = |what: &str| {
+        let what = what.to_owned();
+        move |error: std::io::Error| format!("{what}: {error}")
+    };
+    let files = FileServer::start(vec![("/cirros.qcow2".into(), tiny_qcow2(1 << 30))])
+        .await
+        .map_err(io("cannot start the copy_from source"))?;
+    let glance_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(io("cannot start the mock Glance"))?;
+    let glance = glance::spawn(
+        glance_listener,
+        glance::Options {
+            prefix: "/image".into(),
+            web_download_allowed_hosts: Some(vec!["127.0.0.1".into()]),
+            web_download_allowed_ports: vec![files.addr.port()],
+            ..glance::Options::default()
+        },
+    )
+    .await;
+    let config = Config::parse(&format!(
+        r#"
+        listen = "{listen}"
+        [namespaces.{DEMO_NAMESPACE}]
+        glance_url = "{glance_url}"
+        auth = {{ type = "trusted", user_id = "alliance-glance-demo" }}
+        "#,
+        glance_url = glance.url(),
+    ))
+    .map_err(|error| error.to_string())?;
+    let app = Arc::new(App::new(&config).map_err(|error| error.to_string())?);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(io(&format!("cannot listen on {listen}")))?;
+    let address = listener.local_addr().map_err(io("no local address"))?;
+    println!("{}", banner(address, &glance.url(), &files.url("/cirros.qcow2")));
+    server::serve(listener, app, shutdown, Duration::from_secs(5)).await;
+    glance.shutdown().await;
+    Ok(())
+}
+
+fn banner(address: SocketAddr, glance_url: &str, image_url: &str) -> String {
+    let base = format!("http://{address}");
+    let headers = format!("-H 'X-Target-Ns: {DEMO_NAMESPACE}' -H 'X-Environment-Id: {DEMO_ENVIRONMENT}' -H 'Content-Type: application/json'");
+    format!(
+        "alliance-glance demo: Alliance API on {base} (namespace {DEMO_NAMESPACE}, trusted mode)\n\
+         mock Glance v2 on {glance_url}; copy_from source {image_url}\n\
+         \n\
+         Try (Ctrl-C stops everything):\n\
+         curl -s {base}/images {headers}\n\
+         curl -s -X POST {base}/images {headers} -d '{{\"image\": {{\"name\": \"cirrosimage\", \"disk_format\": \"qcow2\", \"container_format\": \"bare\", \"copy_from\": \"{image_url}\", \"min_ram\": 1, \"min_disk\": 1}}}}'\n\
+         curl -s {base}/images/cirrosimage {headers}\n\
+         curl -s -X PUT {base}/images/cirrosimage {headers} -d '{{\"image\": {{\"name\": \"ubuntu_image\", \"min_ram\": 512}}}}'\n\
+         curl -s -X DELETE {base}/images/ubuntu_image {headers} -w '%{{http_code}}\\n'\n"
+    )
+}

@@ -1,0 +1,16 @@
+//! Contract tests: for each Alliance call, the exact Glance v2 requests the
+//! facade sends (method, path, query, media type, identity headers) and the
+//! exact Alliance answer, against the project's mock Glance - including bad
+//! input (nothing sent upstream) and every upstream status in the tables.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod create;
+mod delete;
+mod inbound;
+mod list;
+mod serving;
+mod show;
+mod update;
+mod upstream_errors;

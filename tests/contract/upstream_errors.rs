@@ -1,0 +1,139 @@
+//! Every upstream status and transport failure, per operation, through the
+//! tables: 400/403/404/409/413 keep status and message, 401 -> 502, other
+//! statuses -> 502 with a generic message, refused -> 503, timeout -> 504.
+
+use std::time::Duration;
+
+use http::Method as HttpMethod;
+use reqwest::Method;
+use serde_json::json;
+
+use alliance_glance::mock::glance::{Fault, FaultAction};
+
+use crate::support::*;
+
+const GLANCE_HTML_ERROR: &str = "<html>\n <head>\n  <title>409 Conflict</title>\n </head>\n <body>\n  <h1>409 Conflict</h1>\n  Something &#x27;odd&#x27; happened.<br /><br />\n\n\n\n </body>\n</html>";
+
+fn respond(method: HttpMethod, status: u16, content_type: &str, body: &str) -> Fault {
+    Fault {
+        method: Some(method),
+        path_suffix: None,
+        action: FaultAction::Respond {
+            status,
+            content_type: content_type.into(),
+            body: body.into(),
+        },
+    }
+}
+
+/// One request per operation, each reaching exactly one Glance call of the
+/// given method first.
+async fn calls(harness: &Harness, id: &str) -> Vec<(&'static str, HttpMethod, reqwest::RequestBuilder)> {
+    vec![
+        ("list", HttpMethod::GET, harness.call(Method::GET, "/images")),
+        ("show", HttpMethod::GET, harness.call(Method::GET, &format!("/images/{id}"))),
+        ("create", HttpMethod::POST, harness.call(Method::POST, "/images").body(r#"{"image": {"name": "n"}}"#)),
+        ("update", HttpMethod::PATCH, harness.call(Method::PATCH, &format!("/images/{id}")).body(r#"{"image": {"name": "n"}}"#)),
+        ("delete", HttpMethod::DELETE, harness.call(Method::DELETE, &format!("/images/{id}"))),
+    ]
+}
+
+#[tokio::test]
+async fn table_statuses_for_every_operation() {
+    let harness = Harness::start().await;
+    let image = harness.glance_create(ENV_A, json!({"name": "target"})).await;
+    let id = image["id"].as_str().unwrap().to_owned();
+    let cases: [(u16, &str, &str, u16, &str); 10] = [
+        (400, "text/html; charset=UTF-8", "<html><body><h1>400 Bad Request</h1>Bad thing.<br /><br /></body></html>", 400, "Bad thing."),
+        (403, "application/json", r#"{"message": "Not yours.<br /><br />\n\n\n", "code": "403 Forbidden", "title": "Forbidden"}"#, 403, "Not yours."),
+        (404, "text/html; charset=UTF-8", "<html><body><h1>404 Not Found</h1>Gone.<br /><br /></body></html>", 404, "Gone."),
+        (409, "text/html; charset=UTF-8", GLANCE_HTML_ERROR, 409, "Something 'odd' happened."),
+        (413, "text/plain", "Too big", 413, "Too big"),
+        (401, "text/html; charset=UTF-8", "<html>401</html>", 502, "the image service rejected the facade's credentials"),
+        (500, "text/html; charset=UTF-8", "<html>Traceback (most recent call last): secret</html>", 502, "the image service answered unexpectedly"),
+        (503, "text/plain", "maintenance", 502, "the image service answered unexpectedly"),
+        (418, "text/plain", "teapot", 502, "the image service answered unexpectedly"),
+        (415, "text/plain", "wrong media type", 502, "the image service answered unexpectedly"),
+    ];
+    for (upstream, content_type, body, expected, message) in cases {
+        for (operation, method, request) in calls(&harness, &id).await {
+            harness.glance.take_requests();
+            harness.glance.inject(respond(method, upstream, content_type, body));
+            let answer = send(request).await;
+            assert_eq!(answer.error_message(expected), message, "{operation} with upstream {upstream}");
+            assert_eq!(harness.glance.requests().len(), 1, "{operation} made one call");
+        }
+    }
+}
+
+#[tokio::test]
+async fn unusable_success_bodies_are_502() {
+    let harness = Harness::start().await;
+    let image = harness.glance_create(ENV_A, json!({"name": "target"})).await;
+    let id = image["id"].as_str().unwrap().to_owned();
+    for (operation, method, request) in calls(&harness, &id).await {
+        if operation == "delete" {
+            continue;
+        }
+        let status = match operation {
+            "create" => 201,
+            _ => 200,
+        };
+        harness.glance.inject(respond(method, status, "application/json", r#"{"images": "nope", "id": 5}"#));
+        let message = send(request).await.error_message(502);
+        assert_eq!(message, "the image service sent an unusable answer", "{operation}");
+    }
+}
+
+#[tokio::test]
+async fn refused_connections_are_503() {
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/image", closed.local_addr().unwrap());
+    drop(closed);
+    let facade = start_facade(&facade_config(&url, &FacadeOptions::default())).await;
+    let answer = send(
+        client()
+            .get(format!("{}/images", facade.url()))
+            .header("X-Target-Ns", NAMESPACE)
+            .header("X-Environment-Id", ENV_A),
+    )
+    .await;
+    assert_eq!(answer.error_message(503), "the image service is unreachable");
+}
+
+#[tokio::test]
+async fn slow_upstreams_are_504() {
+    let harness = Harness::start_with(Default::default(), FacadeOptions { request_timeout_ms: 300, ..Default::default() }).await;
+    harness.glance.inject(Fault {
+        method: None,
+        path_suffix: None,
+        action: FaultAction::Delay(Duration::from_secs(2)),
+    });
+    let answer = send(harness.call(Method::GET, "/images")).await;
+    assert_eq!(answer.error_message(504), "the image service did not answer in time");
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_retried_once_for_idempotent_calls_only() {
+    let harness = Harness::start().await;
+    let drop_next = |method: HttpMethod| Fault {
+        method: Some(method),
+        path_suffix: None,
+        action: FaultAction::CloseConnection,
+    };
+    harness.glance.inject(drop_next(HttpMethod::GET));
+    let answer = send(harness.call(Method::GET, "/images")).await;
+    assert_eq!(answer.status, 200, "one retry on a fresh connection");
+    assert_eq!(harness.glance.take_requests().len(), 2);
+
+    harness.glance.inject(drop_next(HttpMethod::GET));
+    harness.glance.inject(drop_next(HttpMethod::GET));
+    let answer = send(harness.call(Method::GET, "/images")).await;
+    assert_eq!(answer.error_message(502), "the image service exchange failed");
+    assert_eq!(harness.glance.take_requests().len(), 2, "never more than one retry");
+
+    harness.glance.inject(drop_next(HttpMethod::POST));
+    let answer = send(harness.call(Method::POST, "/images").body(r#"{"image": {}}"#)).await;
+    assert_eq!(answer.error_message(502), "the image service exchange failed");
+    assert_eq!(harness.glance.take_requests().len(), 1, "a create is never sent twice");
+}

@@ -1,0 +1,305 @@
+//! Shared test harness: a mock Glance (or a real one) behind an in-process
+//! facade, and helpers to call the Alliance API.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alliance_glance::app::App;
+use alliance_glance::config::Config;
+pub use alliance_glance::mock::files::{FileServer, tiny_qcow2};
+use alliance_glance::mock::glance::{self, Handle, RecordedRequest};
+use alliance_glance::server::RunningServer;
+use serde_json::Value;
+
+pub const NAMESPACE: &str = "ccsr1";
+/// Environments (projects) used by the tests.
+pub const ENV_A: &str = "a1a1a1a1a1a14a1a8a1aa1a1a1a1a1a1";
+pub const ENV_B: &str = "b2b2b2b2b2b24b2b8b2bb2b2b2b2b2b2";
+pub const FACADE_USER: &str = "alliance-test";
+
+/// Facade settings a test may vary.
+pub struct FacadeOptions {
+    pub page_size: u32,
+    pub max_pages: u32,
+    pub request_timeout_ms: u64,
+    pub max_body_bytes: usize,
+}
+
+impl Default for FacadeOptions {
+    fn default() -> Self {
+        FacadeOptions {
+            page_size: 2,
+            max_pages: 50,
+            request_timeout_ms: 5_000,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+pub fn facade_config(glance_url: &str, options: &FacadeOptions) -> Config {
+    Config::parse(&format!(
+        r#"
+        listen = "127.0.0.1:0"
+        max_body_bytes = {max_body}
+        shutdown_grace_secs = 5
+        [namespaces.{NAMESPACE}]
+        glance_url = "{glance_url}"
+        page_size = {page_size}
+        max_pages = {max_pages}
+        connect_timeout_ms = 1000
+        request_timeout_ms = {timeout}
+        auth = {{ type = "trusted", user_id = "{FACADE_USER}" }}
+        "#,
+        max_body = options.max_body_bytes,
+        page_size = options.page_size,
+        max_pages = options.max_pages,
+        timeout = options.request_timeout_ms,
+    ))
+    .expect("test config parses")
+}
+
+pub async fn start_facade(config: &Config) -> RunningServer {
+    let app = Arc::new(App::new(config).expect("facade starts"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    RunningServer::spawn(listener, app, Duration::from_secs(5)).expect("serve")
+}
+
+/// A mock Glance under DevStack's `/image` prefix, and a facade in front.
+pub struct Harness {
+    pub glance: Handle,
+    pub facade: RunningServer,
+    pub client: reqwest::Client,
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        Self::start_with(glance::Options::default(), FacadeOptions::default()).await
+    }
+
+    pub async fn start_with(mut glance_options: glance::Options, facade_options: FacadeOptions) -> Self {
+        if glance_options.prefix.is_empty() {
+            glance_options.prefix = "/image".into();
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let glance = glance::spawn(listener, glance_options).await;
+        let facade = start_facade(&facade_config(&glance.url(), &facade_options)).await;
+        Harness {
+            glance,
+            facade,
+            client: client(),
+        }
+    }
+
+    /// A request with the two Alliance headers for environment A.
+    pub fn call(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.call_as(ENV_A, method, path)
+    }
+
+    pub fn call_as(&self, environment: &str, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.facade.url()))
+            .header("X-Target-Ns", NAMESPACE)
+            .header("X-Environment-Id", environment)
+            .header("Content-Type", "application/json")
+    }
+
+    /// Creates an image directly in the mock as environment A (bypassing
+    /// the facade) and returns Glance's image document.
+    pub async fn glance_create(&self, environment: &str, body: Value) -> Value {
+        let response = self
+            .client
+            .post(format!("{}/v2/images", self.glance.url()))
+            .header("X-Identity-Status", "Confirmed")
+            .header("X-Project-Id", environment)
+            .header("X-Roles", "member,reader")
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("mock reachable");
+        assert_eq!(response.status(), 201, "mock create");
+        response.json().await.expect("json")
+    }
+}
+
+impl Harness {
+    /// Uploads image data directly to the mock, making the image active.
+    pub async fn glance_upload(&self, environment: &str, id: &str, data: Vec<u8>) {
+        let response = self
+            .client
+            .put(format!("{}/v2/images/{id}/file", self.glance.url()))
+            .header("X-Identity-Status", "Confirmed")
+            .header("X-Project-Id", environment)
+            .header("X-Roles", "member,reader")
+            .header("Content-Type", "application/octet-stream")
+            .body(data)
+            .send()
+            .await
+            .expect("mock reachable");
+        assert_eq!(response.status(), 204, "mock upload");
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+/// A response read whole.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|error| {
+            panic!("not JSON ({error}): {}", String::from_utf8_lossy(&self.body))
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// Asserts the documented error document and returns its message.
+    pub fn error_message(&self, status: u16) -> String {
+        assert_eq!(self.status, status, "body: {}", String::from_utf8_lossy(&self.body));
+        assert_eq!(self.header("content-type"), Some("application/json"));
+        let document = self.json();
+        let error = &document["error"];
+        assert_eq!(error["code"], status);
+        assert!(error["title"].is_string());
+        assert_eq!(
+            error["request_id"].as_str(),
+            self.header("x-openstack-request-id"),
+            "error request_id matches the header"
+        );
+        assert_eq!(document.as_object().map(|o| o.len()), Some(1));
+        assert_eq!(error.as_object().map(|o| o.len()), Some(4));
+        error["message"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+pub async fn send(request: reqwest::RequestBuilder) -> Answer {
+    let response = request.send().await.expect("facade reachable");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.expect("whole body").to_vec();
+    Answer { status, headers, body }
+}
+
+/// The documented image keys, in order (`copy_from` only when present).
+pub const IMAGE_KEYS: [&str; 19] = [
+    "status",
+    "created_at",
+    "name",
+    "tags",
+    "container_format",
+    "min_ram",
+    "disk_format",
+    "updated_at",
+    "visibility",
+    "copy_from",
+    "owner",
+    "schema",
+    "protected",
+    "file",
+    "checksum",
+    "min_disk",
+    "virtual_size",
+    "id",
+    "size",
+];
+
+pub fn assert_image_keys(image: &Value) {
+    let keys: Vec<&str> = image.as_object().expect("image object").keys().map(String::as_str).collect();
+    let expected: Vec<&str> = IMAGE_KEYS
+        .iter()
+        .copied()
+        .filter(|key| *key != "copy_from" || keys.contains(&"copy_from"))
+        .collect();
+    assert_eq!(keys, expected);
+}
+
+/// The Alliance image a Glance v2 image should become.
+pub fn alliance_image(v2: &Value) -> Value {
+    let mut image = serde_json::Map::new();
+    for key in IMAGE_KEYS {
+        match v2.get(key) {
+            Some(value) => {
+                image.insert(key.into(), value.clone());
+            }
+            None if key == "copy_from" => {}
+            None => {
+                image.insert(key.into(), Value::Null);
+            }
+        }
+    }
+    Value::Object(image)
+}
+
+/// A recorded upstream request in comparable form:
+/// `"METHOD /path?query"`.
+pub fn line(request: &RecordedRequest) -> String {
+    match &request.query {
+        Some(query) => format!("{} {}?{}", request.method, request.path, query),
+        None => format!("{} {}", request.method, request.path),
+    }
+}
+
+pub fn lines(requests: &[RecordedRequest]) -> Vec<String> {
+    requests.iter().map(line).collect()
+}
+
+/// The headers the facade sends Glance in trusted mode, and nothing else.
+pub fn assert_trusted_identity(request: &RecordedRequest, environment: &str) {
+    assert_eq!(request.header("x-identity-status"), Some("Confirmed"));
+    assert_eq!(request.header("x-project-id"), Some(environment));
+    assert_eq!(request.header("x-user-id"), Some(FACADE_USER));
+    assert_eq!(request.header("x-roles"), Some("member,reader"));
+    assert_eq!(request.header("accept"), Some("application/json"));
+    let mut names: Vec<&str> = request.headers.iter().map(|(name, _)| name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut allowed = vec![
+        "accept",
+        "host",
+        "user-agent",
+        "x-identity-status",
+        "x-openstack-request-id",
+        "x-project-id",
+        "x-roles",
+        "x-user-id",
+    ];
+    if !request.body.is_empty() {
+        allowed.extend(["content-length", "content-type"]);
+    }
+    allowed.sort_unstable();
+    assert_eq!(names, allowed, "upstream headers of {}", line(request));
+}
+
+pub fn json_body(request: &RecordedRequest) -> Value {
+    serde_json::from_slice(&request.body).expect("upstream body is JSON")
+}
+
+/// Polls until `check` holds (imports finish in the background).
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
