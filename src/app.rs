@@ -35,9 +35,7 @@ impl App {
         let request_id = request_id::from_inbound(request.headers());
         let mut log = RequestLog::new(&request_id, request.method());
         let mut caller = Caller::default();
-        let result = self
-            .process(request, &request_id, &mut caller, &mut log)
-            .await;
+        let result = self.process(request, &request_id, &mut caller, &mut log).await;
         let mut response = result.unwrap_or_else(|error| error.into_response(&request_id));
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(request_id::HEADER, value);
@@ -61,9 +59,10 @@ impl App {
     {
         let alliance = inbound::parse(request, &self.clouds, caller).await?;
         log.operation = alliance.operation.name();
-        let cloud = self.clouds.get(&alliance.namespace).ok_or_else(|| {
-            AllianceError::bad_request("X-Target-Ns does not name a known namespace")
-        })?;
+        let cloud = self
+            .clouds
+            .get(&alliance.namespace)
+            .ok_or_else(|| AllianceError::bad_request("X-Target-Ns does not name a known namespace"))?;
         let session = cloud.session(&alliance.environment, request_id);
         log.upstream_micros = Some(session.upstream_timer());
         ops::apply(alliance.operation, cloud, session).await
@@ -108,12 +107,9 @@ impl OnBodyEnd for RequestLog {
 
 impl Drop for RequestLog {
     fn drop(&mut self) {
-        let upstream = self
-            .upstream_micros
-            .as_ref()
-            .map_or(Duration::ZERO, |micros| {
-                Duration::from_micros(micros.load(Ordering::Relaxed))
-            });
+        let upstream = self.upstream_micros.as_ref().map_or(Duration::ZERO, |micros| {
+            Duration::from_micros(micros.load(Ordering::Relaxed))
+        });
         tracing::info!(
             target: "alliance_glance::request",
             request_id = %self.request_id,

@@ -18,9 +18,7 @@ pub type ResponseBody = BoxBody<Bytes, std::io::Error>;
 pub const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed()
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
 }
 
 pub fn empty() -> ResponseBody {
@@ -28,17 +26,12 @@ pub fn empty() -> ResponseBody {
 }
 
 /// A JSON document with its status.
-pub fn json_response(
-    status: StatusCode,
-    value: &impl serde::Serialize,
-) -> http::Response<ResponseBody> {
+pub fn json_response(status: StatusCode, value: &impl serde::Serialize) -> http::Response<ResponseBody> {
     // Serializing plain data (strings, numbers, maps with string keys) cannot fail.
     let bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = http::Response::new(full(bytes));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, APPLICATION_JSON);
+    response.headers_mut().insert(header::CONTENT_TYPE, APPLICATION_JSON);
     response
 }
 
@@ -59,10 +52,7 @@ impl Body for ChannelBody {
     type Data = Bytes;
     type Error = std::io::Error;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         self.receiver
             .poll_recv(cx)
             .map(|item| item.map(|chunk| chunk.map(Frame::data)))
@@ -92,10 +82,7 @@ impl<G: OnBodyEnd> Body for GuardedBody<G> {
     type Data = Bytes;
     type Error = std::io::Error;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         if let Poll::Ready(Some(Err(_))) = &polled {

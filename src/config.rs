@@ -104,22 +104,18 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|error| ConfigError(format!("cannot read {}: {error}", path.display())))?;
-        Self::parse(&text)
-            .map_err(|ConfigError(message)| ConfigError(format!("{}: {message}", path.display())))
+        Self::parse(&text).map_err(|ConfigError(message)| ConfigError(format!("{}: {message}", path.display())))
     }
 
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let config: Config =
-            toml::from_str(text).map_err(|error| ConfigError(error.to_string()))?;
+        let config: Config = toml::from_str(text).map_err(|error| ConfigError(error.to_string()))?;
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
         if self.namespaces.is_empty() {
-            return Err(ConfigError(
-                "at least one namespace must be configured".into(),
-            ));
+            return Err(ConfigError("at least one namespace must be configured".into()));
         }
         for (name, namespace) in &self.namespaces {
             let fail = |message: String| Err(ConfigError(format!("namespace {name}: {message}")));
@@ -134,17 +130,10 @@ impl Config {
             }
             match &namespace.auth {
                 AuthConfig::Trusted { user_id, roles } => {
-                    let header_safe = |value: &str| {
-                        !value.is_empty()
-                            && value.bytes().all(|b| b.is_ascii_graphic() && b != b',')
-                    };
-                    if !header_safe(user_id)
-                        || roles.is_empty()
-                        || !roles.iter().all(|r| header_safe(r))
-                    {
-                        return fail(
-                            "trusted auth needs a user_id and roles made of visible ASCII".into(),
-                        );
+                    let header_safe =
+                        |value: &str| !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic() && b != b',');
+                    if !header_safe(user_id) || roles.is_empty() || !roles.iter().all(|r| header_safe(r)) {
+                        return fail("trusted auth needs a user_id and roles made of visible ASCII".into());
                     }
                 }
             }
@@ -202,10 +191,7 @@ mod tests {
         assert_eq!(config.max_body_bytes, 1024 * 1024);
         let namespace = &config.namespaces["ccsr1"];
         assert_eq!(namespace.page_size, 1000);
-        assert_eq!(
-            namespace.environment_id_format,
-            EnvironmentIdFormat::Hex32OrUuid
-        );
+        assert_eq!(namespace.environment_id_format, EnvironmentIdFormat::Hex32OrUuid);
         let AuthConfig::Trusted { roles, .. } = &namespace.auth;
         assert_eq!(roles, &["member", "reader"]);
     }
@@ -216,10 +202,7 @@ mod tests {
         assert!(Config::parse("namespaces = {}").is_err());
         let bad_url = MINIMAL.replace("http://127.0.0.1:9292/image", "ftp://x");
         assert!(Config::parse(&bad_url).is_err());
-        let bad_role = MINIMAL.replace(
-            "user_id = \"alliance\"",
-            "user_id = \"a\", roles = [\"a,b\"]",
-        );
+        let bad_role = MINIMAL.replace("user_id = \"alliance\"", "user_id = \"a\", roles = [\"a,b\"]");
         assert!(Config::parse(&bad_role).is_err());
     }
 

@@ -60,7 +60,9 @@ pub async fn run(listen: SocketAddr, shutdown: impl Future<Output = ()>) -> Resu
 
 fn banner(address: SocketAddr, glance_url: &str, image_url: &str) -> String {
     let base = format!("http://{address}");
-    let headers = format!("-H 'X-Target-Ns: {DEMO_NAMESPACE}' -H 'X-Environment-Id: {DEMO_ENVIRONMENT}' -H 'Content-Type: application/json'");
+    let headers = format!(
+        "-H 'X-Target-Ns: {DEMO_NAMESPACE}' -H 'X-Environment-Id: {DEMO_ENVIRONMENT}' -H 'Content-Type: application/json'"
+    );
     format!(
         "alliance-glance demo: Alliance API on {base} (namespace {DEMO_NAMESPACE}, trusted mode)\n\
          mock Glance v2 on {glance_url}; copy_from source {image_url}\n\

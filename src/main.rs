@@ -11,15 +11,12 @@ use clap::{Parser, Subcommand};
 use alliance_glance::app::App;
 use alliance_glance::config::Config;
 use alliance_glance::demo;
-use alliance_glance::mock::glance;
 use alliance_glance::logging::{self, LogFormat};
+use alliance_glance::mock::glance;
 use alliance_glance::server;
 
 #[derive(Parser)]
-#[command(
-    version,
-    about = "Alliance Glance API v1 facade over OpenStack Glance v2"
-)]
+#[command(version, about = "Alliance Glance API v1 facade over OpenStack Glance v2")]
 struct Cli {
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -101,7 +98,14 @@ async fn mock_glance(listen: SocketAddr, prefix: String) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|error| format!("cannot listen on {listen}: {error}"))?;
-    let glance = glance::spawn(listener, glance::Options { prefix, ..glance::Options::default() }).await;
+    let glance = glance::spawn(
+        listener,
+        glance::Options {
+            prefix,
+            ..glance::Options::default()
+        },
+    )
+    .await;
     tracing::info!(url = %glance.url(), "mock Glance v2 serving");
     shutdown_signal().await;
     glance.shutdown().await;

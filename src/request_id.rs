@@ -23,9 +23,9 @@ pub fn generate() -> String {
 
 /// `req-` followed by a lower-case, dashed UUID.
 pub fn is_openstack_request_id(value: &str) -> bool {
-    value.strip_prefix("req-").is_some_and(|rest| {
-        crate::ids::is_dashed_uuid(rest) && !rest.bytes().any(|b| b.is_ascii_uppercase())
-    })
+    value
+        .strip_prefix("req-")
+        .is_some_and(|rest| crate::ids::is_dashed_uuid(rest) && !rest.bytes().any(|b| b.is_ascii_uppercase()))
 }
 
 #[cfg(test)]
@@ -35,14 +35,8 @@ mod tests {
     #[test]
     fn keeps_a_well_formed_inbound_id() {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            HEADER,
-            "req-11111111-2222-4333-8444-555555555555".parse().unwrap(),
-        );
-        assert_eq!(
-            from_inbound(&headers),
-            "req-11111111-2222-4333-8444-555555555555"
-        );
+        headers.insert(HEADER, "req-11111111-2222-4333-8444-555555555555".parse().unwrap());
+        assert_eq!(from_inbound(&headers), "req-11111111-2222-4333-8444-555555555555");
     }
 
     #[test]

@@ -35,9 +35,9 @@ impl Cloud {
         })
         .map_err(fail)?;
         let auth = match &config.auth {
-            AuthConfig::Trusted { user_id, roles } => Authenticator::Trusted(
-                TrustedAuth::new(config.glance_url.clone(), user_id, roles).map_err(fail)?,
-            ),
+            AuthConfig::Trusted { user_id, roles } => {
+                Authenticator::Trusted(TrustedAuth::new(config.glance_url.clone(), user_id, roles).map_err(fail)?)
+            }
         };
         Ok(Cloud {
             name: name.to_owned(),
@@ -71,9 +71,7 @@ impl Clouds {
         let by_name = config
             .namespaces
             .iter()
-            .map(|(name, namespace)| {
-                Ok((name.clone(), Arc::new(Cloud::from_config(name, namespace)?)))
-            })
+            .map(|(name, namespace)| Ok((name.clone(), Arc::new(Cloud::from_config(name, namespace)?))))
             .collect::<Result<_, ConfigError>>()?;
         Ok(Clouds {
             by_name,

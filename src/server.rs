@@ -22,12 +22,7 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Accepts connections until `shutdown` completes, then waits up to `grace`
 /// for open connections to finish their current request.
-pub async fn serve(
-    listener: TcpListener,
-    app: Arc<App>,
-    shutdown: impl Future<Output = ()>,
-    grace: Duration,
-) {
+pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>, grace: Duration) {
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

@@ -11,10 +11,7 @@ use crate::error::AllianceError;
 /// Reads the whole body, refusing with 413 as soon as it is known to be
 /// larger than `limit`: from `Content-Length` before reading anything, or
 /// while reading a chunked body.
-pub async fn read_limited<B>(
-    request: http::Request<B>,
-    limit: usize,
-) -> Result<Bytes, AllianceError>
+pub async fn read_limited<B>(request: http::Request<B>, limit: usize) -> Result<Bytes, AllianceError>
 where
     B: Body,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -29,20 +26,15 @@ where
     }
     match Limited::new(request.into_body(), limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-            Err(AllianceError::payload_too_large(limit))
-        }
-        Err(_) => Err(AllianceError::bad_request(
-            "the request body could not be read",
-        )),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(AllianceError::payload_too_large(limit)),
+        Err(_) => Err(AllianceError::bad_request("the request body could not be read")),
     }
 }
 
 /// `{"image": {...}}` -> the inner object.
 pub fn image_object(bytes: &[u8]) -> Result<Map<String, Value>, AllianceError> {
-    let document: Value = serde_json::from_slice(bytes).map_err(|error| {
-        AllianceError::bad_request(format!("request body is not valid JSON: {error}"))
-    })?;
+    let document: Value = serde_json::from_slice(bytes)
+        .map_err(|error| AllianceError::bad_request(format!("request body is not valid JSON: {error}")))?;
     let Value::Object(mut top) = document else {
         return Err(AllianceError::bad_request(
             r#"request body must be a JSON object {"image": {...}}"#,
@@ -55,12 +47,8 @@ pub fn image_object(bytes: &[u8]) -> Result<Map<String, Value>, AllianceError> {
     }
     match top.remove("image") {
         Some(Value::Object(image)) => Ok(image),
-        Some(_) => Err(AllianceError::bad_request(
-            r#""image" must be a JSON object"#,
-        )),
-        None => Err(AllianceError::bad_request(
-            r#"request body must be {"image": {...}}"#,
-        )),
+        Some(_) => Err(AllianceError::bad_request(r#""image" must be a JSON object"#)),
+        None => Err(AllianceError::bad_request(r#"request body must be {"image": {...}}"#)),
     }
 }
 

@@ -17,10 +17,7 @@ pub fn target_namespace(headers: &HeaderMap) -> Result<String, AllianceError> {
 }
 
 /// The project id, normalised by the namespace's rule.
-pub fn environment_id(
-    headers: &HeaderMap,
-    format: EnvironmentIdFormat,
-) -> Result<String, AllianceError> {
+pub fn environment_id(headers: &HeaderMap, format: EnvironmentIdFormat) -> Result<String, AllianceError> {
     let value = single_text(headers, ENVIRONMENT_ID)?
         .filter(|value| !value.is_empty())
         .ok_or_else(|| AllianceError::bad_request("X-Environment-Id header is required"))?;
@@ -31,8 +28,7 @@ pub fn environment_id(
                 EnvironmentIdFormat::Hex32 => "32 hexadecimal digits",
                 EnvironmentIdFormat::Uuid => "a dashed UUID",
                 EnvironmentIdFormat::Hex32OrUuid => "32 hexadecimal digits or a dashed UUID",
-                EnvironmentIdFormat::KeystoneId =>
-                    "1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'",
+                EnvironmentIdFormat::KeystoneId => "1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'",
             }
         ))
     })
@@ -45,9 +41,7 @@ pub fn normalise_environment_id(value: &str, format: EnvironmentIdFormat) -> Opt
     match format {
         EnvironmentIdFormat::Hex32 => hex32(),
         EnvironmentIdFormat::Uuid => uuid(),
-        EnvironmentIdFormat::Hex32OrUuid => {
-            hex32().or_else(|| uuid().map(|id| id.replace('-', "")))
-        }
+        EnvironmentIdFormat::Hex32OrUuid => hex32().or_else(|| uuid().map(|id| id.replace('-', ""))),
         EnvironmentIdFormat::KeystoneId => (!value.is_empty()
             && value.len() <= 64
             && value
@@ -60,9 +54,7 @@ pub fn normalise_environment_id(value: &str, format: EnvironmentIdFormat) -> Opt
 /// POST, PATCH and PUT carry JSON: `application/json`, parameters such as
 /// `charset` allowed.
 pub fn require_json_content_type(headers: &HeaderMap) -> Result<(), AllianceError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok());
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok());
     match content_type {
         Some(value) if is_json_media_type(value) => Ok(()),
         Some(value) => Err(AllianceError::unsupported_media_type(format!(
@@ -88,9 +80,7 @@ fn single_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(AllianceError::bad_request(format!(
-            "{name} header must appear once"
-        )));
+        return Err(AllianceError::bad_request(format!("{name} header must appear once")));
     }
     first
         .to_str()

@@ -26,8 +26,10 @@ const READ_ONLY: &[&str] = &[
     "schema",
 ];
 
-const CREATE_FIELDS: &str = "name, disk_format, container_format, copy_from, min_ram, min_disk, visibility, protected, tags, is_public, id";
-const UPDATE_FIELDS: &str = "name, disk_format, container_format, min_ram, min_disk, visibility, protected, tags, is_public";
+const CREATE_FIELDS: &str =
+    "name, disk_format, container_format, copy_from, min_ram, min_disk, visibility, protected, tags, is_public, id";
+const UPDATE_FIELDS: &str =
+    "name, disk_format, container_format, min_ram, min_disk, visibility, protected, tags, is_public";
 
 /// Glance stores names and tags in 255-character columns.
 const MAX_TEXT: usize = 255;
@@ -119,11 +121,7 @@ impl CreateImage {
                 ));
             }
         }
-        Ok(CreateImage {
-            id,
-            fields,
-            copy_from,
-        })
+        Ok(CreateImage { id, fields, copy_from })
     }
 }
 
@@ -171,9 +169,7 @@ impl FieldsBuilder {
             "is_public" => self.is_public = Some(boolean(key, &value)?),
             "visibility" => {
                 let visibility = value.as_str().and_then(Visibility::parse).ok_or_else(|| {
-                    AllianceError::bad_request(
-                        "visibility must be one of public, private, shared, community",
-                    )
+                    AllianceError::bad_request("visibility must be one of public, private, shared, community")
                 })?;
                 self.visibility = Some(visibility);
             }
@@ -220,9 +216,7 @@ fn optional_text(key: &str, value: Value) -> Result<Option<String>, AllianceErro
         Value::String(_) => Err(AllianceError::bad_request(format!(
             "{key} must be at most {MAX_TEXT} characters"
         ))),
-        _ => Err(AllianceError::bad_request(format!(
-            "{key} must be a string or null"
-        ))),
+        _ => Err(AllianceError::bad_request(format!("{key} must be a string or null"))),
     }
 }
 
@@ -289,9 +283,8 @@ fn parse_copy_from(value: &Value) -> Result<Url, AllianceError> {
             "copy_from must be at most {MAX_URL} characters"
         )));
     }
-    let url = Url::parse(text).map_err(|error| {
-        AllianceError::bad_request(format!("copy_from is not a valid URL: {error}"))
-    })?;
+    let url = Url::parse(text)
+        .map_err(|error| AllianceError::bad_request(format!("copy_from is not a valid URL: {error}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(AllianceError::bad_request(
             "copy_from must be an http or https URL with a host",
@@ -329,19 +322,14 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(image.fields.name, Some(Some("remote_image".into())));
-        assert_eq!(
-            (image.fields.min_ram, image.fields.min_disk),
-            (Some(1), Some(500))
-        );
+        assert_eq!((image.fields.min_ram, image.fields.min_disk), (Some(1), Some(500)));
         assert_eq!(image.copy_from.unwrap().host_str(), Some("cloudhyd.com"));
         assert_eq!(image.id, None);
     }
 
     #[test]
     fn integer_strings_and_is_public_are_accepted() {
-        let image =
-            create(json!({"min_ram": "512", "is_public": true, "tags": ["a"], "protected": true}))
-                .unwrap();
+        let image = create(json!({"min_ram": "512", "is_public": true, "tags": ["a"], "protected": true})).unwrap();
         assert_eq!(image.fields.min_ram, Some(512));
         assert_eq!(image.fields.visibility, Some(Visibility::Public));
         let image = create(json!({"is_public": false, "visibility": "private"})).unwrap();
@@ -353,38 +341,20 @@ mod tests {
         let cases = [
             (json!({"status": "active"}), "\"status\" is read-only"),
             (json!({"owner": "x"}), "\"owner\" is read-only"),
-            (
-                json!({"foo": 1}),
-                "unknown field \"foo\"; allowed fields: name,",
-            ),
-            (
-                json!({"min_ram": -1}),
-                "min_ram must be a non-negative integer",
-            ),
-            (
-                json!({"min_disk": 1.5}),
-                "min_disk must be a non-negative integer",
-            ),
+            (json!({"foo": 1}), "unknown field \"foo\"; allowed fields: name,"),
+            (json!({"min_ram": -1}), "min_ram must be a non-negative integer"),
+            (json!({"min_disk": 1.5}), "min_disk must be a non-negative integer"),
             (json!({"min_ram": "12a"}), "min_ram must be"),
             (json!({"min_ram": 4_294_967_296u64}), "min_ram must be"),
             (json!({"min_ram": null}), "min_ram must be"),
             (json!({"name": 5}), "name must be a string or null"),
             (json!({"name": "x".repeat(256)}), "at most 255"),
-            (
-                json!({"visibility": "everyone"}),
-                "visibility must be one of",
-            ),
-            (
-                json!({"protected": "yes"}),
-                "protected must be true or false",
-            ),
+            (json!({"visibility": "everyone"}), "visibility must be one of"),
+            (json!({"protected": "yes"}), "protected must be true or false"),
             (json!({"tags": "a"}), "tags must be a list"),
             (json!({"tags": [1]}), "tags must be a list"),
             (json!({"id": "abc"}), "id must be a dashed UUID"),
-            (
-                json!({"is_public": true, "visibility": "private"}),
-                "disagree",
-            ),
+            (json!({"is_public": true, "visibility": "private"}), "disagree"),
             (
                 json!({"copy_from": "ftp://x/y", "disk_format": "raw", "container_format": "bare"}),
                 "http or https",
@@ -402,18 +372,13 @@ mod tests {
         for (body, expected) in cases {
             let error = create(body.clone()).unwrap_err();
             assert_eq!(error.status, 400);
-            assert!(
-                error.message.contains(expected),
-                "{body}: {}",
-                error.message
-            );
+            assert!(error.message.contains(expected), "{body}: {}", error.message);
         }
     }
 
     #[test]
     fn update_rules() {
-        let image =
-            update(json!({"name": "ubuntu_image", "disk_format": "ari", "min_ram": 1})).unwrap();
+        let image = update(json!({"name": "ubuntu_image", "disk_format": "ari", "min_ram": 1})).unwrap();
         assert_eq!(image.fields.disk_format, Some(Some("ari".into())));
         let cases = [
             (json!({}), "nothing to update"),
@@ -431,11 +396,7 @@ mod tests {
         for (body, expected) in cases {
             let error = update(body.clone()).unwrap_err();
             assert_eq!(error.status, 400);
-            assert!(
-                error.message.contains(expected),
-                "{body}: {}",
-                error.message
-            );
+            assert!(error.message.contains(expected), "{body}: {}", error.message);
         }
         assert!(!UPDATE_FIELDS.contains("copy_from"));
     }

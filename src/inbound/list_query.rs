@@ -35,8 +35,7 @@ impl ListQuery {
                     FILTERS.join(", ")
                 )));
             }
-            if !REPEATABLE.contains(&name.as_ref()) && filters.iter().any(|(seen, _)| *seen == name)
-            {
+            if !REPEATABLE.contains(&name.as_ref()) && filters.iter().any(|(seen, _)| *seen == name) {
                 return Err(AllianceError::bad_request(format!(
                     "query parameter \"{name}\" must appear once"
                 )));
@@ -63,13 +62,8 @@ mod tests {
         let query = ListQuery::parse(Some("status=active&tag=a&tag=b&name=cirros%20x")).unwrap();
         assert_eq!(
             query.filters,
-            [
-                ("status", "active"),
-                ("tag", "a"),
-                ("tag", "b"),
-                ("name", "cirros x")
-            ]
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            [("status", "active"), ("tag", "a"), ("tag", "b"), ("name", "cirros x")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
         );
         assert_eq!(ListQuery::parse(None).unwrap(), ListQuery::default());
         assert_eq!(ListQuery::parse(Some("")).unwrap(), ListQuery::default());

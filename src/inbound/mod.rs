@@ -89,9 +89,7 @@ where
     caller.environment = Some(environment.clone());
 
     let operation = match (route, request.method().clone()) {
-        (path::Route::Collection, Method::GET) => {
-            Operation::List(ListQuery::parse(request.uri().query())?)
-        }
+        (path::Route::Collection, Method::GET) => Operation::List(ListQuery::parse(request.uri().query())?),
         (path::Route::Collection, _) => {
             let image = read_image_object(request, policy).await?;
             Operation::Create(CreateImage::from_json(image)?)
@@ -153,9 +151,7 @@ mod tests {
             .unwrap()
     }
 
-    async fn parse_one(
-        request: http::Request<Full<bytes::Bytes>>,
-    ) -> Result<AllianceRequest, AllianceError> {
+    async fn parse_one(request: http::Request<Full<bytes::Bytes>>) -> Result<AllianceRequest, AllianceError> {
         parse(request, &Policy, &mut Caller::default()).await
     }
 
@@ -164,20 +160,11 @@ mod tests {
         let list = parse_one(request("GET", "/images/", "")).await.unwrap();
         assert_eq!(list.operation, Operation::List(ListQuery::default()));
         assert_eq!(list.environment, ENV);
-        let show = parse_one(request("GET", "/images/cirros%20x", ""))
+        let show = parse_one(request("GET", "/images/cirros%20x", "")).await.unwrap();
+        assert_eq!(show.operation, Operation::Show(ImageRef::Name("cirros x".into())));
+        let delete = parse_one(request("DELETE", "/images/75da8211-b8d3-4329-a12b-953e7db4690a", ""))
             .await
             .unwrap();
-        assert_eq!(
-            show.operation,
-            Operation::Show(ImageRef::Name("cirros x".into()))
-        );
-        let delete = parse_one(request(
-            "DELETE",
-            "/images/75da8211-b8d3-4329-a12b-953e7db4690a",
-            "",
-        ))
-        .await
-        .unwrap();
         assert_eq!(delete.operation.name(), "delete");
         let create = parse_one(request("POST", "/images", r#"{"image": {"name": "a"}}"#))
             .await
@@ -201,8 +188,7 @@ mod tests {
     #[tokio::test]
     async fn unknown_namespace_is_400_without_listing_names() {
         let mut bad = request("GET", "/images", "");
-        bad.headers_mut()
-            .insert("x-target-ns", "other".parse().unwrap());
+        bad.headers_mut().insert("x-target-ns", "other".parse().unwrap());
         let error = parse_one(bad).await.unwrap_err();
         assert_eq!(error.status, 400);
         assert!(!error.message.contains("ccsr1"));
@@ -215,17 +201,11 @@ mod tests {
         assert_eq!(parse_one(no_type).await.unwrap_err().status, 415);
         let big = format!(r#"{{"image": {{"name": "{}"}}}}"#, "x".repeat(100));
         assert_eq!(
-            parse_one(request("POST", "/images", &big))
-                .await
-                .unwrap_err()
-                .status,
+            parse_one(request("POST", "/images", &big)).await.unwrap_err().status,
             413
         );
         assert_eq!(
-            parse_one(request("POST", "/images", "{"))
-                .await
-                .unwrap_err()
-                .status,
+            parse_one(request("POST", "/images", "{")).await.unwrap_err().status,
             400
         );
         // GET and DELETE accept (and ignore) a JSON content type.

@@ -110,24 +110,15 @@ mod tests {
     #[test]
     fn wrong_methods_are_405_with_allow() {
         let error = route(&Method::DELETE, "/images").unwrap_err();
-        assert_eq!(
-            (error.status.as_u16(), error.allow),
-            (405, Some(COLLECTION_METHODS))
-        );
+        assert_eq!((error.status.as_u16(), error.allow), (405, Some(COLLECTION_METHODS)));
         let error = route(&Method::POST, "/images/x").unwrap_err();
-        assert_eq!(
-            (error.status.as_u16(), error.allow),
-            (405, Some(ITEM_METHODS))
-        );
+        assert_eq!((error.status.as_u16(), error.allow), (405, Some(ITEM_METHODS)));
         assert_eq!(route(&Method::HEAD, "/images").unwrap_err().status, 405);
     }
 
     #[test]
     fn odd_references_are_400() {
         assert_eq!(route(&Method::GET, "/images/%FF").unwrap_err().status, 400);
-        assert_eq!(
-            route(&Method::GET, "/images/a%0Ab").unwrap_err().status,
-            400
-        );
+        assert_eq!(route(&Method::GET, "/images/a%0Ab").unwrap_err().status, 400);
     }
 }

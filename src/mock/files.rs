@@ -39,7 +39,9 @@ impl FileServer {
                         Ok::<_, Infallible>(response)
                     }
                 });
-                tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service),
+                );
             }
         });
         Ok(FileServer { addr, task })

@@ -49,10 +49,7 @@ pub const IMPORT_IMAGE: StatusTable = StatusTable {
 /// `shared`, so the facade asks for `private` when the client says nothing.
 const DEFAULT_VISIBILITY: Visibility = Visibility::Private;
 
-pub async fn apply(
-    session: &Session,
-    image: CreateImage,
-) -> Result<http::Response<ResponseBody>, AllianceError> {
+pub async fn apply(session: &Session, image: CreateImage) -> Result<http::Response<ResponseBody>, AllianceError> {
     let body = serde_json::to_vec(&v2_create_body(&image)).unwrap_or_default();
     let reply = session
         .send(&Call::with_body(Method::POST, "/v2/images", JSON, body))
@@ -65,27 +62,16 @@ pub async fn apply(
             return Err(refusal);
         }
     }
-    Ok(json_response(
-        StatusCode::CREATED,
-        &AllianceImage::from(created),
-    ))
+    Ok(json_response(StatusCode::CREATED, &AllianceImage::from(created)))
 }
 
 async fn start_import(session: &Session, id: &str, url: &Url) -> Result<(), AllianceError> {
     let body = serde_json::to_vec(&web_download_body(url)).unwrap_or_default();
-    let call = Call::with_body(
-        Method::POST,
-        format!("{}/import", image_path(id)),
-        JSON,
-        body,
-    );
+    let call = Call::with_body(Method::POST, format!("{}/import", image_path(id)), JSON, body);
     let reply = session.send(&call).await?;
     IMPORT_IMAGE.check(&reply).map_err(|error| {
         if error.status.is_client_error() {
-            AllianceError::new(
-                error.status,
-                format!("the cloud refused copy_from: {}", error.message),
-            )
+            AllianceError::new(error.status, format!("the cloud refused copy_from: {}", error.message))
         } else {
             error
         }
@@ -115,10 +101,7 @@ pub fn v2_create_body(image: &CreateImage) -> Value {
         body.insert(name.into(), value);
     }
     if image.fields.visibility.is_none() {
-        body.insert(
-            "visibility".into(),
-            Value::from(DEFAULT_VISIBILITY.as_str()),
-        );
+        body.insert("visibility".into(), Value::from(DEFAULT_VISIBILITY.as_str()));
     }
     if let Some(url) = &image.copy_from {
         body.insert("copy_from".into(), Value::from(url.as_str()));

@@ -1,9 +1,12 @@
-//! `DELETE /images/{ref}` -> `DELETE /v2/images/{id}`. Glance answers 204;
-//! the Alliance answer is 200 with an empty body. Protected images (403) and
-//! missing ones (404) keep Glance's status and message.
+//! `DELETE /images/{ref}` -> the image (`GET /v2/images/{id}` or a name
+//! lookup), checked to belong to the environment, then
+//! `DELETE /v2/images/{id}`. Glance answers 204; the Alliance answer is 200
+//! with an empty body. Protected images (403) and missing ones (404) keep
+//! Glance's status and message.
 
 use http::StatusCode;
 
+use super::isolation::{self, Write};
 use super::{image_path, lookup};
 use crate::body::{self, ResponseBody};
 use crate::error::AllianceError;
@@ -30,10 +33,24 @@ pub async fn apply(
     cloud: &Cloud,
     image_ref: ImageRef,
 ) -> Result<http::Response<ResponseBody>, AllianceError> {
-    let id = lookup::image_id(session, cloud, image_ref).await?;
-    let reply = session.send(&Call::delete(image_path(&id))).await?;
+    let image = lookup::image(session, cloud, image_ref)
+        .await
+        .map_err(as_delete_not_found)?;
+    isolation::ensure_writable(session, &image, Write::Delete).await?;
+    let reply = session.send(&Call::delete(image_path(&image.id))).await?;
     DELETE_IMAGE.check(&reply)?;
     let mut response = http::Response::new(body::empty());
     *response.status_mut() = StatusCode::OK;
     Ok(response)
+}
+
+/// Glance words a missing image differently on delete; keep its wording
+/// although the facade found out with a GET.
+fn as_delete_not_found(error: AllianceError) -> AllianceError {
+    match error.message.strip_prefix("No image found with ID ") {
+        Some(id) if error.status == StatusCode::NOT_FOUND => {
+            AllianceError::not_found(format!("Failed to find image {id} to delete"))
+        }
+        _ => error,
+    }
 }

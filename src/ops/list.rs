@@ -5,14 +5,15 @@
 //! each page is written as it arrives while the next one is already being
 //! fetched, so memory holds at most two pages whatever the image count. A
 //! page that fails after the first aborts the response (a truncated body),
-//! never a partial list dressed as complete.
+//! never a partial list dressed as complete. Images the environment could
+//! not list in Glance itself are dropped (see [`super::isolation`]).
 
 use std::collections::HashSet;
 
 use bytes::Bytes;
 use http::{StatusCode, header};
 
-use super::parse_json;
+use super::{isolation, parse_json};
 use crate::body::{APPLICATION_JSON, ChannelBody, ResponseBody};
 use crate::error::AllianceError;
 use crate::inbound::ListQuery;
@@ -61,9 +62,7 @@ pub async fn apply(
     });
     let mut response = http::Response::new(http_body_util::BodyExt::boxed(body));
     *response.status_mut() = StatusCode::OK;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, APPLICATION_JSON);
+    response.headers_mut().insert(header::CONTENT_TYPE, APPLICATION_JSON);
     Ok(response)
 }
 
@@ -80,9 +79,10 @@ async fn stream_pages(
         let prefetch = match pager.take_call()? {
             Some(call) => {
                 let session = session.clone();
-                Some(tokio::spawn(
-                    async move { fetch_page(&session, &call).await },
-                ))
+                let community_requested = pager.community_requested;
+                Some(tokio::spawn(async move {
+                    fetch_page(&session, &call, community_requested).await
+                }))
             }
             None => None,
         };
@@ -105,31 +105,28 @@ async fn stream_pages(
 }
 
 /// Fetches the pager's next page, if any, and records its `next` link.
-async fn next_page(
-    session: &Session,
-    pager: &mut Pager,
-) -> Result<Option<Vec<V2Image>>, AllianceError> {
+async fn next_page(session: &Session, pager: &mut Pager) -> Result<Option<Vec<V2Image>>, AllianceError> {
     let Some(call) = pager.take_call()? else {
         return Ok(None);
     };
-    let page = fetch_page(session, &call).await?;
+    let page = fetch_page(session, &call, pager.community_requested).await?;
     pager.follow(page.next.as_deref())?;
     Ok(Some(page.images))
 }
 
-async fn fetch_page(session: &Session, call: &Call) -> Result<V2ImagePage, AllianceError> {
+/// One page, without the images the environment could not list.
+async fn fetch_page(session: &Session, call: &Call, community_requested: bool) -> Result<V2ImagePage, AllianceError> {
     let reply = session.send(call).await?;
     LIST_IMAGES.check(&reply)?;
-    parse_json(&reply, LIST_IMAGES.call)
+    let mut page: V2ImagePage = parse_json(&reply, LIST_IMAGES.call)?;
+    page.images
+        .retain(|image| isolation::listable(image, &session.environment, community_requested));
+    Ok(page)
 }
 
 /// Every image matching `query`, collected in memory (for name lookups,
 /// where matches are few).
-pub async fn collect(
-    session: &Session,
-    cloud: &Cloud,
-    query: &ListQuery,
-) -> Result<Vec<V2Image>, AllianceError> {
+pub async fn collect(session: &Session, cloud: &Cloud, query: &ListQuery) -> Result<Vec<V2Image>, AllianceError> {
     let mut pager = Pager::new(
         query,
         cloud.page_size,
@@ -147,6 +144,8 @@ pub async fn collect(
 /// `next` link, resolved against the configured endpoint. Stops on a
 /// repeated marker (a looping upstream) and refuses to go past `max_pages`.
 pub struct Pager {
+    /// The client asked for community images (Glance lists them only then).
+    pub community_requested: bool,
     pending: Option<String>,
     seen_markers: HashSet<String>,
     pages: u32,
@@ -157,6 +156,10 @@ pub struct Pager {
 impl Pager {
     pub fn new(query: &ListQuery, page_size: u32, max_pages: u32, endpoint_path: &str) -> Self {
         Pager {
+            community_requested: query
+                .filters
+                .iter()
+                .any(|(name, value)| name == "visibility" && matches!(value.as_str(), "community" | "all")),
             pending: Some(first_page_path(query, page_size)),
             seen_markers: HashSet::new(),
             pages: 0,
@@ -172,10 +175,7 @@ impl Pager {
         };
         self.pages += 1;
         if self.pages > self.max_pages {
-            tracing::warn!(
-                max_pages = self.max_pages,
-                "image list has more pages than allowed"
-            );
+            tracing::warn!(max_pages = self.max_pages, "image list has more pages than allowed");
             return Err(AllianceError::bad_gateway(format!(
                 "the image list is longer than {} pages",
                 self.max_pages
@@ -216,10 +216,7 @@ pub fn first_page_path(query: &ListQuery, page_size: u32) -> String {
 /// may or may not repeat the endpoint's path prefix. Only a link back to the
 /// image list with a marker is followed: the facade never goes where an
 /// upstream answer points it.
-pub fn resolve_next_link(
-    link: &str,
-    endpoint_path: &str,
-) -> Result<(String, String), AllianceError> {
+pub fn resolve_next_link(link: &str, endpoint_path: &str) -> Result<(String, String), AllianceError> {
     let refuse = || {
         tracing::warn!(link, "unusable next link from the image service");
         AllianceError::bad_gateway("the image service sent an unusable next link")
@@ -284,10 +281,7 @@ mod tests {
             first_page_path(&query, 1000),
             "/v2/images?name=a+b&tag=x&tag=y&limit=1000"
         );
-        assert_eq!(
-            first_page_path(&ListQuery::default(), 5),
-            "/v2/images?limit=5"
-        );
+        assert_eq!(first_page_path(&ListQuery::default(), 5), "/v2/images?limit=5");
     }
 
     #[test]
@@ -308,11 +302,7 @@ mod tests {
             "/v2/images?marker=",
             "/imagex/v2/images?marker=a",
         ] {
-            assert_eq!(
-                resolve_next_link(bad, "/image").unwrap_err().status,
-                502,
-                "{bad}"
-            );
+            assert_eq!(resolve_next_link(bad, "/image").unwrap_err().status, 502, "{bad}");
         }
         assert!(resolve_next_link("/x/v2/images?marker=a", "").is_err());
     }
@@ -320,10 +310,7 @@ mod tests {
     #[test]
     fn pager_stops_on_repeated_markers_and_bounds_pages() {
         let mut pager = Pager::new(&ListQuery::default(), 2, 3, "");
-        assert_eq!(
-            pager.take_call().unwrap().unwrap().path_and_query,
-            "/v2/images?limit=2"
-        );
+        assert_eq!(pager.take_call().unwrap().unwrap().path_and_query, "/v2/images?limit=2");
         pager.follow(Some("/v2/images?limit=2&marker=a")).unwrap();
         assert_eq!(
             pager.take_call().unwrap().unwrap().path_and_query,
@@ -335,9 +322,7 @@ mod tests {
         let mut bounded = Pager::new(&ListQuery::default(), 2, 2, "");
         for marker in ["a", "b"] {
             bounded.take_call().unwrap().unwrap();
-            bounded
-                .follow(Some(&format!("/v2/images?marker={marker}")))
-                .unwrap();
+            bounded.follow(Some(&format!("/v2/images?marker={marker}"))).unwrap();
         }
         assert_eq!(bounded.take_call().unwrap_err().status, 502);
     }
@@ -361,9 +346,6 @@ mod tests {
             .map(|i| i["id"].as_str().unwrap())
             .collect();
         assert_eq!(ids, ["a", "b"]);
-        assert_eq!(
-            ListWriter::default().finish().as_ref(),
-            b"[{\"images\":[]}]"
-        );
+        assert_eq!(ListWriter::default().finish().as_ref(), b"[{\"images\":[]}]");
     }
 }

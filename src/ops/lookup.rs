@@ -1,34 +1,26 @@
-//! Image references that are names: `/images/{name}` must match exactly one
-//! image visible to the environment (Glance's `name` filter): none -> 404,
-//! several -> 409 naming the ids.
+//! Image references. A UUID is an id; anything else is a name that must
+//! match exactly one image visible to the environment (Glance's `name`
+//! filter): none -> 404, several -> 409 naming the ids.
 
-use super::list;
+use super::{list, show};
 use crate::error::AllianceError;
 use crate::inbound::{ImageRef, ListQuery};
 use crate::reshape::V2Image;
 use crate::route::Cloud;
 use crate::upstream::Session;
 
-pub async fn by_name(
-    session: &Session,
-    cloud: &Cloud,
-    name: &str,
-) -> Result<V2Image, AllianceError> {
+pub async fn by_name(session: &Session, cloud: &Cloud, name: &str) -> Result<V2Image, AllianceError> {
     let mut matches = list::collect(session, cloud, &ListQuery::by_name(name)).await?;
     // Glance's filter is exact; this guards against an upstream that is not.
     matches.retain(|image| image.name.as_deref() == Some(name));
     single_match(name, matches)
 }
 
-/// The image id behind a reference.
-pub async fn image_id(
-    session: &Session,
-    cloud: &Cloud,
-    image_ref: ImageRef,
-) -> Result<String, AllianceError> {
+/// The image behind a reference: fetched by id, or found by name.
+pub async fn image(session: &Session, cloud: &Cloud, image_ref: ImageRef) -> Result<V2Image, AllianceError> {
     match image_ref {
-        ImageRef::Id(id) => Ok(id),
-        ImageRef::Name(name) => Ok(by_name(session, cloud, &name).await?.id),
+        ImageRef::Id(id) => show::get_image(session, &id).await,
+        ImageRef::Name(name) => by_name(session, cloud, &name).await,
     }
 }
 
@@ -37,9 +29,7 @@ pub fn single_match(name: &str, mut matches: Vec<V2Image>) -> Result<V2Image, Al
         0 => Err(AllianceError::not_found(format!(
             "no image named \"{name}\" is visible to this environment"
         ))),
-        1 => matches
-            .pop()
-            .ok_or_else(|| AllianceError::not_found("no such image")),
+        1 => matches.pop().ok_or_else(|| AllianceError::not_found("no such image")),
         count => {
             let ids: Vec<&str> = matches.iter().map(|image| image.id.as_str()).collect();
             Err(AllianceError::conflict(format!(

@@ -4,6 +4,7 @@
 
 pub mod create;
 pub mod delete;
+pub mod isolation;
 pub mod list;
 pub mod lookup;
 pub mod show;
@@ -27,19 +28,13 @@ pub async fn apply(
         Operation::List(query) => list::apply(session, cloud, query).await,
         Operation::Show(image_ref) => show::apply(&session, cloud, image_ref).await,
         Operation::Create(image) => create::apply(&session, image).await,
-        Operation::Update(image_ref, update) => {
-            update::apply(&session, cloud, image_ref, update).await
-        }
+        Operation::Update(image_ref, update) => update::apply(&session, cloud, image_ref, update).await,
         Operation::Delete(image_ref) => delete::apply(&session, cloud, image_ref).await,
     }
 }
 
 /// Characters left as they are in a path segment (RFC 3986 unreserved).
-const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// `/v2/images/{id}`; ids that come from Glance are encoded, not trusted.
 pub fn image_path(id: &str) -> String {
@@ -47,10 +42,7 @@ pub fn image_path(id: &str) -> String {
 }
 
 /// A success body that does not parse is the upstream's fault: 502.
-pub fn parse_json<T: DeserializeOwned>(
-    reply: &Reply,
-    call: &'static str,
-) -> Result<T, AllianceError> {
+pub fn parse_json<T: DeserializeOwned>(reply: &Reply, call: &'static str) -> Result<T, AllianceError> {
     serde_json::from_slice(&reply.body).map_err(|error| {
         tracing::warn!(call, %error, "unusable answer from the image service");
         AllianceError::bad_gateway("the image service sent an unusable answer")
@@ -59,9 +51,7 @@ pub fn parse_json<T: DeserializeOwned>(
 
 /// The writable fields as Glance v2 names and values, in a fixed order
 /// (shared by the create body and the update patch).
-pub fn v2_field_values(
-    fields: &crate::inbound::ImageFields,
-) -> Vec<(&'static str, serde_json::Value)> {
+pub fn v2_field_values(fields: &crate::inbound::ImageFields) -> Vec<(&'static str, serde_json::Value)> {
     use serde_json::Value;
     let text = |value: &Option<String>| value.clone().map_or(Value::Null, Value::String);
     let mut values = Vec::new();

@@ -1,9 +1,10 @@
 //! `GET /images/{ref}` -> `GET /v2/images/{id}`; 200 with the image object.
-//! A name is looked up first (see [`super::lookup`]).
+//! A name is looked up first (see [`super::lookup`]). The image is shown only
+//! if the environment may see it (see [`super::isolation`]).
 
 use http::StatusCode;
 
-use super::{image_path, lookup, parse_json};
+use super::{image_path, isolation, lookup, parse_json};
 use crate::body::{ResponseBody, json_response};
 use crate::error::AllianceError;
 use crate::inbound::ImageRef;
@@ -30,10 +31,8 @@ pub async fn apply(
     cloud: &Cloud,
     image_ref: ImageRef,
 ) -> Result<http::Response<ResponseBody>, AllianceError> {
-    let image = match image_ref {
-        ImageRef::Id(id) => get_image(session, &id).await?,
-        ImageRef::Name(name) => lookup::by_name(session, cloud, &name).await?,
-    };
+    let image = lookup::image(session, cloud, image_ref).await?;
+    isolation::ensure_visible(session, &image).await?;
     Ok(json_response(StatusCode::OK, &AllianceImage::from(image)))
 }
 

@@ -1,11 +1,14 @@
-//! `PATCH`/`PUT /images/{ref}` -> one `PATCH /v2/images/{id}` with
-//! `application/openstack-images-v2.1-json-patch` and one `replace` per
-//! field given (every writable field is a core property, which always
-//! exists, so `replace` never meets Glance's 409 for a missing property).
+//! `PATCH`/`PUT /images/{ref}` -> the image (`GET /v2/images/{id}` or a name
+//! lookup), checked to belong to the environment, then one
+//! `PATCH /v2/images/{id}` with `application/openstack-images-v2.1-json-patch`
+//! and one `replace` per field given (every writable field is a core
+//! property, which always exists, so `replace` never meets Glance's 409 for
+//! a missing property).
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use super::isolation::{self, Write};
 use super::{image_path, lookup, parse_json, v2_field_values};
 use crate::body::{ResponseBody, json_response};
 use crate::error::AllianceError;
@@ -36,12 +39,13 @@ pub async fn apply(
     image_ref: ImageRef,
     update: UpdateImage,
 ) -> Result<http::Response<ResponseBody>, AllianceError> {
-    let id = lookup::image_id(session, cloud, image_ref).await?;
+    let image = lookup::image(session, cloud, image_ref).await?;
+    isolation::ensure_writable(session, &image, Write::Modify).await?;
     let patch = serde_json::to_vec(&json_patch(&update.fields)).unwrap_or_default();
     let reply = session
         .send(&Call::with_body(
             Method::PATCH,
-            image_path(&id),
+            image_path(&image.id),
             JSON_PATCH,
             patch,
         ))

@@ -37,11 +37,7 @@ pub fn plain_text(html: &str) -> String {
         .replace("<br>", "\n");
     let unescaped = unescape_entities(&strip_tags(&with_breaks));
     let mut lines = Vec::new();
-    for line in unescaped
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-    {
+    for line in unescaped.lines().map(str::trim).filter(|line| !line.is_empty()) {
         // jsonschema's explanation follows its one-line summary.
         if line.starts_with("Failed validating") {
             break;
@@ -136,10 +132,7 @@ mod tests {
         let body = r#"{"message": "No image found with ID x<br /><br />\n\n\n", "code": "404 Not Found", "title": "Not Found"}"#;
         assert_eq!(glance_message(body.as_bytes()), "No image found with ID x");
         let body = r#"{"message": "Attribute &#x27;status&#x27; is read-only.<br /><br />\n\n\n"}"#;
-        assert_eq!(
-            glance_message(body.as_bytes()),
-            "Attribute 'status' is read-only."
-        );
+        assert_eq!(glance_message(body.as_bytes()), "Attribute 'status' is read-only.");
         let keystone = r#"{"error": {"code": 401, "message": "The request you have made requires authentication.", "title": "Unauthorized"}}"#;
         assert_eq!(
             glance_message(keystone.as_bytes()),
@@ -164,10 +157,7 @@ mod tests {
             "a & b &bogus; &#xZZ; &#99999999;"
         );
         assert_eq!(glance_message(&[0xff, 0xfe]), "\u{fffd}\u{fffd}");
-        assert_eq!(
-            plain_text(&"x".repeat(5000)).chars().count(),
-            MAX_MESSAGE + 3
-        );
+        assert_eq!(plain_text(&"x".repeat(5000)).chars().count(), MAX_MESSAGE + 3);
         assert_eq!(plain_text("<h1>only</h1>"), "");
     }
 }

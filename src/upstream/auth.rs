@@ -44,10 +44,8 @@ const ROLES: HeaderName = HeaderName::from_static("x-roles");
 
 impl TrustedAuth {
     pub fn new(endpoint: Url, user_id: &str, roles: &[String]) -> Result<Self, String> {
-        let header = |value: &str| {
-            HeaderValue::from_str(value)
-                .map_err(|_| format!("{value:?} is not a valid header value"))
-        };
+        let header =
+            |value: &str| HeaderValue::from_str(value).map_err(|_| format!("{value:?} is not a valid header value"));
         Ok(TrustedAuth {
             endpoint,
             user_id: header(user_id)?,
@@ -56,9 +54,8 @@ impl TrustedAuth {
     }
 
     fn credentials(&self, environment: &str) -> Result<Credentials, AllianceError> {
-        let project = HeaderValue::from_str(environment).map_err(|_| {
-            AllianceError::bad_request("X-Environment-Id is not a valid project id")
-        })?;
+        let project = HeaderValue::from_str(environment)
+            .map_err(|_| AllianceError::bad_request("X-Environment-Id is not a valid project id"))?;
         let mut headers = HeaderMap::with_capacity(4);
         headers.insert(IDENTITY_STATUS, HeaderValue::from_static("Confirmed"));
         headers.insert(PROJECT_ID, project);
@@ -85,10 +82,7 @@ mod tests {
             )
             .unwrap(),
         );
-        let credentials = auth
-            .credentials("54915a05b0bb43dcbb218525c426b6a5")
-            .await
-            .unwrap();
+        let credentials = auth.credentials("54915a05b0bb43dcbb218525c426b6a5").await.unwrap();
         assert_eq!(credentials.endpoint.as_str(), "http://g/image");
         let headers: Vec<_> = credentials
             .headers

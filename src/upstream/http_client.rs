@@ -78,10 +78,7 @@ impl GlanceHttp {
             .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
         Ok(GlanceHttp {
             client,
-            user_agent: HeaderValue::from_static(concat!(
-                "alliance-glance/",
-                env!("CARGO_PKG_VERSION")
-            )),
+            user_agent: HeaderValue::from_static(concat!("alliance-glance/", env!("CARGO_PKG_VERSION"))),
         })
     }
 
@@ -93,9 +90,7 @@ impl GlanceHttp {
     ) -> Result<Reply, TransportError> {
         let url = join(&credentials.endpoint, &call.path_and_query);
         match self.send_once(&url, credentials, call, request_id).await {
-            Err(Attempt::Failed(error))
-                if is_idempotent(&call.method) && is_stale_connection(&error) =>
-            {
+            Err(Attempt::Failed(error)) if is_idempotent(&call.method) && is_stale_connection(&error) => {
                 tracing::debug!("retrying on a fresh connection after a stale pooled one");
                 self.send_once(&url, credentials, call, request_id).await
             }
@@ -103,9 +98,7 @@ impl GlanceHttp {
         }
         .map_err(|attempt| match attempt {
             Attempt::Failed(error) => classify(error),
-            Attempt::TooLarge => {
-                TransportError::Broken(format!("answer larger than {MAX_REPLY_BYTES} bytes"))
-            }
+            Attempt::TooLarge => TransportError::Broken(format!("answer larger than {MAX_REPLY_BYTES} bytes")),
         })
     }
 
@@ -124,9 +117,7 @@ impl GlanceHttp {
             .header(header::USER_AGENT, self.user_agent.clone())
             .header(request_id::HEADER, request_id);
         if let Some((media_type, body)) = &call.body {
-            request = request
-                .header(header::CONTENT_TYPE, *media_type)
-                .body(body.clone());
+            request = request.header(header::CONTENT_TYPE, *media_type).body(body.clone());
         }
         let mut response = request.send().await.map_err(Attempt::Failed)?;
         let status = response.status();
@@ -240,10 +231,7 @@ mod tests {
             "http://h:9292/image/v2/images/x"
         );
         let bare = Url::parse("http://h:9292").unwrap();
-        assert_eq!(
-            join(&bare, "/v2/images").as_str(),
-            "http://h:9292/v2/images"
-        );
+        assert_eq!(join(&bare, "/v2/images").as_str(), "http://h:9292/v2/images");
     }
 
     #[test]

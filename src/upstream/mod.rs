@@ -85,12 +85,7 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(
-        http: Arc<GlanceHttp>,
-        auth: Arc<Authenticator>,
-        environment: String,
-        request_id: String,
-    ) -> Self {
+    pub fn new(http: Arc<GlanceHttp>, auth: Arc<Authenticator>, environment: String, request_id: String) -> Self {
         Session {
             http,
             auth,

@@ -41,11 +41,7 @@ impl StatusTable {
             Some(Outcome::Refused) => {
                 let message = glance_message(&reply.body);
                 let message = if message.is_empty() {
-                    reply
-                        .status
-                        .canonical_reason()
-                        .unwrap_or("refused")
-                        .to_owned()
+                    reply.status.canonical_reason().unwrap_or("refused").to_owned()
                 } else {
                     message
                 };
@@ -68,9 +64,7 @@ impl StatusTable {
                     message = %glance_message(&reply.body),
                     "unexpected answer from the image service"
                 );
-                Err(AllianceError::bad_gateway(
-                    "the image service answered unexpectedly",
-                ))
+                Err(AllianceError::bad_gateway("the image service answered unexpectedly"))
             }
         }
     }
@@ -103,24 +97,16 @@ mod tests {
     fn applies_each_row() {
         assert!(TABLE.check(&reply(200, "{}")).is_ok());
         let refused = TABLE
-            .check(&reply(
-                404,
-                r#"{"message": "No image found with ID x<br /><br />"}"#,
-            ))
+            .check(&reply(404, r#"{"message": "No image found with ID x<br /><br />"}"#))
             .unwrap_err();
         assert_eq!(
             (refused.status.as_u16(), refused.message.as_str()),
             (404, "No image found with ID x")
         );
         assert_eq!(TABLE.check(&reply(401, "")).unwrap_err().status, 502);
-        let unexpected = TABLE
-            .check(&reply(500, "Traceback: secret details"))
-            .unwrap_err();
+        let unexpected = TABLE.check(&reply(500, "Traceback: secret details")).unwrap_err();
         assert_eq!(unexpected.status, 502);
         assert!(!unexpected.message.contains("secret"));
-        assert_eq!(
-            TABLE.check(&reply(404, "")).unwrap_err().message,
-            "Not Found"
-        );
+        assert_eq!(TABLE.check(&reply(404, "")).unwrap_err().message, "Not Found");
     }
 }

@@ -21,7 +21,10 @@ async fn creates_with_the_documented_fields() {
     assert_eq!(image["status"], "queued");
     assert_eq!(image["visibility"], "private");
     assert_eq!(image["owner"], ENV_A);
-    assert_eq!((image["min_ram"].as_u64(), image["min_disk"].as_u64()), (Some(512), Some(1)));
+    assert_eq!(
+        (image["min_ram"].as_u64(), image["min_disk"].as_u64()),
+        (Some(512), Some(1))
+    );
     assert!(image.get("copy_from").is_none());
 
     let requests = harness.glance.requests();
@@ -40,39 +43,67 @@ async fn creates_with_the_documented_fields() {
 async fn is_public_and_client_ids() {
     let harness = Harness::start().await;
     let id = "11111111-2222-4333-8444-555555555555";
-    let answer = send(harness.call(Method::POST, "/images").body(json!({"image": {"id": id, "name": "mine", "is_public": false}}).to_string())).await;
+    let answer = send(
+        harness
+            .call(Method::POST, "/images")
+            .body(json!({"image": {"id": id, "name": "mine", "is_public": false}}).to_string()),
+    )
+    .await;
     assert_eq!(answer.status, 201);
     assert_eq!(answer.json()["id"], id);
-    assert_eq!(json_body(&harness.glance.requests()[0]), json!({"id": id, "name": "mine", "visibility": "private"}));
+    assert_eq!(
+        json_body(&harness.glance.requests()[0]),
+        json!({"id": id, "name": "mine", "visibility": "private"})
+    );
 
     // A retried create with the same id gets Glance's 409, not a second image.
-    let message = send(harness.call(Method::POST, "/images").body(json!({"image": {"id": id, "name": "mine"}}).to_string()))
-        .await
-        .error_message(409);
+    let message = send(
+        harness
+            .call(Method::POST, "/images")
+            .body(json!({"image": {"id": id, "name": "mine"}}).to_string()),
+    )
+    .await
+    .error_message(409);
     assert_eq!(message, format!("Image ID {id} already exists!"));
 
     // A member may not publish: Glance's 403 comes back as it is.
-    let message = send(harness.call(Method::POST, "/images").body(json!({"image": {"is_public": true}}).to_string()))
-        .await
-        .error_message(403);
+    let message = send(
+        harness
+            .call(Method::POST, "/images")
+            .body(json!({"image": {"is_public": true}}).to_string()),
+    )
+    .await
+    .error_message(403);
     assert_eq!(message, "You are not authorized to complete publicize_image action.");
 }
 
 #[tokio::test]
 async fn glance_schema_errors_come_back_as_one_plain_line() {
     let harness = Harness::start().await;
-    let message = send(harness.call(Method::POST, "/images").body(json!({"image": {"disk_format": "qcow3"}}).to_string()))
-        .await
-        .error_message(400);
-    assert!(message.starts_with("Provided object does not match schema 'image': 'qcow3' is not one of"), "{message}");
+    let message = send(
+        harness
+            .call(Method::POST, "/images")
+            .body(json!({"image": {"disk_format": "qcow3"}}).to_string()),
+    )
+    .await
+    .error_message(400);
+    assert!(
+        message.starts_with("Provided object does not match schema 'image': 'qcow3' is not one of"),
+        "{message}"
+    );
     assert!(!message.contains('\n') && !message.contains("<br") && !message.contains("Failed validating"));
 }
 
 #[tokio::test]
 async fn copy_from_creates_then_imports_by_web_download() {
-    let files = FileServer::start(vec![("/cirros.qcow2".into(), tiny_qcow2(1 << 20))]).await.unwrap();
+    let files = FileServer::start(vec![("/cirros.qcow2".into(), tiny_qcow2(1 << 20))])
+        .await
+        .unwrap();
     let harness = Harness::start_with(
-        Options { web_download_allowed_ports: vec![files.addr.port()], ..Options::default() },
+        Options {
+            web_download_allowed_ports: vec![files.addr.port()],
+            ..Options::default()
+        },
         FacadeOptions::default(),
     )
     .await;
@@ -89,7 +120,13 @@ async fn copy_from_creates_then_imports_by_web_download() {
     let id = image["id"].as_str().unwrap().to_owned();
 
     let requests = harness.glance.requests();
-    assert_eq!(lines(&requests), ["POST /image/v2/images".to_owned(), format!("POST /image/v2/images/{id}/import")]);
+    assert_eq!(
+        lines(&requests),
+        [
+            "POST /image/v2/images".to_owned(),
+            format!("POST /image/v2/images/{id}/import")
+        ]
+    );
     for request in &requests {
         assert_trusted_identity(request, ENV_A);
         assert_eq!(request.header("content-type"), Some("application/json"));
@@ -98,7 +135,10 @@ async fn copy_from_creates_then_imports_by_web_download() {
         json_body(&requests[0]),
         json!({"name": "remote_image", "disk_format": "qcow2", "container_format": "bare", "min_ram": 1, "min_disk": 500, "visibility": "private", "copy_from": source})
     );
-    assert_eq!(json_body(&requests[1]), json!({"method": {"name": "web-download", "uri": source}}));
+    assert_eq!(
+        json_body(&requests[1]),
+        json!({"method": {"name": "web-download", "uri": source}})
+    );
 
     eventually("the import to finish", || async {
         send(harness.call(Method::GET, &format!("/images/{id}"))).await.json()["status"] == "active"
@@ -120,7 +160,10 @@ async fn a_refused_import_deletes_the_new_image() {
     ))
     .await;
     let message = answer.error_message(400);
-    assert_eq!(message, "the cloud refused copy_from: URI for web-download does not pass filtering: http://127.0.0.1:9/x.img");
+    assert_eq!(
+        message,
+        "the cloud refused copy_from: URI for web-download does not pass filtering: http://127.0.0.1:9/x.img"
+    );
 
     let requests = harness.glance.requests();
     assert_eq!(lines(&requests)[0], "POST /image/v2/images");
@@ -135,7 +178,10 @@ async fn a_refused_import_deletes_the_new_image() {
 #[tokio::test]
 async fn an_import_method_the_cloud_lacks_is_refused_and_cleaned_up() {
     let harness = Harness::start_with(
-        Options { import_methods: vec!["glance-direct".into()], ..Options::default() },
+        Options {
+            import_methods: vec!["glance-direct".into()],
+            ..Options::default()
+        },
         FacadeOptions::default(),
     )
     .await;
@@ -145,5 +191,8 @@ async fn an_import_method_the_cloud_lacks_is_refused_and_cleaned_up() {
     .await;
     let message = answer.error_message(400);
     assert!(message.starts_with("the cloud refused copy_from:"), "{message}");
-    assert_eq!(send(harness.call(Method::GET, "/images")).await.json(), json!([{"images": []}]));
+    assert_eq!(
+        send(harness.call(Method::GET, "/images")).await.json(),
+        json!([{"images": []}])
+    );
 }

@@ -10,15 +10,30 @@ async fn lists_every_page_through_the_prefixed_endpoint() {
     let harness = Harness::start().await;
     let mut created = Vec::new();
     for index in 0..5 {
-        created.push(harness.glance_create(ENV_A, json!({"name": format!("img-{index}"), "disk_format": "raw", "container_format": "bare"})).await);
+        created.push(
+            harness
+                .glance_create(
+                    ENV_A,
+                    json!({"name": format!("img-{index}"), "disk_format": "raw", "container_format": "bare"}),
+                )
+                .await,
+        );
     }
     harness.glance_create(ENV_B, json!({"name": "other-project"})).await;
     harness.glance.take_requests();
 
-    let answer = send(harness.call(Method::GET, "/images").header("X-Openstack-Request-Id", "req-11111111-2222-4333-8444-555555555555")).await;
+    let answer = send(
+        harness
+            .call(Method::GET, "/images")
+            .header("X-Openstack-Request-Id", "req-11111111-2222-4333-8444-555555555555"),
+    )
+    .await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.header("content-type"), Some("application/json"));
-    assert_eq!(answer.header("x-openstack-request-id"), Some("req-11111111-2222-4333-8444-555555555555"));
+    assert_eq!(
+        answer.header("x-openstack-request-id"),
+        Some("req-11111111-2222-4333-8444-555555555555")
+    );
 
     // Newest first, as Glance lists them; B's image is not visible to A.
     let expected: Vec<Value> = created.iter().rev().map(alliance_image).collect();
@@ -39,7 +54,10 @@ async fn lists_every_page_through_the_prefixed_endpoint() {
     );
     for request in &requests {
         assert_trusted_identity(request, ENV_A);
-        assert_eq!(request.header("x-openstack-request-id"), Some("req-11111111-2222-4333-8444-555555555555"));
+        assert_eq!(
+            request.header("x-openstack-request-id"),
+            Some("req-11111111-2222-4333-8444-555555555555")
+        );
     }
 }
 
@@ -55,11 +73,19 @@ async fn an_empty_list_is_one_empty_page() {
 #[tokio::test]
 async fn client_filters_are_passed_through() {
     let harness = Harness::start().await;
-    let wanted = harness.glance_create(ENV_A, json!({"name": "wanted one", "tags": ["t1"]})).await;
-    harness.glance_create(ENV_A, json!({"name": "other", "tags": ["t1"]})).await;
+    let wanted = harness
+        .glance_create(ENV_A, json!({"name": "wanted one", "tags": ["t1"]}))
+        .await;
+    harness
+        .glance_create(ENV_A, json!({"name": "other", "tags": ["t1"]}))
+        .await;
     harness.glance.take_requests();
 
-    let answer = send(harness.call(Method::GET, "/images?name=wanted%20one&tag=t1&sort_key=name&sort_dir=asc")).await;
+    let answer = send(harness.call(
+        Method::GET,
+        "/images?name=wanted%20one&tag=t1&sort_key=name&sort_dir=asc",
+    ))
+    .await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.json(), json!([{"images": [alliance_image(&wanted)]}]));
     assert_eq!(
@@ -80,7 +106,9 @@ async fn glance_refusing_a_filter_is_the_clients_400() {
 async fn a_failing_later_page_aborts_the_response() {
     let harness = Harness::start().await;
     for index in 0..3 {
-        harness.glance_create(ENV_A, json!({"name": format!("img-{index}")})).await;
+        harness
+            .glance_create(ENV_A, json!({"name": format!("img-{index}")}))
+            .await;
     }
     harness.glance.inject(alliance_glance::mock::glance::Fault {
         method: Some(http::Method::GET),
@@ -103,9 +131,19 @@ async fn a_failing_later_page_aborts_the_response() {
 
 #[tokio::test]
 async fn too_many_pages_is_a_clean_502() {
-    let harness = Harness::start_with(Default::default(), FacadeOptions { page_size: 1, max_pages: 2, ..Default::default() }).await;
+    let harness = Harness::start_with(
+        Default::default(),
+        FacadeOptions {
+            page_size: 1,
+            max_pages: 2,
+            ..Default::default()
+        },
+    )
+    .await;
     for index in 0..2 {
-        harness.glance_create(ENV_A, json!({"name": format!("img-{index}")})).await;
+        harness
+            .glance_create(ENV_A, json!({"name": format!("img-{index}")}))
+            .await;
     }
     // Two full pages of one image need a third request to see the end.
     let response = harness.call(Method::GET, "/images").send().await.unwrap();

@@ -9,6 +9,7 @@ mod support;
 mod create;
 mod delete;
 mod inbound;
+mod isolation;
 mod list;
 mod serving;
 mod show;

@@ -14,14 +14,30 @@ use crate::support::*;
 async fn request_ids_are_reused_only_in_the_openstack_form() {
     let harness = Harness::start().await;
     let good = "req-0a1b2c3d-0000-4000-8000-000000000001";
-    let answer = send(harness.call(Method::GET, "/images").header("X-Openstack-Request-Id", good)).await;
+    let answer = send(
+        harness
+            .call(Method::GET, "/images")
+            .header("X-Openstack-Request-Id", good),
+    )
+    .await;
     assert_eq!(answer.header("x-openstack-request-id"), Some(good));
-    assert_eq!(harness.glance.take_requests()[0].header("x-openstack-request-id"), Some(good));
+    assert_eq!(
+        harness.glance.take_requests()[0].header("x-openstack-request-id"),
+        Some(good)
+    );
 
-    let answer = send(harness.call(Method::GET, "/images").header("X-Openstack-Request-Id", "req-<script>")).await;
+    let answer = send(
+        harness
+            .call(Method::GET, "/images")
+            .header("X-Openstack-Request-Id", "req-<script>"),
+    )
+    .await;
     let id = answer.header("x-openstack-request-id").unwrap();
     assert!(is_openstack_request_id(id) && id != "req-<script>");
-    assert_eq!(harness.glance.take_requests()[0].header("x-openstack-request-id"), Some(id));
+    assert_eq!(
+        harness.glance.take_requests()[0].header("x-openstack-request-id"),
+        Some(id)
+    );
 
     // Errors carry one too, matching their body.
     let answer = send(harness.client.get(format!("{}/images", harness.facade.url()))).await;
@@ -52,7 +68,11 @@ async fn client_headers_are_never_forwarded() {
 #[tokio::test]
 async fn keep_alive_serves_many_requests_on_one_connection() {
     let harness = Harness::start().await;
-    let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(1).build().unwrap();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
     for _ in 0..5 {
         let response = client
             .get(format!("{}/images", harness.facade.url()))
@@ -62,7 +82,10 @@ async fn keep_alive_serves_many_requests_on_one_connection() {
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
-        assert_ne!(response.headers().get("connection").map(|v| v.to_str().unwrap()), Some("close"));
+        assert_ne!(
+            response.headers().get("connection").map(|v| v.to_str().unwrap()),
+            Some("close")
+        );
         response.bytes().await.unwrap();
     }
 }

@@ -42,7 +42,10 @@ async fn shows_an_image_by_its_unique_name() {
     let answer = send(harness.call(Method::GET, "/images/cirros%20x")).await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.json(), alliance_image(&image));
-    assert_eq!(lines(&harness.glance.requests()), ["GET /image/v2/images?name=cirros+x&limit=2"]);
+    assert_eq!(
+        lines(&harness.glance.requests()),
+        ["GET /image/v2/images?name=cirros+x&limit=2"]
+    );
 }
 
 #[tokio::test]
@@ -53,7 +56,9 @@ async fn unknown_and_ambiguous_names() {
     let third = harness.glance_create(ENV_A, json!({"name": "twin"})).await;
     harness.glance_create(ENV_B, json!({"name": "only-b"})).await;
 
-    let message = send(harness.call(Method::GET, "/images/only-b")).await.error_message(404);
+    let message = send(harness.call(Method::GET, "/images/only-b"))
+        .await
+        .error_message(404);
     assert_eq!(message, "no image named \"only-b\" is visible to this environment");
 
     harness.glance.take_requests();
@@ -69,8 +74,12 @@ async fn unknown_and_ambiguous_names() {
 #[tokio::test]
 async fn glance_not_found_is_404_with_its_message() {
     let harness = Harness::start().await;
-    let private = harness.glance_create(ENV_B, json!({"name": "b-private", "visibility": "private"})).await;
+    let private = harness
+        .glance_create(ENV_B, json!({"name": "b-private", "visibility": "private"}))
+        .await;
     let id = private["id"].as_str().unwrap();
-    let message = send(harness.call(Method::GET, &format!("/images/{id}"))).await.error_message(404);
+    let message = send(harness.call(Method::GET, &format!("/images/{id}")))
+        .await
+        .error_message(404);
     assert_eq!(message, format!("No image found with ID {id}"));
 }

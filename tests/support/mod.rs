@@ -159,9 +159,8 @@ pub struct Answer {
 
 impl Answer {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|error| {
-            panic!("not JSON ({error}): {}", String::from_utf8_lossy(&self.body))
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|error| panic!("not JSON ({error}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -219,7 +218,12 @@ pub const IMAGE_KEYS: [&str; 19] = [
 ];
 
 pub fn assert_image_keys(image: &Value) {
-    let keys: Vec<&str> = image.as_object().expect("image object").keys().map(String::as_str).collect();
+    let keys: Vec<&str> = image
+        .as_object()
+        .expect("image object")
+        .keys()
+        .map(String::as_str)
+        .collect();
     let expected: Vec<&str> = IMAGE_KEYS
         .iter()
         .copied()
