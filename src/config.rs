@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -30,8 +31,9 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct NamespaceConfig {
     /// Glance endpoint, with or without a path prefix (DevStack serves Glance
-    /// at `http://HOST/image`).
-    pub glance_url: Url,
+    /// at `http://HOST/image`). Required with `trusted` auth; with `keystone`
+    /// auth it overrides the endpoint found in the service catalog.
+    pub glance_url: Option<Url>,
     /// `limit` sent on each list page; Glance caps it at its `api_limit_max`.
     #[serde(default = "default_page_size")]
     pub page_size: u32,
@@ -87,6 +89,50 @@ pub enum AuthConfig {
         #[serde(default = "default_trusted_roles")]
         roles: Vec<String>,
     },
+    /// The facade gets a Keystone token scoped to each environment.
+    Keystone(KeystoneConfig),
+}
+
+/// Keystone v3 credentials of a namespace. Either name a `cloud` of a
+/// `clouds.yaml` (its `auth`, `region_name` and `interface` are used; fields
+/// given here win), or give the fields here. Secrets come from an
+/// environment variable or a file, never from this file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeystoneConfig {
+    pub cloud: Option<String>,
+    /// Identity endpoint, with or without `/v3`.
+    pub auth_url: Option<Url>,
+    pub username: Option<String>,
+    pub user_id: Option<String>,
+    pub user_domain_name: Option<String>,
+    pub user_domain_id: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// An application credential binds the namespace to its one project.
+    pub application_credential_id: Option<String>,
+    pub application_credential_secret_env: Option<String>,
+    pub application_credential_secret_file: Option<PathBuf>,
+    /// Catalog interface of the image endpoint (default `public`).
+    pub interface: Option<String>,
+    pub region_name: Option<String>,
+    #[serde(default)]
+    pub scope_method: ScopeMethod,
+    /// Most environments whose tokens are kept at once.
+    #[serde(default = "default_token_cache_size")]
+    pub token_cache_size: usize,
+}
+
+/// How a project-scoped token is obtained.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeMethod {
+    /// Re-scope one unscoped token per environment: one password check in
+    /// all, instead of one per environment.
+    #[default]
+    Rescope,
+    /// A password authentication per environment.
+    Password,
 }
 
 #[derive(Debug)]
@@ -119,11 +165,13 @@ impl Config {
         }
         for (name, namespace) in &self.namespaces {
             let fail = |message: String| Err(ConfigError(format!("namespace {name}: {message}")));
-            if !matches!(namespace.glance_url.scheme(), "http" | "https") {
-                return fail("glance_url must be http or https".into());
-            }
-            if namespace.glance_url.query().is_some() || namespace.glance_url.fragment().is_some() {
-                return fail("glance_url must not carry a query or fragment".into());
+            if let Some(url) = &namespace.glance_url {
+                if !matches!(url.scheme(), "http" | "https") {
+                    return fail("glance_url must be http or https".into());
+                }
+                if url.query().is_some() || url.fragment().is_some() {
+                    return fail("glance_url must not carry a query or fragment".into());
+                }
             }
             if namespace.page_size == 0 || namespace.max_pages == 0 {
                 return fail("page_size and max_pages must be positive".into());
@@ -134,6 +182,14 @@ impl Config {
                         |value: &str| !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic() && b != b',');
                     if !header_safe(user_id) || roles.is_empty() || !roles.iter().all(|r| header_safe(r)) {
                         return fail("trusted auth needs a user_id and roles made of visible ASCII".into());
+                    }
+                    if namespace.glance_url.is_none() {
+                        return fail("trusted auth needs glance_url".into());
+                    }
+                }
+                AuthConfig::Keystone(keystone) => {
+                    if keystone.token_cache_size == 0 {
+                        return fail("token_cache_size must be positive".into());
                     }
                 }
             }
@@ -170,6 +226,10 @@ fn default_request_timeout_ms() -> u64 {
     30_000
 }
 
+fn default_token_cache_size() -> usize {
+    10_000
+}
+
 fn default_trusted_roles() -> Vec<String> {
     vec!["member".into(), "reader".into()]
 }
@@ -192,7 +252,9 @@ mod tests {
         let namespace = &config.namespaces["ccsr1"];
         assert_eq!(namespace.page_size, 1000);
         assert_eq!(namespace.environment_id_format, EnvironmentIdFormat::Hex32OrUuid);
-        let AuthConfig::Trusted { roles, .. } = &namespace.auth;
+        let AuthConfig::Trusted { roles, .. } = &namespace.auth else {
+            panic!("trusted auth expected");
+        };
         assert_eq!(roles, &["member", "reader"]);
     }
 
@@ -207,8 +269,29 @@ mod tests {
     }
 
     #[test]
-    fn the_example_file_parses() {
-        let text = include_str!("../config/alliance-glance.example.toml");
-        Config::parse(text).unwrap();
+    fn the_shipped_files_parse() {
+        Config::parse(include_str!("../config/alliance-glance.example.toml")).unwrap();
+        Config::parse(include_str!("../config/docker-compose.toml")).unwrap();
+    }
+
+    #[test]
+    fn keystone_namespaces() {
+        let config = Config::parse(
+            r#"
+            [namespaces.ccsr2]
+            auth = { type = "keystone", cloud = "devstack", scope_method = "password" }
+            "#,
+        )
+        .unwrap();
+        let AuthConfig::Keystone(keystone) = &config.namespaces["ccsr2"].auth else {
+            panic!("keystone auth expected");
+        };
+        assert_eq!(keystone.cloud.as_deref(), Some("devstack"));
+        assert_eq!(keystone.scope_method, ScopeMethod::Password);
+        assert_eq!(keystone.token_cache_size, 10_000);
+        // Trusted mode has no catalog to find Glance in.
+        assert!(Config::parse("[namespaces.x]\nauth = { type = \"trusted\", user_id = \"u\" }").is_err());
+        // Secrets are never written in this file.
+        assert!(Config::parse("[namespaces.x]\nauth = { type = \"keystone\", password = \"p\" }").is_err());
     }
 }

@@ -8,7 +8,10 @@ use std::time::Duration;
 use crate::config::{AuthConfig, Config, ConfigError, EnvironmentIdFormat, NamespaceConfig};
 use crate::inbound::InboundPolicy;
 use crate::upstream::auth::TrustedAuth;
-use crate::upstream::{Authenticator, GlanceHttp, HttpOptions, Session};
+use crate::upstream::keystone::KeystoneAuth;
+use crate::upstream::keystone::settings::{self, ProcessEnvironment};
+
+use crate::upstream::{Authenticator, HttpOptions, Session, UpstreamHttp};
 
 /// Idle pooled connections to Glance are closed after this, below gunicorn's
 /// default keep-alive of 2 s, so a request rarely meets a connection the
@@ -18,7 +21,7 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_millis(1500);
 /// One configured namespace, ready to serve.
 pub struct Cloud {
     pub name: String,
-    pub http: Arc<GlanceHttp>,
+    pub http: Arc<UpstreamHttp>,
     pub auth: Arc<Authenticator>,
     pub page_size: u32,
     pub max_pages: u32,
@@ -28,20 +31,33 @@ pub struct Cloud {
 impl Cloud {
     pub fn from_config(name: &str, config: &NamespaceConfig) -> Result<Self, ConfigError> {
         let fail = |message: String| ConfigError(format!("namespace {name}: {message}"));
-        let http = GlanceHttp::new(&HttpOptions {
+        let http = UpstreamHttp::new(&HttpOptions {
             connect_timeout: config.connect_timeout(),
             request_timeout: config.request_timeout(),
             pool_idle_timeout: POOL_IDLE_TIMEOUT,
         })
         .map_err(fail)?;
+        let http = Arc::new(http);
         let auth = match &config.auth {
             AuthConfig::Trusted { user_id, roles } => {
-                Authenticator::Trusted(TrustedAuth::new(config.glance_url.clone(), user_id, roles).map_err(fail)?)
+                let endpoint = config
+                    .glance_url
+                    .clone()
+                    .ok_or_else(|| fail("trusted auth needs glance_url".into()))?;
+                Authenticator::Trusted(TrustedAuth::new(endpoint, user_id, roles).map_err(fail)?)
+            }
+            AuthConfig::Keystone(keystone) => {
+                let settings = settings::resolve(keystone, &ProcessEnvironment).map_err(fail)?;
+                Authenticator::Keystone(KeystoneAuth::new(
+                    settings,
+                    Arc::clone(&http),
+                    config.glance_url.clone(),
+                ))
             }
         };
         Ok(Cloud {
             name: name.to_owned(),
-            http: Arc::new(http),
+            http,
             auth: Arc::new(auth),
             page_size: config.page_size,
             max_pages: config.max_pages,

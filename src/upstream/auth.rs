@@ -4,10 +4,16 @@
 //! `trusted`: Glance runs a pipeline that trusts identity headers from the
 //! facade (`X-Identity-Status: Confirmed`, `X-Project-Id`, `X-User-Id`,
 //! `X-Roles`), so the project is simply the environment.
+//!
+//! `keystone`: a Keystone token scoped to the environment's project (see
+//! [`super::keystone`]).
+
+use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
+use super::keystone::{KeystoneAuth, ScopedToken};
 use crate::error::AllianceError;
 
 /// What one upstream call needs to act as a project.
@@ -17,16 +23,32 @@ pub struct Credentials {
     pub endpoint: Url,
     /// Identity headers sent with every call.
     pub headers: HeaderMap,
+    /// The cached token behind the headers, if any (to drop it when refused).
+    pub token: Option<Arc<ScopedToken>>,
 }
 
 pub enum Authenticator {
     Trusted(TrustedAuth),
+    Keystone(KeystoneAuth),
 }
 
 impl Authenticator {
-    pub async fn credentials(&self, environment: &str) -> Result<Credentials, AllianceError> {
+    pub async fn credentials(&self, environment: &str, request_id: &str) -> Result<Credentials, AllianceError> {
         match self {
             Authenticator::Trusted(trusted) => trusted.credentials(environment),
+            Authenticator::Keystone(keystone) => keystone.credentials(environment, request_id).await,
+        }
+    }
+
+    /// Whether new credentials may succeed where these got a 401 (a cached
+    /// token revoked early); trusted headers would only be refused again.
+    pub fn can_refresh(&self) -> bool {
+        matches!(self, Authenticator::Keystone(_))
+    }
+
+    pub async fn invalidate(&self, environment: &str, rejected: &Credentials) {
+        if let Authenticator::Keystone(keystone) = self {
+            keystone.invalidate(environment, rejected).await;
         }
     }
 }
@@ -64,6 +86,7 @@ impl TrustedAuth {
         Ok(Credentials {
             endpoint: self.endpoint.clone(),
             headers,
+            token: None,
         })
     }
 }
@@ -82,7 +105,11 @@ mod tests {
             )
             .unwrap(),
         );
-        let credentials = auth.credentials("54915a05b0bb43dcbb218525c426b6a5").await.unwrap();
+        let credentials = auth
+            .credentials("54915a05b0bb43dcbb218525c426b6a5", "req-1")
+            .await
+            .unwrap();
+
         assert_eq!(credentials.endpoint.as_str(), "http://g/image");
         let headers: Vec<_> = credentials
             .headers

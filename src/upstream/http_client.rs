@@ -1,18 +1,19 @@
-//! The HTTP client for Glance: pooled keep-alive connections, no redirects,
-//! connect and total timeouts, one retry of an idempotent call that failed
-//! on a stale pooled connection.
+//! The HTTP client for upstream services (Glance, Keystone): pooled
+//! keep-alive connections, no redirects, no proxies from the environment,
+//! connect and total timeouts, and one resend of a call that failed on a
+//! stale pooled connection when resending is safe.
 
 use std::time::Duration;
 
 use bytes::BytesMut;
-use http::{HeaderValue, Method, header};
+use http::{HeaderMap, HeaderValue, Method, header};
 use url::Url;
 
-use super::{Call, Credentials, Reply};
+use super::{Call, Reply};
 use crate::error::AllianceError;
 use crate::request_id;
 
-/// Largest Glance answer read into memory (a page of 1,000 images is about
+/// Largest answer read into memory (a Glance page of 1,000 images is about
 /// 1 MiB).
 const MAX_REPLY_BYTES: usize = 32 * 1024 * 1024;
 
@@ -25,9 +26,25 @@ pub struct HttpOptions {
     pub pool_idle_timeout: Duration,
 }
 
-pub struct GlanceHttp {
+pub struct UpstreamHttp {
     client: reqwest::Client,
     user_agent: HeaderValue,
+}
+
+/// Which service a call went to, for messages and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Image,
+    Identity,
+}
+
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Service::Image => "image service",
+            Service::Identity => "identity service",
+        }
+    }
 }
 
 /// Why a call got no HTTP answer.
@@ -41,20 +58,21 @@ pub enum TransportError {
 }
 
 impl TransportError {
-    pub fn into_alliance_error(self, call: &Call) -> AllianceError {
+    pub fn into_alliance_error(self, service: Service, call: &Call) -> AllianceError {
         let target = format!("{} {}", call.method, path_only(&call.path_and_query));
+        let service = service.name();
         match self {
             TransportError::Unreachable(detail) => {
-                tracing::warn!(%target, %detail, "image service unreachable");
-                AllianceError::service_unavailable("the image service is unreachable")
+                tracing::warn!(%target, %detail, "{service} unreachable");
+                AllianceError::service_unavailable(format!("the {service} is unreachable"))
             }
             TransportError::Timeout(detail) => {
-                tracing::warn!(%target, %detail, "image service timed out");
-                AllianceError::gateway_timeout("the image service did not answer in time")
+                tracing::warn!(%target, %detail, "{service} timed out");
+                AllianceError::gateway_timeout(format!("the {service} did not answer in time"))
             }
             TransportError::Broken(detail) => {
-                tracing::warn!(%target, %detail, "image service exchange failed");
-                AllianceError::bad_gateway("the image service exchange failed")
+                tracing::warn!(%target, %detail, "{service} exchange failed");
+                AllianceError::bad_gateway(format!("the {service} exchange failed"))
             }
         }
     }
@@ -65,7 +83,7 @@ fn path_only(path_and_query: &str) -> &str {
     path_and_query.split('?').next().unwrap_or(path_and_query)
 }
 
-impl GlanceHttp {
+impl UpstreamHttp {
     pub fn new(options: &HttpOptions) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -76,24 +94,31 @@ impl GlanceHttp {
             .no_proxy()
             .build()
             .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
-        Ok(GlanceHttp {
+        Ok(UpstreamHttp {
             client,
             user_agent: HeaderValue::from_static(concat!("alliance-glance/", env!("CARGO_PKG_VERSION"))),
         })
     }
 
+    /// Sends `call` to `endpoint` + the call's path, with `headers` (identity)
+    /// and the facade's own `Accept`, `User-Agent` and request id.
+    /// `may_resend`: the call may go out a second time if a stale pooled
+    /// connection failed it.
     pub async fn send(
         &self,
-        credentials: &Credentials,
+        endpoint: &Url,
+        headers: &HeaderMap,
         call: &Call,
         request_id: &str,
+        may_resend: bool,
     ) -> Result<Reply, TransportError> {
-        let url = join(&credentials.endpoint, &call.path_and_query);
-        match self.send_once(&url, credentials, call, request_id).await {
-            Err(Attempt::Failed(error)) if is_idempotent(&call.method) && is_stale_connection(&error) => {
-                tracing::debug!("retrying on a fresh connection after a stale pooled one");
-                self.send_once(&url, credentials, call, request_id).await
+        let url = join(endpoint, &call.path_and_query);
+        match self.send_once(&url, headers, call, request_id).await {
+            Err(Attempt::Failed(error)) if may_resend && is_stale_connection(&error) => {
+                tracing::debug!("resending on a fresh connection after a stale pooled one");
+                self.send_once(&url, headers, call, request_id).await
             }
+
             result => result,
         }
         .map_err(|attempt| match attempt {
@@ -102,17 +127,11 @@ impl GlanceHttp {
         })
     }
 
-    async fn send_once(
-        &self,
-        url: &Url,
-        credentials: &Credentials,
-        call: &Call,
-        request_id: &str,
-    ) -> Result<Reply, Attempt> {
+    async fn send_once(&self, url: &Url, headers: &HeaderMap, call: &Call, request_id: &str) -> Result<Reply, Attempt> {
         let mut request = self
             .client
             .request(call.method.clone(), url.clone())
-            .headers(credentials.headers.clone())
+            .headers(headers.clone())
             .header(header::ACCEPT, "application/json")
             .header(header::USER_AGENT, self.user_agent.clone())
             .header(request_id::HEADER, request_id);
@@ -156,7 +175,8 @@ pub fn join(endpoint: &Url, path_and_query: &str) -> Url {
     url
 }
 
-fn is_idempotent(method: &Method) -> bool {
+/// Methods whose repetition has no further effect.
+pub fn is_idempotent(method: &Method) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS

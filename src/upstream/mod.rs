@@ -6,6 +6,7 @@
 
 pub mod auth;
 mod http_client;
+pub mod keystone;
 pub mod status;
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use http::{HeaderMap, Method, StatusCode};
 use url::Url;
 
 pub use auth::{Authenticator, Credentials};
-pub use http_client::{GlanceHttp, HttpOptions, TransportError};
+pub use http_client::{HttpOptions, Service, TransportError, UpstreamHttp, is_idempotent};
 
 use crate::error::AllianceError;
 
@@ -77,7 +78,7 @@ pub struct Reply {
 /// project, under which request id; accumulates the time spent upstream.
 #[derive(Clone)]
 pub struct Session {
-    pub http: Arc<GlanceHttp>,
+    pub http: Arc<UpstreamHttp>,
     pub auth: Arc<Authenticator>,
     pub environment: String,
     pub request_id: String,
@@ -85,7 +86,7 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(http: Arc<GlanceHttp>, auth: Arc<Authenticator>, environment: String, request_id: String) -> Self {
+    pub fn new(http: Arc<UpstreamHttp>, auth: Arc<Authenticator>, environment: String, request_id: String) -> Self {
         Session {
             http,
             auth,
@@ -107,18 +108,44 @@ impl Session {
 
     /// Sends `call` with the environment's credentials. Transport failures
     /// become 503 (refused), 504 (timeout) or 502; any HTTP status is
-    /// returned for the operation's table to judge.
+    /// returned for the operation's table to judge. A 401 to a cached token
+    /// (revoked early) drops it and the call is made once more with a new
+    /// one; a second 401 is left to the table (502).
     pub async fn send(&self, call: &Call) -> Result<Reply, AllianceError> {
-        let credentials = self.auth.credentials(&self.environment).await?;
+        let credentials = self.auth.credentials(&self.environment, &self.request_id).await?;
+        let reply = self.send_as(&credentials, call).await?;
+        if reply.status != http::StatusCode::UNAUTHORIZED || !self.auth.can_refresh() {
+            return Ok(reply);
+        }
+        tracing::info!(request_id = %self.request_id, "image service refused a cached token; getting a new one");
+        self.auth.invalidate(&self.environment, &credentials).await;
+        let credentials = self.auth.credentials(&self.environment, &self.request_id).await?;
+        self.send_as(&credentials, call).await
+    }
+
+    async fn send_as(&self, credentials: &Credentials, call: &Call) -> Result<Reply, AllianceError> {
         let started = Instant::now();
-        let result = self.http.send(&credentials, call, &self.request_id).await;
+        let result = self
+            .http
+            .send(
+                &credentials.endpoint,
+                &credentials.headers,
+                call,
+                &self.request_id,
+                is_idempotent(&call.method),
+            )
+            .await;
         let elapsed = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.upstream_micros.fetch_add(elapsed, Ordering::Relaxed);
-        result.map_err(|error| error.into_alliance_error(call))
+        result.map_err(|error| error.into_alliance_error(Service::Image, call))
     }
 
     /// The endpoint of the Glance this session talks to.
     pub async fn endpoint(&self) -> Result<Url, AllianceError> {
-        Ok(self.auth.credentials(&self.environment).await?.endpoint)
+        Ok(self
+            .auth
+            .credentials(&self.environment, &self.request_id)
+            .await?
+            .endpoint)
     }
 }

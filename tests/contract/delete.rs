@@ -17,7 +17,13 @@ async fn deletes_with_an_empty_200() {
     assert_eq!(answer.header("content-type"), None);
     assert!(answer.header("x-openstack-request-id").is_some());
     let requests = harness.glance.requests();
-    assert_eq!(lines(&requests), [format!("GET /image/v2/images/{id}"), format!("DELETE /image/v2/images/{id}")]);
+    assert_eq!(
+        lines(&requests),
+        [
+            format!("GET /image/v2/images/{id}"),
+            format!("DELETE /image/v2/images/{id}")
+        ]
+    );
     for request in &requests {
         assert_trusted_identity(request, ENV_A);
     }

@@ -41,14 +41,30 @@ async fn another_projects_private_image_is_never_shown_changed_or_deleted() {
 
     harness.glance.take_requests();
     harness.glance.inject(glance_returns(http::Method::GET, leaked.clone()));
-    let answer = send(harness.call(Method::PATCH, &format!("/images/{id}")).body(r#"{"image": {"name": "x"}}"#)).await;
+    let answer = send(
+        harness
+            .call(Method::PATCH, &format!("/images/{id}"))
+            .body(r#"{"image": {"name": "x"}}"#),
+    )
+    .await;
     assert_eq!(answer.error_message(404), format!("No image found with ID {id}"));
-    assert_eq!(lines(&harness.glance.take_requests()), [format!("GET /image/v2/images/{id}")], "no PATCH sent");
+    assert_eq!(
+        lines(&harness.glance.take_requests()),
+        [format!("GET /image/v2/images/{id}")],
+        "no PATCH sent"
+    );
 
     harness.glance.inject(glance_returns(http::Method::GET, leaked.clone()));
     let answer = send(harness.call(Method::DELETE, &format!("/images/{id}"))).await;
-    assert_eq!(answer.error_message(404), format!("Failed to find image {id} to delete"));
-    assert_eq!(lines(&harness.glance.take_requests()), [format!("GET /image/v2/images/{id}")], "no DELETE sent");
+    assert_eq!(
+        answer.error_message(404),
+        format!("Failed to find image {id} to delete")
+    );
+    assert_eq!(
+        lines(&harness.glance.take_requests()),
+        [format!("GET /image/v2/images/{id}")],
+        "no DELETE sent"
+    );
 
     harness.glance.inject(glance_returns(
         http::Method::GET,
@@ -61,11 +77,15 @@ async fn another_projects_private_image_is_never_shown_changed_or_deleted() {
 #[tokio::test]
 async fn shared_images_of_others_are_shown_to_members_only() {
     let harness = Harness::start().await;
-    let shared = harness.glance_create(ENV_B, json!({"name": "b-shared", "visibility": "shared"})).await;
+    let shared = harness
+        .glance_create(ENV_B, json!({"name": "b-shared", "visibility": "shared"}))
+        .await;
     let id = shared["id"].as_str().unwrap();
     harness.glance.take_requests();
     // Glance hides it from a non-member; the facade agrees.
-    send(harness.call(Method::GET, &format!("/images/{id}"))).await.error_message(404);
+    send(harness.call(Method::GET, &format!("/images/{id}")))
+        .await
+        .error_message(404);
     harness.glance.take_requests();
 
     // Glance (here: a fault) hands it out anyway: the facade asks Glance about membership first.

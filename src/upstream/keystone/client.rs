@@ -1,0 +1,183 @@
+//! Keystone v3 token requests (`POST /v3/auth/tokens`): the three bodies
+//! the facade sends, and the answer it needs (the `X-Subject-Token` header,
+//! `expires_at`, the project and the catalog).
+
+use std::sync::Arc;
+
+use http::{HeaderMap, Method};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use url::Url;
+
+use super::catalog::CatalogEntry;
+use super::settings::{DomainRef, Secret, UserRef};
+use crate::error::AllianceError;
+use crate::reshape::message::glance_message;
+use crate::upstream::{Call, JSON, Service, UpstreamHttp};
+
+pub struct KeystoneClient {
+    http: Arc<UpstreamHttp>,
+    /// Ends in `/v3`.
+    auth_url: Url,
+}
+
+/// A token just issued.
+#[derive(Debug)]
+pub struct IssuedToken {
+    pub id: Secret,
+    pub expires_at: OffsetDateTime,
+    pub project_id: Option<String>,
+    pub catalog: Vec<CatalogEntry>,
+}
+
+/// Why Keystone issued no token.
+#[derive(Debug)]
+pub enum TokenFailure {
+    /// 401: wrong credentials, or (scoped) no role on / no such project -
+    /// Keystone does not say which.
+    Unauthorized,
+    /// 404: the token to re-scope is gone (revoked or expired).
+    NotFound,
+    /// Anything else, already turned into the client's answer.
+    Failed(AllianceError),
+}
+
+#[derive(Deserialize)]
+struct TokenDocument {
+    token: TokenBody,
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    expires_at: String,
+    project: Option<ProjectRef>,
+    #[serde(default)]
+    catalog: Vec<CatalogEntry>,
+}
+
+#[derive(Deserialize)]
+struct ProjectRef {
+    id: String,
+}
+
+impl KeystoneClient {
+    pub fn new(http: Arc<UpstreamHttp>, auth_url: Url) -> Self {
+        KeystoneClient { http, auth_url }
+    }
+
+    /// `POST {auth_url}/auth/tokens`. Status table: 201 issued; 401
+    /// unauthorized; 404 token to re-scope gone; anything else 502 (the
+    /// details go to the log).
+    pub async fn issue(&self, body: &Value, request_id: &str) -> Result<IssuedToken, TokenFailure> {
+        let call = Call::with_body(
+            Method::POST,
+            "/auth/tokens",
+            JSON,
+            serde_json::to_vec(body).unwrap_or_default(),
+        );
+        // Issuing a token twice has no effect beyond a spare token: resending is safe.
+        let reply = self
+            .http
+            .send(&self.auth_url, &HeaderMap::new(), &call, request_id, true)
+            .await
+            .map_err(|error| TokenFailure::Failed(error.into_alliance_error(Service::Identity, &call)))?;
+        match reply.status.as_u16() {
+            201 => {}
+            401 => return Err(TokenFailure::Unauthorized),
+            404 => return Err(TokenFailure::NotFound),
+            status => {
+                tracing::warn!(status, message = %glance_message(&reply.body), "identity service refused a token request");
+                let message = if reply.status.is_server_error() {
+                    "the identity service failed"
+                } else {
+                    "the identity service refused the facade's token request"
+                };
+                return Err(TokenFailure::Failed(AllianceError::bad_gateway(message)));
+            }
+        }
+        let unusable = |what: &str| {
+            tracing::warn!(what, "unusable token answer from the identity service");
+            TokenFailure::Failed(AllianceError::bad_gateway(
+                "the identity service sent an unusable answer",
+            ))
+        };
+        let id = reply
+            .headers
+            .get("x-subject-token")
+            .and_then(|value| value.to_str().ok())
+            .filter(|value| !value.is_empty())
+            .ok_or_else(|| unusable("no X-Subject-Token"))?;
+        let document: TokenDocument = serde_json::from_slice(&reply.body).map_err(|_| unusable("body"))?;
+        let expires_at = OffsetDateTime::parse(
+            &document.token.expires_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map_err(|_| unusable("expires_at"))?;
+        Ok(IssuedToken {
+            id: Secret::new(id),
+            expires_at,
+            project_id: document.token.project.map(|project| project.id),
+            catalog: document.token.catalog,
+        })
+    }
+}
+
+/// Password authentication, scoped to `project` or unscoped.
+pub fn password_body(user: &UserRef, password: &Secret, project: Option<&str>) -> Value {
+    let user = match user {
+        UserRef::Id(id) => json!({"id": id, "password": password.expose()}),
+        UserRef::Name { name, domain } => {
+            let domain = match domain {
+                DomainRef::Id(id) => json!({"id": id}),
+                DomainRef::Name(name) => json!({"name": name}),
+            };
+            json!({"name": name, "domain": domain, "password": password.expose()})
+        }
+    };
+    let mut body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": user}}}});
+    if let Some(project) = project {
+        body["auth"]["scope"] = json!({"project": {"id": project}});
+    }
+    body
+}
+
+/// A token re-scoped to `project`: no password check on Keystone's side.
+pub fn rescope_body(token: &Secret, project: &str) -> Value {
+    json!({"auth": {"identity": {"methods": ["token"], "token": {"id": token.expose()}}, "scope": {"project": {"id": project}}}})
+}
+
+/// An application credential is bound to its project: no scope is sent.
+pub fn application_credential_body(id: &str, secret: &Secret) -> Value {
+    json!({"auth": {"identity": {"methods": ["application_credential"], "application_credential": {"id": id, "secret": secret.expose()}}}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_match_keystones_api() {
+        let user = UserRef::Name {
+            name: "alliance".into(),
+            domain: DomainRef::Id("default".into()),
+        };
+        let password = Secret::new("pw");
+        assert_eq!(
+            password_body(&user, &password, Some("9d65e2e2366a49feaf8c5b40d7d9d168")),
+            json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "alliance", "domain": {"id": "default"}, "password": "pw"}}}, "scope": {"project": {"id": "9d65e2e2366a49feaf8c5b40d7d9d168"}}}})
+        );
+        assert_eq!(
+            password_body(&UserRef::Id("u1".into()), &password, None),
+            json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"id": "u1", "password": "pw"}}}}})
+        );
+        assert_eq!(
+            rescope_body(&Secret::new("tok"), "p"),
+            json!({"auth": {"identity": {"methods": ["token"], "token": {"id": "tok"}}, "scope": {"project": {"id": "p"}}}})
+        );
+        assert_eq!(
+            application_credential_body("ac", &Secret::new("s")),
+            json!({"auth": {"identity": {"methods": ["application_credential"], "application_credential": {"id": "ac", "secret": "s"}}}})
+        );
+    }
+}
