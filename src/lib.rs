@@ -9,6 +9,7 @@
 pub mod app;
 pub mod body;
 pub mod config;
+pub mod copy_from;
 pub mod demo;
 pub mod error;
 pub mod ids;

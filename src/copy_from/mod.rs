@@ -1,0 +1,4 @@
+//! `copy_from` URLs: the SSRF guard that vets them before any upstream call.
+
+pub mod guard;
+pub mod ranges;
