@@ -422,7 +422,7 @@ if ! "${SVC_ENV[@]}" OS_KEYSTONE_URL="$KEYSTONE_URL" OS_GLANCE_KEYSTONE_URL="$GK
     OS_ADMIN_PASSWORD_FILE="$SECRET_DIR/admin.password" \
     OS_SERVICE_PASSWORD_FILE="$SECRET_DIR/alliance.password" \
     OS_GLANCE_SERVICE_PASSWORD_FILE="$SECRET_DIR/glance.password" \
-    "$PY" "$HERE/provision.py" >"$PROVISION_OUT" 2>"$RUN/provision.err"; then
+    "$PY" -B "$HERE/provision.py" >"$PROVISION_OUT" 2>"$RUN/provision.err"; then
     cat "$RUN/provision.err" | redact >&2
     tail_log "$KS_DIR/keystone.log"
     die "provisioning Keystone failed"
