@@ -121,5 +121,28 @@ if [[ -n $left ]]; then
     say "ERROR: could not stop: $(echo $left)" >&2
     exit 1
 fi
+
+# 3. Best effort, bounded: let the exited leaders be reaped by their new parent (init here
+#    reaps every few seconds), so that ps shows nothing of them afterwards. Zombies whose
+#    parent is our caller (down.sh run by a failing up.sh, their parent) go away when the
+#    caller exits, so they are not waited for.
+unreaped() {
+    local pid line rest
+    local -a f
+    for pid in "${!START[@]}"; do
+        read -r line 2>/dev/null <"/proc/$pid/stat" || continue
+        rest="${line##*) }"
+        read -r -a f <<<"$rest"
+        [[ ${f[0]} == Z && ${f[19]} == "${START[$pid]}" ]] || continue
+        [[ ${f[1]} == "$PPID" ]] && continue
+        printf '%s\n' "$pid"
+    done
+    return 0
+}
+deadline=$((SECONDS + 10))
+while [[ -n "$(unreaped)" ]] && ((SECONDS < deadline)); do
+    sleep 0.2
+done
+
 rm -f "$PIDS_FILE" "$ENV_FILE"
 say "stopped"
