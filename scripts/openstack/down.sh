@@ -122,20 +122,26 @@ if [[ -n $left ]]; then
     exit 1
 fi
 
-# 3. Best effort, bounded: let the exited leaders be reaped by their new parent (init here
+# 3. Best effort, bounded: let the exited processes be reaped by their new parent (init here
 #    reaps every few seconds), so that ps shows nothing of them afterwards. Zombies whose
 #    parent is our caller (down.sh run by a failing up.sh, their parent) go away when the
 #    caller exits, so they are not waited for.
 unreaped() {
-    local pid line rest
+    local path p line rest
     local -a f
-    for pid in "${!START[@]}"; do
-        read -r line 2>/dev/null <"/proc/$pid/stat" || continue
+    for path in /proc/[0-9]*/stat; do
+        read -r line 2>/dev/null <"$path" || continue
+        [[ ${line##*) } == Z* ]] || continue
+        p="${path#/proc/}"
+        p="${p%/stat}"
         rest="${line##*) }"
-        read -r -a f <<<"$rest"
-        [[ ${f[0]} == Z && ${f[19]} == "${START[$pid]}" ]] || continue
+        read -r -a f <<<"$rest" # state ppid pgrp ... starttime at [19]
         [[ ${f[1]} == "$PPID" ]] && continue
-        printf '%s\n' "$pid"
+        if [[ -n ${START[$p]:-} ]]; then
+            [[ ${f[19]} == "${START[$p]}" ]] && printf '%s\n' "$p"
+        elif [[ -n ${START[${f[2]}]:-} ]] && ((f[19] >= START[${f[2]}])); then
+            printf '%s\n' "$p"
+        fi
     done
     return 0
 }

@@ -7,7 +7,8 @@
 #   scripts/openstack/down.sh    # stops everything up.sh started
 #
 # Knobs (environment): OS_PYTHON (python >= 3.11 to build the venv with),
-# OS_UP_TIMEOUT (seconds to wait for the services, default 60).
+# OS_UP_TIMEOUT (bound in seconds on the whole start-up after the install, default 90;
+# it usually takes 15-30 s on 2 cores).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,7 +19,7 @@ RUN="$CACHE/run"
 ENV_FILE="$CACHE/env"
 PIDS_FILE="$CACHE/pids"
 REQUIREMENTS="$HERE/requirements.txt"
-UP_TIMEOUT="${OS_UP_TIMEOUT:-60}"
+UP_TIMEOUT="${OS_UP_TIMEOUT:-90}"
 REGION="RegionOne"
 ADMIN_USER="admin"
 SERVICE_USER="alliance"
@@ -137,6 +138,8 @@ T_INSTALL1=$EPOCHREALTIME
 # ---------------------------------------------------------------------------------------
 rm -rf "$RUN" "$ENV_FILE"
 mkdir -p "$RUN"
+# One bound for the whole start-up: set-up commands and waits for the services.
+DEADLINE=$((${EPOCHREALTIME%.*} + UP_TIMEOUT))
 RUN_ID="$(date +%s)-$$-$RANDOM"
 
 read -r KS_PORT GK_PORT GT_PORT HTTP_PORT < <("$PY" - <<'EOF'
@@ -375,8 +378,24 @@ start keystone-key-setup "$KS_DIR" "$KS_DIR/manage-keys.log" \
     keystone-key-setup "${KM[@]}"
 KS_SETUP_PIDS+=("$LAST_PID")
 KS_SETUP_LOGS+=("$KS_DIR/manage-keys.log")
+# wait_bounded PID: wait for a background child until DEADLINE; its exit status, or 124.
+wait_bounded() {
+    local state
+    while :; do
+        state="$(ps -o stat= -p "$1" 2>/dev/null || true)"
+        [[ -z $state || $state == Z* ]] && break
+        ((${EPOCHREALTIME%.*} < DEADLINE)) || return 124
+        sleep 0.2
+    done
+    wait "$1"
+}
 for i in "${!KS_SETUP_PIDS[@]}"; do
-    if ! wait "${KS_SETUP_PIDS[$i]}"; then
+    rc=0
+    wait_bounded "${KS_SETUP_PIDS[$i]}" || rc=$?
+    if ((rc == 124)); then
+        tail_log "${KS_SETUP_LOGS[$i]}"
+        die "keystone-manage did not finish within ${UP_TIMEOUT}s of the start-up (log: ${KS_SETUP_LOGS[$i]})"
+    elif ((rc != 0)); then
         tail_log "${KS_SETUP_LOGS[$i]}"
         die "keystone-manage failed (log: ${KS_SETUP_LOGS[$i]})"
     fi
@@ -391,7 +410,6 @@ KS_PID=$LAST_PID
 # ---------------------------------------------------------------------------------------
 # 7. Wait for every service (bounded), provision Keystone, warm up.
 # ---------------------------------------------------------------------------------------
-DEADLINE=$(awk -v t="$EPOCHREALTIME" -v d="$UP_TIMEOUT" 'BEGIN { printf "%d", t + d }')
 CURL=(curl -sS --noproxy '*' --max-time 5)
 http_code() { "${CURL[@]}" -o /dev/null -w '%{http_code}' "$@" 2>/dev/null || true; }
 wait_http() { # NAME URL WANT_CODE PID LOG [curl args...]
@@ -406,7 +424,7 @@ wait_http() { # NAME URL WANT_CODE PID LOG [curl args...]
         fi
         if ((${EPOCHREALTIME%.*} >= DEADLINE)); then
             tail_log "$log"
-            die "$name did not answer $want at $url within ${UP_TIMEOUT}s (last answer: ${code:-none})"
+            die "$name did not answer $want at $url within ${UP_TIMEOUT}s of the start-up (last answer: ${code:-none})"
         fi
         sleep 0.2
     done
