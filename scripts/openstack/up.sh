@@ -306,7 +306,7 @@ for g in glance-keystone glance-trusted; do
 done
 
 # ---------------------------------------------------------------------------------------
-# 6. Keystone: config, DB, fernet and credential keys, bootstrap (foreground).
+# 6. Keystone: config, DB, fernet and credential keys, bootstrap, then the server.
 # ---------------------------------------------------------------------------------------
 KS_DIR="$RUN/keystone"
 mkdir -p "$KS_DIR/locks"
@@ -465,36 +465,40 @@ wait_http glance-trusted "$GT_URL/v2/images" 200 "$GT_PID" "$RUN/glance-trusted/
 # 8. The env file.
 # ---------------------------------------------------------------------------------------
 TMP_ENV="$ENV_FILE.tmp.$$"
+# KEY=value lines; a value is single-quoted only if it needs it (a checkout path with
+# spaces, say): URLs, ids and generated passwords never do.
+envline() {
+    if [[ $2 =~ ^[A-Za-z0-9_./:@%+,=-]*$ ]]; then
+        printf '%s=%s\n' "$1" "$2"
+    else
+        printf "%s='%s'\n" "$1" "${2//\'/\'\\\'\'}"
+    fi
+}
 (
     umask 077
-    cat >"$TMP_ENV" <<EOF
-# Written by scripts/openstack/up.sh; describes the running services. Source with:
-#   set -a; . "$ENV_FILE"; set +a
-OS_KEYSTONE_URL=$KEYSTONE_URL
-OS_REGION=$REGION
-OS_GLANCE_KEYSTONE_URL=$GK_URL
-OS_GLANCE_TRUSTED_URL=$GT_URL
-OS_ADMIN_USER=$ADMIN_USER
-OS_ADMIN_USER_DOMAIN=default
-OS_ADMIN_PROJECT=admin
-OS_ADMIN_PASSWORD=$ADMIN_PASSWORD
-OS_ADMIN_PASSWORD_FILE=$SECRET_DIR/admin.password
-OS_SERVICE_USER=$SERVICE_USER
-OS_SERVICE_USER_DOMAIN=default
-OS_SERVICE_PASSWORD_FILE=$SECRET_DIR/alliance.password
-OS_SERVICE_USER_ID=${P[OS_SERVICE_USER_ID]}
-OS_PROJECT_ALPHA=${P[OS_PROJECT_ALPHA]}
-OS_PROJECT_BETA=${P[OS_PROJECT_BETA]}
-OS_PROJECT_GAMMA=${P[OS_PROJECT_GAMMA]}
-OS_PROJECT_SERVICE=${P[OS_PROJECT_SERVICE]}
-OS_ROLE_MEMBER_ID=${P[OS_ROLE_MEMBER_ID]}
-OS_ROLE_READER_ID=${P[OS_ROLE_READER_ID]}
-OS_IMAGE_SERVER_URL=$HTTP_URL
-OS_IMAGE_SERVER_DIR=$IMG_DIR
-OS_RUN_DIR=$RUN
-OS_PIDS_FILE=$PIDS_FILE
-EOF
-)
+    printf '# Written by scripts/openstack/up.sh; describes the running services. Source with:\n'
+    printf '#   set -a; . %s; set +a\n' "$(envline x "$ENV_FILE" | cut -d= -f2-)"
+    envline OS_KEYSTONE_URL "$KEYSTONE_URL"
+    envline OS_REGION "$REGION"
+    envline OS_GLANCE_KEYSTONE_URL "$GK_URL"
+    envline OS_GLANCE_TRUSTED_URL "$GT_URL"
+    envline OS_ADMIN_USER "$ADMIN_USER"
+    envline OS_ADMIN_USER_DOMAIN default
+    envline OS_ADMIN_PROJECT admin
+    envline OS_ADMIN_PASSWORD "$ADMIN_PASSWORD"
+    envline OS_ADMIN_PASSWORD_FILE "$SECRET_DIR/admin.password"
+    envline OS_SERVICE_USER "$SERVICE_USER"
+    envline OS_SERVICE_USER_DOMAIN default
+    envline OS_SERVICE_PASSWORD_FILE "$SECRET_DIR/alliance.password"
+    for k in OS_SERVICE_USER_ID OS_PROJECT_ALPHA OS_PROJECT_BETA OS_PROJECT_GAMMA \
+        OS_PROJECT_SERVICE OS_ROLE_MEMBER_ID OS_ROLE_READER_ID; do
+        envline "$k" "${P[$k]}"
+    done
+    envline OS_IMAGE_SERVER_URL "$HTTP_URL"
+    envline OS_IMAGE_SERVER_DIR "$IMG_DIR"
+    envline OS_RUN_DIR "$RUN"
+    envline OS_PIDS_FILE "$PIDS_FILE"
+) >"$TMP_ENV"
 mv "$TMP_ENV" "$ENV_FILE"
 
 UP_OK=1
