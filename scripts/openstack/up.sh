@@ -105,10 +105,12 @@ fi
 STARTING=1
 
 # ---------------------------------------------------------------------------------------
-# 2. Virtualenv, rebuilt only when requirements.txt (or the interpreter) changed.
+# 2. Virtualenv, rebuilt only when requirements.txt (or the interpreter, or its path) changed.
 # ---------------------------------------------------------------------------------------
 STAMP="$VENV/.alliance-requirements.sha256"
-WANT_HASH="$({ sha256sum <"$REQUIREMENTS"; "$PY" -c 'import sys; print(sys.version)'; } | sha256sum | cut -c1-64)"
+# The venv's scripts hold its absolute path in their #! lines, so the path is hashed too
+# (a moved or copied checkout rebuilds).
+WANT_HASH="$({ sha256sum <"$REQUIREMENTS"; "$PY" -c 'import sys; print(sys.version)'; echo "$VENV"; } | sha256sum | cut -c1-64)"
 T_INSTALL0=$EPOCHREALTIME
 INSTALL_NOTE="venv reused"
 if [[ -x $VENV/bin/python && -f $STAMP && "$(cat "$STAMP")" == "$WANT_HASH" ]] &&
