@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Create the Keystone objects the test suite needs, through Keystone's v3 API.
+
+Called by up.sh once Keystone answers. Standard library only. Inputs come from the
+environment (passwords from files, never from the command line); the ids it creates are
+printed on stdout as KEY=value lines, nothing else is printed there. Passwords are never
+printed.
+
+Creates:
+  service glance (type image) + public and internal endpoints -> the keystone-flavor Glance
+  projects alpha, beta, gamma, service (domain default)
+  user alliance (domain default): member + reader on alpha and beta, nothing on gamma
+  user glance (domain default): service on project service (for keystonemiddleware)
+"""
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+
+KEYSTONE = os.environ["OS_KEYSTONE_URL"].rstrip("/")  # .../v3
+REGION = os.environ.get("OS_REGION", "RegionOne")
+GLANCE_URL = os.environ["OS_GLANCE_KEYSTONE_URL"].rstrip("/")
+# Loopback only: never go through a proxy that the environment may name.
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def read_secret(var):
+    with open(os.environ[var], encoding="utf-8") as f:
+        return f.read().strip()
+
+
+class ApiError(Exception):
+    pass
+
+
+def call(method, path, body=None, token=None, extra_headers=None, expect=(200,)):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(KEYSTONE + path, data=data, method=method)
+    req.add_header("Accept", "application/json")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("X-Auth-Token", token)
+    for k, v in (extra_headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with OPENER.open(req, timeout=30) as resp:
+            status, headers, raw = resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as e:
+        status, headers, raw = e.code, e.headers, e.read()
+    if status not in expect:
+        # The body of an error never holds a password (Keystone does not echo it).
+        raise ApiError(f"{method} {path}: HTTP {status}: {raw[:500]!r}")
+    return headers, (json.loads(raw) if raw else None)
+
+
+def main():
+    admin_user = os.environ.get("OS_ADMIN_USER", "admin")
+    admin_password = read_secret("OS_ADMIN_PASSWORD_FILE")
+    alliance_password = read_secret("OS_SERVICE_PASSWORD_FILE")
+    glance_password = read_secret("OS_GLANCE_SERVICE_PASSWORD_FILE")
+
+    headers, _ = call(
+        "POST",
+        "/auth/tokens?nocatalog",
+        {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {
+                            "name": admin_user,
+                            "domain": {"id": "default"},
+                            "password": admin_password,
+                        }
+                    },
+                },
+                "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
+            }
+        },
+        expect=(201,),
+    )
+    tok = headers["X-Subject-Token"]
+
+    _, roles = call("GET", "/roles", token=tok)
+    role_id = {r["name"]: r["id"] for r in roles["roles"]}
+    for needed in ("member", "reader", "service", "admin"):
+        if needed not in role_id:
+            raise ApiError(f"role {needed!r} missing after bootstrap (have {sorted(role_id)})")
+
+    _, svc = call(
+        "POST",
+        "/services",
+        {"service": {"name": "glance", "type": "image",
+                     "description": "Glance Image Service", "enabled": True}},
+        token=tok,
+        expect=(201,),
+    )
+    service_id = svc["service"]["id"]
+    for interface in ("public", "internal"):
+        call(
+            "POST",
+            "/endpoints",
+            {"endpoint": {"service_id": service_id, "interface": interface,
+                          "region_id": REGION, "url": GLANCE_URL, "enabled": True}},
+            token=tok,
+            expect=(201,),
+        )
+
+    projects = {}
+    for name in ("alpha", "beta", "gamma", "service"):
+        _, p = call(
+            "POST",
+            "/projects",
+            {"project": {"name": name, "domain_id": "default", "enabled": True,
+                         "description": f"alliance-glance test project {name}"}},
+            token=tok,
+            expect=(201,),
+        )
+        projects[name] = p["project"]["id"]
+
+    def create_user(name, password):
+        _, u = call(
+            "POST",
+            "/users",
+            {"user": {"name": name, "domain_id": "default", "password": password,
+                      "enabled": True}},
+            token=tok,
+            expect=(201,),
+        )
+        return u["user"]["id"]
+
+    def grant(project, user_id, role):
+        call("PUT", f"/projects/{projects[project]}/users/{user_id}/roles/{role_id[role]}",
+             token=tok, expect=(204,))
+
+    alliance_id = create_user("alliance", alliance_password)
+    for project in ("alpha", "beta"):
+        grant(project, alliance_id, "member")
+        grant(project, alliance_id, "reader")
+
+    glance_id = create_user("glance", glance_password)
+    grant("service", glance_id, "service")
+
+    # The admin token is not needed any more: revoke it.
+    call("DELETE", "/auth/tokens", token=tok, extra_headers={"X-Subject-Token": tok}, expect=(204,))
+
+    out = {
+        "OS_SERVICE_USER_ID": alliance_id,
+        "OS_PROJECT_ALPHA": projects["alpha"],
+        "OS_PROJECT_BETA": projects["beta"],
+        "OS_PROJECT_GAMMA": projects["gamma"],
+        "OS_PROJECT_SERVICE": projects["service"],
+        "OS_GLANCE_SERVICE_USER_ID": glance_id,
+        "OS_IMAGE_SERVICE_ID": service_id,
+        "OS_ROLE_MEMBER_ID": role_id["member"],
+        "OS_ROLE_READER_ID": role_id["reader"],
+    }
+    for k, v in out.items():
+        print(f"{k}={v}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ApiError, OSError, KeyError, ValueError) as e:
+        print(f"provision.py: {e}", file=sys.stderr)
+        sys.exit(1)
