@@ -10,6 +10,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+use crate::copy_from::guard::GuardConfig;
+
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -49,6 +52,9 @@ pub struct NamespaceConfig {
     #[serde(default)]
     pub environment_id_format: EnvironmentIdFormat,
     pub auth: AuthConfig,
+    /// Where `copy_from` URLs may point (the SSRF guard's allow and deny lists).
+    #[serde(default)]
+    pub copy_from: GuardConfig,
 }
 
 impl NamespaceConfig {

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{AuthConfig, Config, ConfigError, EnvironmentIdFormat, NamespaceConfig};
+use crate::copy_from::guard::Guard;
+use crate::config::{
+AuthConfig, Config, ConfigError, EnvironmentIdFormat, NamespaceConfig};
 use crate::inbound::InboundPolicy;
 use crate::upstream::auth::TrustedAuth;
 use crate::upstream::keystone::KeystoneAuth;
@@ -26,6 +28,7 @@ pub struct Cloud {
     pub page_size: u32,
     pub max_pages: u32,
     pub environment_id_format: EnvironmentIdFormat,
+    pub copy_from_guard: Guard,
 }
 
 impl Cloud {
@@ -62,6 +65,7 @@ impl Cloud {
             page_size: config.page_size,
             max_pages: config.max_pages,
             environment_id_format: config.environment_id_format,
+            copy_from_guard: Guard::new(&config.copy_from).map_err(|error| fail(format!("copy_from: {error}")))?,
         })
     }
 

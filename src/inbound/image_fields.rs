@@ -10,8 +10,10 @@
 use serde_json::{Map, Value};
 use url::Url;
 
+use crate::copy_from::guard;
 use crate::error::AllianceError;
 use crate::ids;
+
 
 /// Fields Glance computes; a client may not set them.
 const READ_ONLY: &[&str] = &[
@@ -283,8 +285,9 @@ fn parse_copy_from(value: &Value) -> Result<Url, AllianceError> {
             "copy_from must be at most {MAX_URL} characters"
         )));
     }
-    let url = Url::parse(text)
-        .map_err(|error| AllianceError::bad_request(format!("copy_from is not a valid URL: {error}")))?;
+    // The guard's parser also refuses an empty user-info `@`, which
+    // `Url::parse` silently drops.
+    let url = guard::parse_url(text).map_err(|rejection| AllianceError::bad_request(rejection.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(AllianceError::bad_request(
             "copy_from must be an http or https URL with a host",

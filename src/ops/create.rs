@@ -12,6 +12,9 @@ use url::Url;
 
 use super::{delete::DELETE_IMAGE, image_path, parse_json, v2_field_values};
 use crate::body::{ResponseBody, json_response};
+use crate::copy_from::guard::{Rejection, SystemResolver};
+use crate::route::Cloud;
+
 use crate::error::AllianceError;
 use crate::inbound::{CreateImage, Visibility};
 use crate::reshape::{AllianceImage, V2Image};
@@ -49,7 +52,14 @@ pub const IMPORT_IMAGE: StatusTable = StatusTable {
 /// `shared`, so the facade asks for `private` when the client says nothing.
 const DEFAULT_VISIBILITY: Visibility = Visibility::Private;
 
-pub async fn apply(session: &Session, image: CreateImage) -> Result<http::Response<ResponseBody>, AllianceError> {
+pub async fn apply(
+    session: &Session,
+    cloud: &Cloud,
+    image: CreateImage,
+) -> Result<http::Response<ResponseBody>, AllianceError> {
+    if let Some(url) = &image.copy_from {
+        guard_copy_from(cloud, url).await?;
+    }
     let body = serde_json::to_vec(&v2_create_body(&image)).unwrap_or_default();
     let reply = session
         .send(&Call::with_body(Method::POST, "/v2/images", JSON, body))
@@ -63,6 +73,17 @@ pub async fn apply(session: &Session, image: CreateImage) -> Result<http::Respon
         }
     }
     Ok(json_response(StatusCode::CREATED, &AllianceImage::from(created)))
+}
+
+/// The SSRF guard, before any upstream call: where the URL points must be
+/// allowed for this namespace.
+async fn guard_copy_from(cloud: &Cloud, url: &Url) -> Result<(), AllianceError> {
+    match cloud.copy_from_guard.check(url, &SystemResolver::default()).await {
+        Ok(_) => Ok(()),
+        // Slow DNS is nobody's verdict on the URL.
+        Err(rejection @ Rejection::ResolveTimeout(_)) => Err(AllianceError::service_unavailable(rejection.to_string())),
+        Err(rejection) => Err(AllianceError::bad_request(rejection.to_string())),
+    }
 }
 
 async fn start_import(session: &Session, id: &str, url: &Url) -> Result<(), AllianceError> {

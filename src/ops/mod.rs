@@ -27,7 +27,7 @@ pub async fn apply(
     match operation {
         Operation::List(query) => list::apply(session, cloud, query).await,
         Operation::Show(image_ref) => show::apply(&session, cloud, image_ref).await,
-        Operation::Create(image) => create::apply(&session, image).await,
+        Operation::Create(image) => create::apply(&session, cloud, image).await,
         Operation::Update(image_ref, update) => update::apply(&session, cloud, image_ref, update).await,
         Operation::Delete(image_ref) => delete::apply(&session, cloud, image_ref).await,
     }

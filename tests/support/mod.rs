@@ -50,7 +50,9 @@ pub fn facade_config(glance_url: &str, options: &FacadeOptions) -> Config {
         connect_timeout_ms = 1000
         request_timeout_ms = {timeout}
         auth = {{ type = "trusted", user_id = "{FACADE_USER}" }}
+        copy_from = {{ allow_cidrs = ["127.0.0.1/32"] }}
         "#,
+
         max_body = options.max_body_bytes,
         page_size = options.page_size,
         max_pages = options.max_pages,
