@@ -555,7 +555,7 @@ async fn trusted_header_auth_matrix() {
         )
         .await;
     assert_eq!(member_only["owner"], A);
-    // 208: a member-only caller cannot read images (get_image needs reader): 404.
+    // A member-only caller cannot read images either (get_image needs reader): 404.
     let id = member_only["id"].as_str().unwrap_or_default().to_owned();
     expect_error(
         &mock.get(Who::AMember, &format!("/v2/images/{id}")).await,
@@ -1090,6 +1090,22 @@ async fn list_pagination_under_a_prefix() {
         page_of(&asc).0,
         ids.iter().rev().take(3).cloned().collect::<Vec<_>>()
     );
+    let mut by_id = ids.clone();
+    by_id.sort();
+    let first_by_id = mock
+        .get(Who::A, "/v2/images?sort_key=id&sort_dir=asc&limit=3")
+        .await;
+    assert_eq!(page_of(&first_by_id).0, by_id[..3]);
+    let next_by_id = mock
+        .get(
+            Who::A,
+            &format!(
+                "/v2/images?sort_key=id&sort_dir=asc&limit=3&marker={}",
+                by_id[2]
+            ),
+        )
+        .await;
+    assert_eq!(page_of(&next_by_id).0, by_id[3..6]);
     let mixed = mock
         .get(Who::A, "/v2/images?sort=status:asc,name:desc&limit=2")
         .await;

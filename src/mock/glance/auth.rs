@@ -68,9 +68,14 @@ pub(crate) fn authenticate(headers: &HeaderMap) -> Result<Identity, ApiError> {
         .iter()
         .find_map(|name| header(headers, name))
         .map(str::to_owned);
-    let roles = header(headers, "x-roles")
-        .map(|roles| roles.split(',').map(|r| r.trim().to_lowercase()).collect())
-        .unwrap_or_default();
+    // A WSGI server joins repeated headers with commas.
+    let roles = headers
+        .get_all("x-roles")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|roles| roles.split(','))
+        .map(|role| role.trim().to_lowercase())
+        .collect();
     Ok(Identity {
         project,
         user,

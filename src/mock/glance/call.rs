@@ -18,6 +18,8 @@ pub(crate) struct Call<'a> {
     pub query: Option<&'a str>,
     pub body: &'a Bytes,
     pub who: Identity,
+    /// The host the client addressed, as webob's `host_url` shows it.
+    pub host: String,
 }
 
 impl Call<'_> {
@@ -27,12 +29,6 @@ impl Call<'_> {
 
     pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
         self.shared.store()
-    }
-
-    /// The `Host` the client used, for absolute URLs in answers.
-    pub(crate) fn host(&self) -> String {
-        self.header("host")
-            .map_or_else(|| self.shared.addr.to_string(), str::to_owned)
     }
 
     /// The raw `Content-Type` header, as webob's `${CONTENT_TYPE}` shows it.

@@ -323,7 +323,10 @@ fn parse_range(header: &str) -> Result<Option<(i128, Option<i128>)>, ApiError> {
         (true, false) => Ok(number(&end).map(|e| (-e, None))),
         (false, true) => Ok(number(start).map(|s| (s, None))),
         (false, false) => Ok(match (number(start), number(&end)) {
-            (Some(s), Some(e)) if s < e + 1 => Some((s, Some(e + 1))),
+            (Some(s), Some(e)) => e
+                .checked_add(1)
+                .filter(|end| s < *end)
+                .map(|end| (s, Some(end))),
             _ => None,
         }),
     }
@@ -343,7 +346,7 @@ fn parse_content_range(header: &str) -> Option<(i128, i128, Option<i128>)> {
     };
     let (start, end) = range.split_once('-')?;
     let start = start.trim().parse::<i128>().ok()?;
-    let stop = end.trim().parse::<i128>().ok()? + 1;
+    let stop = end.trim().parse::<i128>().ok()?.checked_add(1)?;
     let valid = match length {
         None => 0 <= start && start < stop,
         Some(length) => start < stop && 0 <= start && start < length,

@@ -232,12 +232,9 @@ pub(crate) fn create(call: &Call) -> Result<Reply, ApiError> {
     store.insert(image);
     drop(store);
 
-    // webob joins the relative location with the request URL (minus a `:80` port),
-    // which drops any path prefix.
-    let host = call.host();
-    let host = host.strip_suffix(":80").unwrap_or(&host);
-    let mut reply =
-        Reply::json(201, document).header("location", format!("http://{host}/v2/images/{id}"));
+    // webob joins the relative location with the request URL, which drops any prefix.
+    let location = format!("http://{}/v2/images/{id}", call.host);
+    let mut reply = Reply::json(201, document).header("location", location);
     let methods = &call.shared.options.import_methods;
     if !methods.is_empty() {
         reply = reply.header("openstack-image-import-methods", methods.join(","));

@@ -72,7 +72,9 @@ pub struct Options {
     /// `glance-direct` and `web-download` actually import data.
     pub import_methods: Vec<String>,
     /// `[import_filtering_opts] allowed_hosts` for web-download; `None` (or an empty
-    /// list, as in Glance) allows any host.
+    /// list, as in Glance) allows any host. Entries are compared with the URI's host
+    /// normalised like Glance does (`127.0.0.1`, not `localhost`). Unlike Glance, the
+    /// mock does not check that host names resolve.
     pub web_download_allowed_hosts: Option<Vec<String>>,
     /// `[import_filtering_opts] allowed_ports`; empty allows any port.
     pub web_download_allowed_ports: Vec<u16>,
@@ -98,12 +100,15 @@ impl Default for Options {
     }
 }
 
-/// A request as the mock received it.
+/// A request as the mock received it. Requests are logged once their body has been
+/// read, before any fault applies.
 #[derive(Debug, Clone)]
 pub struct RecordedRequest {
+    /// The HTTP method, e.g. `"PATCH"`.
     pub method: String,
     /// The full path, prefix included, still percent-encoded.
     pub path: String,
+    /// The raw query string, without `?`.
     pub query: Option<String>,
     /// Header names in lower case, in arrival order.
     pub headers: Vec<(String, String)>,
@@ -125,19 +130,26 @@ impl RecordedRequest {
 /// matches anything). Each fault fires once; faults are tried in the order queued.
 #[derive(Debug, Clone)]
 pub struct Fault {
+    /// The method to match; `None` matches any.
     pub method: Option<http::Method>,
-    /// Matched against the end of the request path (no query string).
+    /// Matched against the end of the request path (prefix included, no query
+    /// string); `None` matches any.
     pub path_suffix: Option<String>,
+    /// What happens to the matched request.
     pub action: FaultAction,
 }
 
 /// What an injected fault does.
 #[derive(Debug, Clone)]
 pub enum FaultAction {
-    /// Answer with this status, `Content-Type` and body instead of handling the request.
+    /// Answer with this status, `Content-Type` and body instead of handling the
+    /// request (no request id or other Glance headers; an invalid status becomes 500).
     Respond {
+        /// HTTP status code.
         status: u16,
+        /// Value of the `Content-Type` header.
         content_type: String,
+        /// The whole body.
         body: String,
     },
     /// Wait this long, then handle the request normally.
@@ -225,7 +237,8 @@ impl std::fmt::Debug for Handle {
     }
 }
 
-/// Starts a mock Glance serving on `listener`.
+/// Starts a mock Glance serving on `listener`, with an empty store. The prefix is
+/// normalised (`"image/"` becomes `"/image"`).
 pub async fn spawn(listener: TcpListener, mut options: Options) -> Handle {
     let prefix = options.prefix.trim_end_matches('/');
     options.prefix = if prefix.is_empty() || prefix.starts_with('/') {
@@ -269,7 +282,8 @@ impl Handle {
         format!("http://{addr}{}", self.shared.options.prefix)
     }
 
-    /// Every request received so far, in order (faulted ones included).
+    /// Every request received so far, in the order their bodies were complete
+    /// (faulted ones included).
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.shared.log).clone()
     }

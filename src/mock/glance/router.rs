@@ -37,7 +37,11 @@ pub(crate) fn respond(shared: &Arc<Shared>, parts: &Parts, body: &Bytes) -> Resp
             .into_reply(accept)
             .into_response(None);
     };
+    // webob's `host_url` leaves out the default port.
     let host = header(headers, "host").map_or_else(|| shared.addr.to_string(), str::to_owned);
+    let host = host
+        .strip_suffix(":80")
+        .map_or_else(|| host.clone(), str::to_owned);
     let base_url = format!("http://{host}{prefix}");
 
     // oslo.middleware's CORS filter answers preflights before anything else (213).
@@ -83,6 +87,7 @@ pub(crate) fn respond(shared: &Arc<Shared>, parts: &Parts, body: &Bytes) -> Resp
         query: parts.uri.query(),
         body,
         who,
+        host,
     };
     let reply = route(&call, &v2_path, &base_url).unwrap_or_else(|e| e.into_reply(accept));
     // No route answers HEAD, so this is always an error page, sent without its body (115).

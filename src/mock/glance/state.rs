@@ -92,11 +92,12 @@ impl Store {
         self.images.insert(image.seq, image);
     }
 
-    /// Replaces a stored image by a modified copy of it.
+    /// Replaces a stored image by a modified copy of it (a deleted image stays deleted).
     pub(crate) fn put(&mut self, image: Image) {
-        if let Some(old) = self.images.remove(&image.seq) {
-            self.unindex(&old);
-        }
+        let Some(old) = self.images.remove(&image.seq) else {
+            return;
+        };
+        self.unindex(&old);
         self.index(&image);
         self.images.insert(image.seq, image);
     }
