@@ -2402,7 +2402,7 @@ async fn upload_and_download() {
         182,
         "Not allowed to deactivate image in status &#x27;queued&#x27;",
     );
-    // Readers may download what they see? No: downloading needs `member`.
+    // Downloading needs `member`, even for the owner project.
     expect_error(
         &mock
             .get(Who::AReader, &format!("/v2/images/{id}/file"))
