@@ -12,7 +12,6 @@ use url::Url;
 
 use crate::copy_from::guard::GuardConfig;
 
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {

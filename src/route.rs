@@ -5,9 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::{AuthConfig, Config, ConfigError, EnvironmentIdFormat, NamespaceConfig};
 use crate::copy_from::guard::Guard;
-use crate::config::{
-AuthConfig, Config, ConfigError, EnvironmentIdFormat, NamespaceConfig};
 use crate::inbound::InboundPolicy;
 use crate::upstream::auth::TrustedAuth;
 use crate::upstream::keystone::KeystoneAuth;

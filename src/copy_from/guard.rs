@@ -128,11 +128,7 @@ impl Guard {
     /// without duplicates, IPv4-mapped ones as plain IPv4: a caller that
     /// fetches the URL itself must connect to exactly these, or DNS could
     /// answer differently between check and use.
-    pub async fn check(
-        &self,
-        url: &Url,
-        resolver: &impl Resolve,
-    ) -> Result<Vec<SocketAddr>, Rejection> {
+    pub async fn check(&self, url: &Url, resolver: &impl Resolve) -> Result<Vec<SocketAddr>, Rejection> {
         let target = self.check_form(url)?;
         let addresses = match &target.key {
             HostKey::Ip(ip) => vec![*ip],
@@ -198,12 +194,7 @@ impl Guard {
             IpAddr::V4(_) => None,
         };
         let mut views = std::iter::once(ip).chain(embedded.map(|e| IpAddr::V4(e.ipv4)));
-        if let Some(net) = views.find_map(|view| {
-            self.deny_cidrs
-                .iter()
-                .find(|net| net.contains(&view))
-                .copied()
-        }) {
+        if let Some(net) = views.find_map(|view| self.deny_cidrs.iter().find(|net| net.contains(&view)).copied()) {
             return Err(Rejection::DeniedAddress {
                 host: host.to_owned(),
                 addr: ip,
@@ -288,11 +279,7 @@ pub trait Resolve {
     /// The addresses `host` (a name, or an IP literal, IPv6 possibly in
     /// brackets) resolves to. A timeout is reported as
     /// [`io::ErrorKind::TimedOut`].
-    fn resolve(
-        &self,
-        host: &str,
-        port: u16,
-    ) -> impl Future<Output = io::Result<Vec<IpAddr>>> + Send;
+    fn resolve(&self, host: &str, port: u16) -> impl Future<Output = io::Result<Vec<IpAddr>>> + Send;
 }
 
 /// The system resolver (`getaddrinfo` via `tokio::net::lookup_host`), with a
@@ -319,15 +306,8 @@ impl Default for SystemResolver {
 }
 
 impl Resolve for SystemResolver {
-    fn resolve(
-        &self,
-        host: &str,
-        port: u16,
-    ) -> impl Future<Output = io::Result<Vec<IpAddr>>> + Send {
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
+    fn resolve(&self, host: &str, port: u16) -> impl Future<Output = io::Result<Vec<IpAddr>>> + Send {
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
         let timeout = self.timeout;
         async move {
             let lookup = tokio::net::lookup_host((host.as_str(), port));
@@ -367,11 +347,7 @@ pub enum Rejection {
     /// The name resolved to an empty list.
     NoAddresses(String),
     /// An address inside the namespace's `deny_cidrs`.
-    DeniedAddress {
-        host: String,
-        addr: IpAddr,
-        net: IpNet,
-    },
+    DeniedAddress { host: String, addr: IpAddr, net: IpNet },
     /// An address in a default-blocked range, directly or through the IPv4
     /// address it embeds (`via`).
     BlockedAddress {
@@ -404,12 +380,7 @@ impl fmt::Display for Rejection {
                 subject(f, host, *addr)?;
                 write!(f, "is in a range this namespace denies ({net})")
             }
-            Self::BlockedAddress {
-                host,
-                addr,
-                range,
-                via,
-            } => {
+            Self::BlockedAddress { host, addr, range, via } => {
                 subject(f, host, *addr)?;
                 if let Some(Embedded { how, ipv4 }) = via {
                     let article = if *how == Embedding::Nat64 { "a" } else { "an" };
@@ -512,10 +483,7 @@ mod tests {
         fn new() -> Self {
             let table: &[(&str, &[&str])] = &[
                 ("example.com", &["93.184.215.14"]),
-                (
-                    "public.example",
-                    &["93.184.215.14", "2606:2800:21f:cb07::1"],
-                ),
+                ("public.example", &["93.184.215.14", "2606:2800:21f:cb07::1"]),
                 (
                     "twice.example",
                     &["93.184.215.14", "93.184.215.14", "::ffff:93.184.215.14"],
@@ -532,10 +500,7 @@ mod tests {
             let map = table
                 .iter()
                 .map(|(name, addresses)| {
-                    let parsed = addresses
-                        .iter()
-                        .map(|a| a.parse().expect("test address"))
-                        .collect();
+                    let parsed = addresses.iter().map(|a| a.parse().expect("test address")).collect();
                     (*name, parsed)
                 })
                 .collect();
@@ -544,11 +509,7 @@ mod tests {
     }
 
     impl Resolve for FakeDns {
-        fn resolve(
-            &self,
-            host: &str,
-            _port: u16,
-        ) -> impl Future<Output = io::Result<Vec<IpAddr>>> + Send {
+        fn resolve(&self, host: &str, _port: u16) -> impl Future<Output = io::Result<Vec<IpAddr>>> + Send {
             // Like DNS, a fully qualified name is the same name.
             let host = host.strip_suffix('.').unwrap_or(host);
             let answer = match (host, self.0.get(host)) {
@@ -600,9 +561,7 @@ mod tests {
             Rejection::ResolveTimeout(_) => Want::Timeout,
             Rejection::NoAddresses(_) => Want::NoAddresses,
             Rejection::DeniedAddress { .. } => Want::Denied,
-            Rejection::BlockedAddress {
-                range, via: None, ..
-            } => Want::Blocked(range.kind),
+            Rejection::BlockedAddress { range, via: None, .. } => Want::Blocked(range.kind),
             Rejection::BlockedAddress {
                 range,
                 via: Some(embedded),
@@ -627,10 +586,7 @@ mod tests {
         let table = [
             // Loopback in every spelling the url crate folds to 127.0.0.1.
             ("http://127.0.0.1/", Want::Blocked(Loopback)),
-            (
-                "http://127.0.0.1:8080/images/x.img",
-                Want::Blocked(Loopback),
-            ),
+            ("http://127.0.0.1:8080/images/x.img", Want::Blocked(Loopback)),
             ("http://2130706433/", Want::Blocked(Loopback)),
             ("http://0177.0.0.1/", Want::Blocked(Loopback)),
             ("http://0x7f.0.0.1/", Want::Blocked(Loopback)),
@@ -641,10 +597,7 @@ mod tests {
             ("http://127.0.1/", Want::Blocked(Loopback)),
             ("http://127.0.0.1./", Want::Blocked(Loopback)),
             ("http://127.0.0.%31/", Want::Blocked(Loopback)),
-            (
-                "http://\u{ff11}\u{ff12}\u{ff17}.0.0.1/",
-                Want::Blocked(Loopback),
-            ),
+            ("http://\u{ff11}\u{ff12}\u{ff17}.0.0.1/", Want::Blocked(Loopback)),
             ("http://127.255.255.254/", Want::Blocked(Loopback)),
             ("http://[::1]/", Want::Blocked(Loopback)),
             ("http://[0:0:0:0:0:0:0:1]/", Want::Blocked(Loopback)),
@@ -666,20 +619,11 @@ mod tests {
             ("http://100.64.0.1/", Want::Blocked(SharedAddress)),
             ("http://[64:ff9b::10.0.0.1]/", Want::Via(Private, Nat64)),
             // Link-local and metadata.
-            (
-                "http://169.254.169.254/latest/meta-data/",
-                Want::Blocked(CloudMetadata),
-            ),
+            ("http://169.254.169.254/latest/meta-data/", Want::Blocked(CloudMetadata)),
             ("http://0xa9fea9fe/", Want::Blocked(CloudMetadata)),
             ("http://2852039166/", Want::Blocked(CloudMetadata)),
-            (
-                "http://[::ffff:a9fe:a9fe]/",
-                Want::Via(CloudMetadata, Mapped),
-            ),
-            (
-                "http://169.254.169.254.nip.io/",
-                Want::Blocked(CloudMetadata),
-            ),
+            ("http://[::ffff:a9fe:a9fe]/", Want::Via(CloudMetadata, Mapped)),
+            ("http://169.254.169.254.nip.io/", Want::Blocked(CloudMetadata)),
             ("http://169.254.1.1/", Want::Blocked(LinkLocal)),
             ("http://[fe80::1]/", Want::Blocked(LinkLocal)),
             ("http://[fd00:ec2::254]/", Want::Blocked(CloudMetadata)),
@@ -801,9 +745,7 @@ mod tests {
     }
 
     fn sockets(list: &[&str]) -> Vec<SocketAddr> {
-        list.iter()
-            .map(|s| s.parse().expect("test socket"))
-            .collect()
+        list.iter().map(|s| s.parse().expect("test socket")).collect()
     }
 
     #[tokio::test]
@@ -817,10 +759,7 @@ mod tests {
                 &["[2606:2800:21f:cb07::1]:8443"],
             ),
             ("http://[::ffff:93.184.215.14]/", &["93.184.215.14:80"]),
-            (
-                "http://[64:ff9b::93.184.215.14]/",
-                &["[64:ff9b::5db8:d70e]:80"],
-            ),
+            ("http://[64:ff9b::93.184.215.14]/", &["[64:ff9b::5db8:d70e]:80"]),
             ("http://[2002:5db8:d70e::1]/", &["[2002:5db8:d70e::1]:80"]),
             (
                 "http://public.example:8080/images/cirros.img?x=1#top",
@@ -874,20 +813,13 @@ mod tests {
         /// Fails every lookup: a literal that reached it would be refused.
         struct NoDns;
         impl Resolve for NoDns {
-            fn resolve(
-                &self,
-                host: &str,
-                _port: u16,
-            ) -> impl Future<Output = io::Result<Vec<IpAddr>>> + Send {
+            fn resolve(&self, host: &str, _port: u16) -> impl Future<Output = io::Result<Vec<IpAddr>>> + Send {
                 std::future::ready(Err(io::Error::other(format!("asked for {host}"))))
             }
         }
         for (raw, want) in [
             ("http://93.184.215.14/", "93.184.215.14:80"),
-            (
-                "https://[2606:2800:21f:cb07::1]/",
-                "[2606:2800:21f:cb07::1]:443",
-            ),
+            ("https://[2606:2800:21f:cb07::1]/", "[2606:2800:21f:cb07::1]:443"),
         ] {
             let url = parse_url(raw).expect("url");
             assert_eq!(guard("").check(&url, &NoDns).await, Ok(sockets(&[want])));
@@ -928,10 +860,7 @@ mod tests {
                 },
                 "copy_from is refused: host 10.0.0.5 is in a private range (10.0.0.0/8)",
             ),
-            (
-                Rejection::Port(25),
-                "copy_from is refused: port 25 is not allowed",
-            ),
+            (Rejection::Port(25), "copy_from is refused: port 25 is not allowed"),
             (
                 Rejection::Unresolvable("nowhere.example".into()),
                 "copy_from is refused: host name nowhere.example does not resolve",
@@ -1026,13 +955,9 @@ mod tests {
             namespaces: HashMap<String, Namespace>,
         }
         let file: File =
-            toml::from_str("[namespaces.test.copy_from]\nallow_cidrs = [\"127.0.0.1/32\"]\n")
-                .expect("namespace table");
+            toml::from_str("[namespaces.test.copy_from]\nallow_cidrs = [\"127.0.0.1/32\"]\n").expect("namespace table");
         let guard = Guard::new(&file.namespaces["test"].copy_from).expect("valid");
-        assert_eq!(
-            guard.allow_cidrs,
-            ["127.0.0.1/32".parse::<IpNet>().expect("net")]
-        );
+        assert_eq!(guard.allow_cidrs, ["127.0.0.1/32".parse::<IpNet>().expect("net")]);
     }
 
     #[test]
@@ -1137,10 +1062,7 @@ mod tests {
         }
         // From the hosts file, not DNS.
         let local = resolver.resolve("localhost", 80).await.expect("localhost");
-        assert!(
-            !local.is_empty() && local.iter().all(IpAddr::is_loopback),
-            "{local:?}"
-        );
+        assert!(!local.is_empty() && local.iter().all(IpAddr::is_loopback), "{local:?}");
     }
 
     #[test]
@@ -1157,25 +1079,15 @@ mod tests {
         let url = parse_url("http://127.0.0.1:9292/image").expect("url");
         let resolver = SystemResolver::new(Duration::from_secs(1));
         assert_eq!(
-            guard("")
-                .check(&url, &resolver)
-                .await
-                .map_err(|r| shape(&r)),
+            guard("").check(&url, &resolver).await.map_err(|r| shape(&r)),
             Err(Want::Blocked(RangeKind::Loopback))
         );
         let open = guard("allow_cidrs = [\"127.0.0.1/32\"]");
-        assert_eq!(
-            open.check(&url, &resolver).await,
-            Ok(sockets(&["127.0.0.1:9292"]))
-        );
+        assert_eq!(open.check(&url, &resolver).await, Ok(sockets(&["127.0.0.1:9292"])));
         let local = parse_url("http://localhost:9292/").expect("url");
         let named = guard("allow_hosts = [\"localhost\"]");
         let vetted = named.check(&local, &resolver).await.expect("allowed host");
-        assert!(
-            vetted
-                .iter()
-                .all(|s| s.ip().is_loopback() && s.port() == 9292)
-        );
+        assert!(vetted.iter().all(|s| s.ip().is_loopback() && s.port() == 9292));
     }
 
     #[tokio::test]

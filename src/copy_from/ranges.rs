@@ -142,10 +142,7 @@ const fn v4(a: u8, b: u8, c: u8, d: u8, len: u8, kind: RangeKind) -> (Ipv4Net, R
 
 const fn v6(segments: [u16; 8], len: u8, kind: RangeKind) -> (Ipv6Net, RangeKind) {
     let [a, b, c, d, e, f, g, h] = segments;
-    (
-        Ipv6Net::new_assert(Ipv6Addr::new(a, b, c, d, e, f, g, h), len),
-        kind,
-    )
+    (Ipv6Net::new_assert(Ipv6Addr::new(a, b, c, d, e, f, g, h), len), kind)
 }
 
 /// Most specific first: the first match names the range in the refusal.
@@ -325,19 +322,11 @@ mod tests {
     fn embedded_ipv4_is_judged() {
         let cases = [
             ("::ffff:127.0.0.1", Embedding::Mapped, RangeKind::Loopback),
-            (
-                "::ffff:a9fe:a9fe",
-                Embedding::Mapped,
-                RangeKind::CloudMetadata,
-            ),
+            ("::ffff:a9fe:a9fe", Embedding::Mapped, RangeKind::CloudMetadata),
             ("::10.0.0.1", Embedding::Compatible, RangeKind::Private),
             ("64:ff9b::192.168.0.1", Embedding::Nat64, RangeKind::Private),
             ("2002:7f00:1::", Embedding::SixToFour, RangeKind::Loopback),
-            (
-                "2002:a9fe:a9fe:1::5",
-                Embedding::SixToFour,
-                RangeKind::CloudMetadata,
-            ),
+            ("2002:a9fe:a9fe:1::5", Embedding::SixToFour, RangeKind::CloudMetadata),
         ];
         for (addr, how, expected) in cases {
             let parsed: IpAddr = addr.parse().expect("test address");

@@ -54,8 +54,7 @@ pub fn normalise_environment_id(value: &str, format: EnvironmentIdFormat) -> Opt
 /// POST, PATCH and PUT carry JSON: `application/json`, parameters such as
 /// `charset` allowed.
 pub fn require_json_content_type(headers: &HeaderMap) -> Result<(), AllianceError> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok());
-    match content_type {
+    match single_text(headers, header::CONTENT_TYPE.as_str())? {
         Some(value) if is_json_media_type(value) => Ok(()),
         Some(value) => Err(AllianceError::unsupported_media_type(format!(
             "Content-Type must be application/json, not {value}"

@@ -14,7 +14,6 @@ use crate::copy_from::guard;
 use crate::error::AllianceError;
 use crate::ids;
 
-
 /// Fields Glance computes; a client may not set them.
 const READ_ONLY: &[&str] = &[
     "status",

@@ -203,15 +203,24 @@ async fn the_ssrf_guard_refuses_before_any_upstream_call() {
     for (url, expected) in [
         ("http://169.254.169.254/latest/meta-data/", "cloud metadata address"),
         ("http://10.0.0.5/x.img", "private range"),
-        ("http://user:secret@example.com/x.img", "credentials in the URL are not allowed"),
+        (
+            "http://user:secret@example.com/x.img",
+            "credentials in the URL are not allowed",
+        ),
         ("http://[::ffff:10.0.0.1]/x.img", "IPv4-mapped"),
     ] {
-        let answer = send(harness.call(Method::POST, "/images").body(
-            json!({"image": {"name": "x", "disk_format": "raw", "container_format": "bare", "copy_from": url}}).to_string(),
-        ))
+        let answer = send(
+            harness.call(Method::POST, "/images").body(
+                json!({"image": {"name": "x", "disk_format": "raw", "container_format": "bare", "copy_from": url}})
+                    .to_string(),
+            ),
+        )
         .await;
         let message = answer.error_message(400);
-        assert!(message.starts_with("copy_from is refused:") && message.contains(expected), "{url}: {message}");
+        assert!(
+            message.starts_with("copy_from is refused:") && message.contains(expected),
+            "{url}: {message}"
+        );
         assert!(!message.contains("secret"));
     }
     assert!(harness.glance.requests().is_empty());

@@ -66,13 +66,22 @@ async fn every_bad_input_is_refused_before_any_upstream_call() {
         ),
         (
             "update as text",
-            harness
-                .call(Method::PATCH, &format!("/images/{id}"))
+            client
+                .patch(url(&format!("/images/{id}")))
+                .header("X-Target-Ns", NAMESPACE)
+                .header("X-Environment-Id", ENV_A)
                 .header("Content-Type", "text/plain")
                 .body("x"),
             415,
             "not text/plain",
         ),
+        (
+            "two content types",
+            harness.call(Method::POST, "/images").header("Content-Type", "text/plain").body("{}"),
+            400,
+            "content-type header must appear once",
+        ),
+
         (
             "malformed JSON",
             harness.call(Method::POST, "/images").body("{\"image\": "),
@@ -223,11 +232,15 @@ async fn content_type_is_accepted_on_reads_and_charset_on_writes() {
     assert_eq!(answer.status, 200);
     let answer = send(
         harness
-            .call(Method::POST, "/images")
+            .client
+            .post(format!("{}/images", harness.facade.url()))
+            .header("X-Target-Ns", NAMESPACE)
+            .header("X-Environment-Id", ENV_A)
             .header("Content-Type", "application/json; charset=UTF-8")
             .body(r#"{"image": {"name": "charset"}}"#),
     )
     .await;
+
     assert_eq!(answer.status, 201);
 }
 

@@ -34,15 +34,22 @@ async fn patch_and_put_send_one_json_patch() {
         );
         assert_eq!(image["visibility"], "private");
 
+        // The image is read first: the facade checks it belongs to the environment.
         let requests = harness.glance.requests();
-        assert_eq!(lines(&requests), [format!("PATCH /image/v2/images/{id}")]);
-        assert_trusted_identity(&requests[0], ENV_A);
         assert_eq!(
-            requests[0].header("content-type"),
+            lines(&requests),
+            [format!("GET /image/v2/images/{id}"), format!("PATCH /image/v2/images/{id}")]
+        );
+        for request in &requests {
+            assert_trusted_identity(request, ENV_A);
+        }
+        assert_eq!(
+            requests[1].header("content-type"),
             Some("application/openstack-images-v2.1-json-patch")
         );
         assert_eq!(
-            json_body(&requests[0]),
+            json_body(&requests[1]),
+
             json!([
                 {"op": "replace", "path": "/name", "value": "ubuntu_image"},
                 {"op": "replace", "path": "/disk_format", "value": "ari"},

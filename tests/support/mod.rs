@@ -52,7 +52,6 @@ pub fn facade_config(glance_url: &str, options: &FacadeOptions) -> Config {
         auth = {{ type = "trusted", user_id = "{FACADE_USER}" }}
         copy_from = {{ allow_cidrs = ["127.0.0.1/32"] }}
         "#,
-
         max_body = options.max_body_bytes,
         page_size = options.page_size,
         max_pages = options.max_pages,
@@ -121,7 +120,7 @@ impl Harness {
             .await
             .expect("mock reachable");
         assert_eq!(response.status(), 201, "mock create");
-        response.json().await.expect("json")
+        serde_json::from_slice(&response.bytes().await.expect("body")).expect("json")
     }
 }
 

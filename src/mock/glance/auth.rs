@@ -148,16 +148,11 @@ pub(crate) struct Target<'a> {
 
 impl<'a> Target<'a> {
     pub(crate) fn of(image: &'a Image, who: &'a Identity) -> Target<'a> {
-        let foreign_shared = image.visibility == Visibility::Shared
-            && who.project.as_deref() != image.owner.as_deref();
+        let foreign_shared = image.visibility == Visibility::Shared && who.project.as_deref() != image.owner.as_deref();
         Target {
             owner: image.owner.as_deref(),
             visibility: image.visibility,
-            member_id: if foreign_shared {
-                who.project.as_deref()
-            } else {
-                None
-            },
+            member_id: if foreign_shared { who.project.as_deref() } else { None },
         }
     }
 }
@@ -192,10 +187,7 @@ pub(crate) fn allowed(who: &Identity, rule: Rule, target: &Target) -> bool {
         | Rule::DeleteMember => member && owns,
         Rule::GetMembers | Rule::GetMember => reader && (owns || who.project_is(target.member_id)),
         Rule::ModifyMember => member && who.project_is(target.member_id),
-        Rule::PublicizeImage
-        | Rule::CopyImage
-        | Rule::StoresInfoDetail
-        | Rule::DeleteImageLocation => false,
+        Rule::PublicizeImage | Rule::CopyImage | Rule::StoresInfoDetail | Rule::DeleteImageLocation => false,
     }
 }
 
@@ -222,11 +214,7 @@ pub(crate) fn enforce(who: &Identity, rule: Rule, target: &Target) -> Result<(),
 }
 
 /// `publicize_image` / `communitize_image`, checked when visibility is set.
-pub(crate) fn enforce_visibility(
-    who: &Identity,
-    visibility: Visibility,
-    target: &Target,
-) -> Result<(), ApiError> {
+pub(crate) fn enforce_visibility(who: &Identity, visibility: Visibility, target: &Target) -> Result<(), ApiError> {
     match visibility {
         Visibility::Public => enforce(who, Rule::PublicizeImage, target),
         Visibility::Community => enforce(who, Rule::CommunitizeImage, target),

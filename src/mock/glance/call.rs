@@ -38,11 +38,7 @@ impl Call<'_> {
 
     /// The media type without parameters (webob's `request.content_type`).
     pub(crate) fn media_type(&self) -> &str {
-        self.content_type_header()
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
+        self.content_type_header().split(';').next().unwrap_or_default().trim()
     }
 
     /// `JSONRequestDeserializer.has_body`.
@@ -51,8 +47,7 @@ impl Call<'_> {
             .header("transfer-encoding")
             .unwrap_or_default()
             .to_ascii_lowercase();
-        let streams = ["chunked", "compress", "deflate", "gzip", "identity"]
-            .contains(&encoding.as_str())
+        let streams = ["chunked", "compress", "deflate", "gzip", "identity"].contains(&encoding.as_str())
             && [Method::POST, Method::PUT, Method::PATCH].contains(self.method);
         let length = self
             .header("content-length")
@@ -66,12 +61,10 @@ impl Call<'_> {
         if !self.has_body() {
             return Err(ApiError::bad_request("Body expected in request."));
         }
-        let value: Value = serde_json::from_slice(self.body)
-            .map_err(|_| ApiError::bad_request("Malformed JSON in request body."))?;
+        let value: Value =
+            serde_json::from_slice(self.body).map_err(|_| ApiError::bad_request("Malformed JSON in request body."))?;
         if !value.is_object() && !value.is_array() {
-            return Err(ApiError::bad_request(
-                "Unexpected body type. Expected list/dict.",
-            ));
+            return Err(ApiError::bad_request("Unexpected body type. Expected list/dict."));
         }
         Ok(value)
     }
@@ -79,9 +72,7 @@ impl Call<'_> {
     /// Routes marked `body_reject` refuse any body.
     pub(crate) fn reject_body(&self) -> Result<(), ApiError> {
         if self.has_body() {
-            return Err(ApiError::bad_request(
-                "A body is not expected with this request.",
-            ));
+            return Err(ApiError::bad_request("A body is not expected with this request."));
         }
         Ok(())
     }

@@ -14,9 +14,7 @@ const OCTET_STREAM: &str = "application/octet-stream";
 /// The only store of the mock, as in the recorded multi-store setup.
 pub(crate) const STORE_ID: &str = "fs1";
 /// Formats the format inspector recognises; other disk formats accept any bytes.
-const INSPECTABLE_FORMATS: [&str; 9] = [
-    "raw", "qcow2", "vhd", "vhdx", "vmdk", "vdi", "iso", "gpt", "luks",
-];
+const INSPECTABLE_FORMATS: [&str; 9] = ["raw", "qcow2", "vhd", "vhdx", "vmdk", "vdi", "iso", "gpt", "luks"];
 const QCOW2_MAGIC: &[u8; 4] = b"QFI\xfb";
 /// Bytes of a qcow2 header up to and including the virtual size field.
 const QCOW2_HEADER_LEN: usize = 32;
@@ -156,23 +154,14 @@ pub(crate) fn upload(call: &Call, id: &str) -> Result<Reply, ApiError> {
         Err(message) => {
             image.requeue();
             store.put(image);
-            Err(ApiError::unsupported_media_type(
-                call.content_type_header(),
-                message,
-            ))
+            Err(ApiError::unsupported_media_type(call.content_type_header(), message))
         }
     }
 }
 
 /// `PUT /v2/images/{id}/stage`: data for a later `glance-direct` import.
 pub(crate) fn stage(call: &Call, id: &str) -> Result<Reply, ApiError> {
-    if !call
-        .shared
-        .options
-        .import_methods
-        .iter()
-        .any(|m| m == "glance-direct")
-    {
+    if !call.shared.options.import_methods.iter().any(|m| m == "glance-direct") {
         return Err(ApiError::not_found(
             "'glance-direct' method is not available at this site.",
         ));
@@ -219,11 +208,7 @@ pub(crate) fn download(call: &Call, id: &str) -> Result<Reply, ApiError> {
     drop(store);
     let slice = requested_slice(call, data.len())?;
     let body: Bytes = data.slice(slice.start.min(data.len())..slice.end.min(data.len()));
-    let status = if slice.content_range.is_some() {
-        206
-    } else {
-        200
-    };
+    let status = if slice.content_range.is_some() { 206 } else { 200 };
     let mut reply = Reply::new(status).header("content-type", OCTET_STREAM);
     if let Some(range) = slice.content_range {
         reply = reply.header("content-range", range);
@@ -231,9 +216,7 @@ pub(crate) fn download(call: &Call, id: &str) -> Result<Reply, ApiError> {
     if let Some(checksum) = checksum {
         reply = reply.header("content-md5", checksum);
     }
-    Ok(reply
-        .header("content-length", body.len().to_string())
-        .with_body(body))
+    Ok(reply.header("content-length", body.len().to_string()).with_body(body))
 }
 
 fn range_not_satisfiable(detail: String) -> ApiError {
@@ -249,8 +232,8 @@ fn requested_slice(call: &Call, size: usize) -> Result<Slice, ApiError> {
                 "Requests with multiple ranges are not supported in Glance. You may make multiple single-range requests instead.",
             ));
         }
-        let (start, end) = parse_range(range)?
-            .ok_or_else(|| range_not_satisfiable("Invalid Range header.".to_owned()))?;
+        let (start, end) =
+            parse_range(range)?.ok_or_else(|| range_not_satisfiable("Invalid Range header.".to_owned()))?;
         if start >= size as i128 {
             return Err(range_not_satisfiable(format!(
                 "Invalid start position in Range header. Start position MUST be in the inclusive range [0, {last}]."
@@ -323,10 +306,7 @@ fn parse_range(header: &str) -> Result<Option<(i128, Option<i128>)>, ApiError> {
         (true, false) => Ok(number(&end).map(|e| (-e, None))),
         (false, true) => Ok(number(start).map(|s| (s, None))),
         (false, false) => Ok(match (number(start), number(&end)) {
-            (Some(s), Some(e)) => e
-                .checked_add(1)
-                .filter(|end| s < *end)
-                .map(|end| (s, Some(end))),
+            (Some(s), Some(e)) => e.checked_add(1).filter(|end| s < *end).map(|end| (s, Some(end))),
             _ => None,
         }),
     }
@@ -382,10 +362,7 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(
-            parse_range("bytes=0-99").ok().flatten(),
-            Some((0, Some(100)))
-        );
+        assert_eq!(parse_range("bytes=0-99").ok().flatten(), Some((0, Some(100))));
         assert_eq!(parse_range("bytes=-100").ok().flatten(), Some((-100, None)));
         assert_eq!(parse_range("bytes=5-").ok().flatten(), Some((5, None)));
         assert_eq!(parse_range("bytes=9-3").ok().flatten(), None);

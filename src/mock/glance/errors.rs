@@ -17,10 +17,7 @@ enum Template {
     /// `HTTPMethodNotAllowed`, which names the request method.
     MethodNotAllowed { method: String },
     /// `HTTPUnsupportedMediaType`, which names the request's Content-Type.
-    UnsupportedMediaType {
-        content_type: String,
-        detail: String,
-    },
+    UnsupportedMediaType { content_type: String, detail: String },
 }
 
 /// An HTTP error as Glance would raise it; rendered by [`ApiError::into_reply`].
@@ -81,9 +78,7 @@ impl ApiError {
 
     /// The policy refusal text of oslo.policy (`PolicyNotAuthorized`).
     pub(crate) fn not_authorized(action: &str) -> Self {
-        Self::forbidden(format!(
-            "You are not authorized to complete {action} action."
-        ))
+        Self::forbidden(format!("You are not authorized to complete {action} action."))
     }
 
     /// 405 from Glance's `RejectMethodController`.
@@ -158,10 +153,7 @@ impl ApiError {
     fn body_text(&self, html: bool) -> String {
         let esc = |s: &str| if html { html_escape(s) } else { s.to_owned() };
         match &self.template {
-            Template::Standard {
-                explanation,
-                detail,
-            } => {
+            Template::Standard { explanation, detail } => {
                 format!("{}<br /><br />\n{}\n\n", esc(explanation), esc(detail))
             }
             Template::MethodNotAllowed { method } => {
@@ -170,10 +162,7 @@ impl ApiError {
                     esc(method)
                 )
             }
-            Template::UnsupportedMediaType {
-                content_type,
-                detail,
-            } => format!(
+            Template::UnsupportedMediaType { content_type, detail } => format!(
                 "The request media type {} is not supported by this server.\n<br /><br />\n{}",
                 esc(content_type),
                 esc(detail)
@@ -185,9 +174,7 @@ impl ApiError {
 /// The explanation webob puts in an exception raised without one.
 fn default_explanation(status: u16) -> &'static str {
     match status {
-        400 => {
-            "The server could not comply with the request since it is either malformed or otherwise incorrect."
-        }
+        400 => "The server could not comply with the request since it is either malformed or otherwise incorrect.",
         401 => {
             "This server could not verify that you are authorized to access the document you requested. Either you supplied the wrong credentials (e.g., bad password), or your browser does not understand how to supply the credentials required."
         }
@@ -334,8 +321,7 @@ mod tests {
     #[test]
     fn html_matches_transcript_067() {
         let reply =
-            ApiError::not_found("No image found with ID 99999999-9999-4999-8999-999999999999")
-                .into_reply(Some("*/*"));
+            ApiError::not_found("No image found with ID 99999999-9999-4999-8999-999999999999").into_reply(Some("*/*"));
         let expected = "<html>\n <head>\n  <title>404 Not Found</title>\n </head>\n <body>\n  <h1>404 Not Found</h1>\n  No image found with ID 99999999-9999-4999-8999-999999999999<br /><br />\n\n\n\n </body>\n</html>";
         assert_eq!(body_of(&reply), expected);
         assert_eq!(reply.body().len(), 181);
@@ -343,9 +329,8 @@ mod tests {
 
     #[test]
     fn json_matches_transcript_068() {
-        let reply =
-            ApiError::not_found("No image found with ID 99999999-9999-4999-8999-999999999999")
-                .into_reply(Some("application/json"));
+        let reply = ApiError::not_found("No image found with ID 99999999-9999-4999-8999-999999999999")
+            .into_reply(Some("application/json"));
         assert_eq!(
             body_of(&reply),
             r#"{"message": "No image found with ID 99999999-9999-4999-8999-999999999999<br /><br />\n\n\n", "code": "404 Not Found", "title": "Not Found"}"#
@@ -355,8 +340,7 @@ mod tests {
     #[test]
     fn detail_and_special_templates_match_lengths() {
         // 035: explanation plus detail, 210: 405 template, 082: 415 template.
-        let reserved =
-            ApiError::with_detail(403, "Attribute 'os_glance_foo' is reserved.").into_reply(None);
+        let reserved = ApiError::with_detail(403, "Attribute 'os_glance_foo' is reserved.").into_reply(None);
         assert_eq!(reserved.body().len(), 205);
         let not_allowed = ApiError::method_not_allowed("PUT", "GET, POST").into_reply(None);
         assert_eq!(not_allowed.body().len(), 187);
@@ -375,10 +359,7 @@ mod tests {
         assert_eq!(negotiate(None), Format::Html);
         assert_eq!(negotiate(Some("application/json")), Format::Json);
         assert_eq!(negotiate(Some("application/json, text/html")), Format::Html);
-        assert_eq!(
-            negotiate(Some("text/html;q=0.5, application/json")),
-            Format::Json
-        );
+        assert_eq!(negotiate(Some("text/html;q=0.5, application/json")), Format::Json);
         assert_eq!(negotiate(Some("text/plain")), Format::Plain);
         assert_eq!(negotiate(Some("*/*")), Format::Html);
     }

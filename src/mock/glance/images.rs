@@ -58,12 +58,7 @@ pub(crate) fn as_integer(value: &Value) -> Option<i64> {
     value
         .as_i64()
         .or_else(|| value.as_u64().map(|u| i64::try_from(u).unwrap_or(i64::MAX)))
-        .or_else(|| {
-            value
-                .as_f64()
-                .filter(|f| f.fract() == 0.0)
-                .map(|f| f as i64)
-        })
+        .or_else(|| value.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
 }
 
 /// `min_ram` / `min_disk` must not be negative (`InvalidParameterValue`).
@@ -81,12 +76,7 @@ pub(crate) fn check_minimum(param: &str, value: &Value) -> Result<i64, ApiError>
 /// Strings of a JSON array, deduplicated in order (tags).
 pub(crate) fn string_set(value: &Value) -> Vec<String> {
     let mut tags: Vec<String> = Vec::new();
-    for tag in value
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
+    for tag in value.as_array().into_iter().flatten().filter_map(Value::as_str) {
         if !tags.iter().any(|t| t == tag) {
             tags.push(tag.to_owned());
         }
@@ -127,9 +117,7 @@ pub(crate) fn create(call: &Call) -> Result<Reply, ApiError> {
         return Err(ApiError::internal());
     };
     if let Some(key) = DISALLOWED_ON_CREATE.iter().find(|k| body.contains_key(**k)) {
-        return Err(ApiError::forbidden(format!(
-            "Attribute '{key}' is read-only."
-        )));
+        return Err(ApiError::forbidden(format!("Attribute '{key}' is read-only.")));
     }
     schema::validate_image(&body)?;
     let is_base = |key: &str| BASE_PROPERTIES.contains(&key);
@@ -146,10 +134,7 @@ pub(crate) fn create(call: &Call) -> Result<Reply, ApiError> {
             ));
         }
         if is_reserved(key) {
-            return Err(ApiError::with_detail(
-                403,
-                format!("Attribute '{key}' is reserved."),
-            ));
+            return Err(ApiError::with_detail(403, format!("Attribute '{key}' is reserved.")));
         }
     }
 
@@ -182,21 +167,13 @@ pub(crate) fn create(call: &Call) -> Result<Reply, ApiError> {
     enforce_visibility(who, target.visibility, &target)?;
 
     if let Some(key) = READ_ONLY_ON_CREATE.iter().find(|k| body.contains_key(**k)) {
-        return Err(ApiError::forbidden(format!(
-            "Attribute '{key}' is read-only."
-        )));
+        return Err(ApiError::forbidden(format!("Attribute '{key}' is read-only.")));
     }
     if extra.iter().any(|(k, _)| *k == "locations") {
         return Err(ApiError::forbidden("Attribute 'locations' is reserved."));
     }
-    let min_disk = base
-        .get("min_disk")
-        .map(|v| check_minimum("min_disk", v))
-        .transpose()?;
-    let min_ram = base
-        .get("min_ram")
-        .map(|v| check_minimum("min_ram", v))
-        .transpose()?;
+    let min_disk = base.get("min_disk").map(|v| check_minimum("min_disk", v)).transpose()?;
+    let min_ram = base.get("min_ram").map(|v| check_minimum("min_ram", v)).transpose()?;
 
     let id = base
         .get("id")

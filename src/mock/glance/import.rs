@@ -51,10 +51,7 @@ pub(crate) fn import(call: &Call, id: &str) -> Result<Reply, ApiError> {
         .get("name")
         .ok_or_else(|| ApiError::bad_request("Import request requires a 'name' field."))?;
     let options = &call.shared.options;
-    let Some(name) = name
-        .as_str()
-        .filter(|n| options.import_methods.iter().any(|m| m == n))
-    else {
+    let Some(name) = name.as_str().filter(|n| options.import_methods.iter().any(|m| m == n)) else {
         return Err(ApiError::bad_request(format!(
             "Unknown import method name '{}'.",
             pyfmt::py_str(name)
@@ -62,9 +59,7 @@ pub(crate) fn import(call: &Call, id: &str) -> Result<Reply, ApiError> {
     };
     for flag in ["all_stores_must_succeed", "all_stores"] {
         if request.get(flag).is_some_and(|v| !v.is_boolean()) {
-            return Err(ApiError::bad_request(format!(
-                "'{flag}' must be boolean value only"
-            )));
+            return Err(ApiError::bad_request(format!("'{flag}' must be boolean value only")));
         }
     }
 
@@ -93,22 +88,14 @@ pub(crate) fn import(call: &Call, id: &str) -> Result<Reply, ApiError> {
         ));
     }
     if image.container_format.as_deref().is_none_or(str::is_empty) {
-        return Err(ApiError::conflict(
-            "'container_format' needs to be set before import",
-        ));
+        return Err(ApiError::conflict("'container_format' needs to be set before import"));
     }
     if image.disk_format.as_deref().is_none_or(str::is_empty) {
-        return Err(ApiError::conflict(
-            "'disk_format' needs to be set before import",
-        ));
+        return Err(ApiError::conflict("'disk_format' needs to be set before import"));
     }
     enforce_on_image(
         &call.who,
-        if copying {
-            Rule::CopyImage
-        } else {
-            Rule::ModifyImage
-        },
+        if copying { Rule::CopyImage } else { Rule::ModifyImage },
         image,
     )?;
     if image.property(IMPORT_TASK).is_some() {
@@ -177,9 +164,7 @@ pub(crate) fn import(call: &Call, id: &str) -> Result<Reply, ApiError> {
 }
 
 fn filtering_error(uri: &str) -> ApiError {
-    ApiError::bad_request(format!(
-        "URI for web-download does not pass filtering: {uri}"
-    ))
+    ApiError::bad_request(format!("URI for web-download does not pass filtering: {uri}"))
 }
 
 /// `utils.get_stores_from_request`: the only known store is `fs1`.
@@ -208,9 +193,7 @@ fn requested_stores(call: &Call, request: &Map<String, Value>) -> Result<Vec<Str
         vec![header.unwrap_or(STORE_ID).to_owned()]
     };
     match stores.iter().find(|s| *s != STORE_ID) {
-        Some(unknown) => Err(ApiError::conflict(format!(
-            "Store for identifier {unknown} not found"
-        ))),
+        Some(unknown) => Err(ApiError::conflict(format!("Store for identifier {unknown} not found"))),
         None => Ok(stores),
     }
 }
@@ -236,10 +219,7 @@ fn split_uri(uri: &str) -> Option<SplitUri> {
     let mut rest = uri;
     if let Some(colon) = uri.find(':') {
         let candidate = &uri[..colon];
-        let valid = candidate
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic())
+        let valid = candidate.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
             && candidate
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
@@ -255,9 +235,7 @@ fn split_uri(uri: &str) -> Option<SplitUri> {
             port: None,
         });
     };
-    let netloc = &after_slashes[..after_slashes
-        .find(['/', '?', '#'])
-        .unwrap_or(after_slashes.len())];
+    let netloc = &after_slashes[..after_slashes.find(['/', '?', '#']).unwrap_or(after_slashes.len())];
     if netloc.contains('[') != netloc.contains(']') {
         return None;
     }
@@ -304,8 +282,7 @@ pub(crate) fn check_uri(uri: &str, options: &Options) -> UriCheck {
     };
     let port = match parts.port.as_deref() {
         None => None,
-        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => match p.parse::<u32>()
-        {
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => match p.parse::<u32>() {
             Ok(port) if port <= u32::from(u16::MAX) => Some(port),
             _ => return UriCheck::Unparsable,
         },
@@ -317,11 +294,7 @@ pub(crate) fn check_uri(uri: &str, options: &Options) -> UriCheck {
     let Some(host) = parts.host.as_deref().and_then(normalize_host) else {
         return UriCheck::Refused;
     };
-    if let Some(allowed_hosts) = options
-        .web_download_allowed_hosts
-        .as_ref()
-        .filter(|h| !h.is_empty())
-    {
+    if let Some(allowed_hosts) = options.web_download_allowed_hosts.as_ref().filter(|h| !h.is_empty()) {
         if !allowed_hosts.contains(&host) {
             return UriCheck::Refused;
         }
@@ -371,10 +344,7 @@ async fn run(shared: Arc<Shared>, job: Job) {
         Source::Staged(data) => Some(data.clone()),
         Source::Unsupported => None,
     };
-    let delay = shared
-        .options
-        .import_delay
-        .saturating_sub(started.elapsed());
+    let delay = shared.options.import_delay.saturating_sub(started.elapsed());
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
@@ -415,11 +385,7 @@ fn finish(shared: &Shared, job: &Job, data: Option<Bytes>) {
         image.set_property(IMPORTING_TO_STORES, "");
         image.staged = None;
         image.updated_at = now;
-        let checked = data.and_then(|data| {
-            inspect(image, &data)
-                .ok()
-                .map(|virtual_size| (data, virtual_size))
-        });
+        let checked = data.and_then(|data| inspect(image, &data).ok().map(|virtual_size| (data, virtual_size)));
         Some(match checked {
             Some((data, virtual_size)) => {
                 record_location(image, &data);
@@ -477,20 +443,11 @@ mod tests {
             check_uri("http://2130706433:8765/remote.qcow2", &local),
             UriCheck::Refused
         );
-        assert_eq!(
-            check_uri("http://127.0.0.1:abc/x", &local),
-            UriCheck::Unparsable
-        );
+        assert_eq!(check_uri("http://127.0.0.1:abc/x", &local), UriCheck::Unparsable);
         let open = options(None, vec![80, 443]);
-        assert_eq!(
-            check_uri("https://images.example.test/x.img", &open),
-            UriCheck::Allowed
-        );
+        assert_eq!(check_uri("https://images.example.test/x.img", &open), UriCheck::Allowed);
         assert_eq!(check_uri("http://[::1]/x", &open), UriCheck::Allowed);
         assert_eq!(check_uri("http://127.1/x", &open), UriCheck::Refused);
-        assert_eq!(
-            check_uri("http://example.test:8080/x", &open),
-            UriCheck::Refused
-        );
+        assert_eq!(check_uri("http://example.test:8080/x", &open), UriCheck::Refused);
     }
 }

@@ -58,9 +58,7 @@ impl SortDir {
         match dir {
             "asc" => Ok(SortDir::Asc),
             "desc" => Ok(SortDir::Desc),
-            other => Err(ApiError::bad_request(format!(
-                "Invalid sort direction: {other}"
-            ))),
+            other => Err(ApiError::bad_request(format!("Invalid sort direction: {other}"))),
         }
     }
 }
@@ -180,26 +178,13 @@ pub(crate) enum Filter {
 impl Filter {
     pub(crate) fn matches(&self, image: &Image) -> bool {
         match self {
-            Filter::Text { field, any_of } => field
-                .get(image)
-                .is_some_and(|v| any_of.iter().any(|a| a == v)),
-            Filter::Int { field, cmp, value } => {
-                field.get(image).is_some_and(|v| cmp.holds(v, *value))
-            }
+            Filter::Text { field, any_of } => field.get(image).is_some_and(|v| any_of.iter().any(|a| a == v)),
+            Filter::Int { field, cmp, value } => field.get(image).is_some_and(|v| cmp.holds(v, *value)),
             Filter::Protected(p) => image.protected == *p,
             Filter::OsHidden(h) => image.os_hidden == *h,
-            Filter::Time {
-                updated,
-                cmp,
-                value,
-            } => cmp.holds(
-                if *updated {
-                    image.updated_at
-                } else {
-                    image.created_at
-                },
-                *value,
-            ),
+            Filter::Time { updated, cmp, value } => {
+                cmp.holds(if *updated { image.updated_at } else { image.created_at }, *value)
+            }
             Filter::Tag(tag) => image.tags.iter().any(|t| t == tag),
             Filter::Property { key, value } => image.property(key) == Some(value.as_str()),
             Filter::Nothing => false,
@@ -250,11 +235,7 @@ impl Params {
 
     /// `MultiDict.get(key)`: the last occurrence.
     fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     fn contains(&self, key: &str) -> bool {
@@ -266,11 +247,7 @@ impl Params {
 fn python_int(value: &str) -> Option<i128> {
     let trimmed = value.trim();
     let digits = trimmed.strip_prefix(['+', '-']).unwrap_or(trimmed);
-    if digits.is_empty()
-        || digits.starts_with('_')
-        || digits.ends_with('_')
-        || digits.contains("__")
-    {
+    if digits.is_empty() || digits.starts_with('_') || digits.ends_with('_') || digits.contains("__") {
         return None;
     }
     let cleaned: String = trimmed.chars().filter(|c| *c != '_').collect();
@@ -285,28 +262,18 @@ fn python_int(value: &str) -> Option<i128> {
     Some(
         cleaned
             .parse::<i128>()
-            .unwrap_or(if cleaned.starts_with('-') {
-                i128::MIN
-            } else {
-                i128::MAX
-            }),
+            .unwrap_or(if cleaned.starts_with('-') { i128::MIN } else { i128::MAX }),
     )
 }
 
 /// Parses and validates the query of `GET /v2/images` (`RequestDeserializer.index`
 /// and the checks `ImagesController.index` does before asking the database).
-pub(crate) fn parse(
-    query: Option<&str>,
-    limit_default: usize,
-    limit_max: usize,
-) -> Result<ListQuery, ApiError> {
+pub(crate) fn parse(query: Option<&str>, limit_default: usize, limit_max: usize) -> Result<ListQuery, ApiError> {
     let original = pyfmt::parse_qsl(query.unwrap_or(""));
     let mut params = Params(original.clone());
     let limit = params.pop("limit");
     let marker = params.pop("marker");
-    let member_status = params
-        .pop("member_status")
-        .unwrap_or_else(|| "accepted".to_owned());
+    let member_status = params.pop("member_status").unwrap_or_else(|| "accepted".to_owned());
     let mut tags = Vec::new();
     while let Some(tag) = params.pop("tag") {
         tags.push(tag.trim().to_owned());
@@ -318,9 +285,7 @@ pub(crate) fn parse(
         Some(v) => match Visibility::parse(v) {
             Some(vis) => Some(Some(vis)),
             None => {
-                return Err(ApiError::bad_request(format!(
-                    "Invalid visibility value: {v}"
-                )));
+                return Err(ApiError::bad_request(format!("Invalid visibility value: {v}")));
             }
         },
     };
@@ -410,9 +375,7 @@ fn sorting(params: &mut Params) -> Result<Vec<(SortKey, SortDir)>, ApiError> {
     let mut dirs = Vec::new();
     if params.contains("sort") {
         if params.contains("sort_key") || params.contains("sort_dir") {
-            return Err(ApiError::bad_request(
-                "Old and new sorting syntax cannot be combined",
-            ));
+            return Err(ApiError::bad_request("Old and new sorting syntax cannot be combined"));
         }
         let spec = params.pop("sort").unwrap_or_default();
         for part in spec.trim().split(',') {
@@ -440,11 +403,7 @@ fn sorting(params: &mut Params) -> Result<Vec<(SortKey, SortDir)>, ApiError> {
     if dirs.is_empty() {
         dirs.push(SortDir::Desc);
     }
-    let default_dir = if dirs.len() == 1 {
-        dirs[0]
-    } else {
-        SortDir::Desc
-    };
+    let default_dir = if dirs.len() == 1 { dirs[0] } else { SortDir::Desc };
     let mut sort: Vec<(SortKey, SortDir)> = keys
         .iter()
         .enumerate()
@@ -466,19 +425,11 @@ fn column_filter(key: &str, value: &str) -> Result<Option<Filter>, ApiError> {
     if HANDLED.contains(&key) {
         return Ok(None);
     }
-    if let Some(column) = key
-        .strip_suffix("_min")
-        .or_else(|| key.strip_suffix("_max"))
-    {
-        let bound = python_int(value).ok_or_else(|| {
-            ApiError::bad_request("Unable to filter on a range with a non-numeric value.")
-        })?;
+    if let Some(column) = key.strip_suffix("_min").or_else(|| key.strip_suffix("_max")) {
+        let bound = python_int(value)
+            .ok_or_else(|| ApiError::bad_request("Unable to filter on a range with a non-numeric value."))?;
         let field = IntField::parse(column).ok_or_else(ApiError::internal)?;
-        let cmp = if key.ends_with("_min") {
-            Cmp::Ge
-        } else {
-            Cmp::Le
-        };
+        let cmp = if key.ends_with("_min") { Cmp::Ge } else { Cmp::Le };
         return Ok(Some(Filter::Int {
             field,
             cmp,
@@ -521,9 +472,7 @@ fn column_filter(key: &str, value: &str) -> Result<Option<Filter>, ApiError> {
             "neq" => Cmp::Ne,
             "eq" => Cmp::Eq,
             _ => {
-                return Err(ApiError::bad_request(
-                    "Unable to filter on a unknown operator.",
-                ));
+                return Err(ApiError::bad_request("Unable to filter on a unknown operator."));
             }
         };
         return Ok(Some(Filter::Time {
@@ -647,10 +596,7 @@ fn parse_isotime(value: &str) -> Option<OffsetDateTime> {
         format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
         format_description!("[year]-[month]-[day]T[hour]:[minute]"),
     ];
-    if let Some(t) = naive
-        .iter()
-        .find_map(|f| PrimitiveDateTime::parse(value, f).ok())
-    {
+    if let Some(t) = naive.iter().find_map(|f| PrimitiveDateTime::parse(value, f).ok()) {
         return Some(t.assume_utc());
     }
     let date = time::Date::parse(value, format_description!("[year]-[month]-[day]")).ok()?;
@@ -665,10 +611,7 @@ mod tests {
     fn links_keep_order_and_encode_like_python() {
         let q = parse(Some("sort=name:asc&limit=2&marker=abc"), 25, 1000).ok();
         let q = q.as_ref();
-        assert_eq!(
-            q.map(|q| q.first.as_str()),
-            Some("/v2/images?sort=name%3Aasc&limit=2")
-        );
+        assert_eq!(q.map(|q| q.first.as_str()), Some("/v2/images?sort=name%3Aasc&limit=2"));
         assert_eq!(
             q.map(|q| q.next_link("m1")).as_deref(),
             Some("/v2/images?sort=name%3Aasc&limit=2&marker=m1")
@@ -685,23 +628,12 @@ mod tests {
 
     #[test]
     fn limits_and_errors() {
-        assert_eq!(
-            parse(Some("limit=5000"), 25, 1000).map(|q| q.limit).ok(),
-            Some(1000)
-        );
+        assert_eq!(parse(Some("limit=5000"), 25, 1000).map(|q| q.limit).ok(), Some(1000));
         assert_eq!(parse(None, 25, 1000).map(|q| q.limit).ok(), Some(25));
+        assert_eq!(parse(Some("limit=-1"), 25, 1000).err().map(|e| e.status()), Some(400));
+        assert_eq!(parse(Some("limit=abc"), 25, 1000).err().map(|e| e.status()), Some(400));
         assert_eq!(
-            parse(Some("limit=-1"), 25, 1000).err().map(|e| e.status()),
-            Some(400)
-        );
-        assert_eq!(
-            parse(Some("limit=abc"), 25, 1000).err().map(|e| e.status()),
-            Some(400)
-        );
-        assert_eq!(
-            parse(Some("sort_key=bogus"), 25, 1000)
-                .err()
-                .map(|e| e.status()),
+            parse(Some("sort_key=bogus"), 25, 1000).err().map(|e| e.status()),
             Some(400)
         );
         let deferred = |q| {

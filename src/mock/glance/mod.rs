@@ -172,9 +172,7 @@ pub(crate) struct Shared {
 
 /// Locks a mutex, recovering the data if a thread panicked while holding it.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Shared {
@@ -213,10 +211,7 @@ impl Shared {
         let mut faults = lock(&self.faults);
         let index = faults.iter().position(|fault| {
             fault.method.as_ref().is_none_or(|m| m == method)
-                && fault
-                    .path_suffix
-                    .as_deref()
-                    .is_none_or(|suffix| path.ends_with(suffix))
+                && fault.path_suffix.as_deref().is_none_or(|suffix| path.ends_with(suffix))
         })?;
         faults.remove(index).map(|fault| fault.action)
     }
@@ -393,18 +388,12 @@ impl std::fmt::Display for DropConnection {
 
 impl std::error::Error for DropConnection {}
 
-async fn handle(
-    shared: Arc<Shared>,
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, DropConnection> {
+async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, DropConnection> {
     let (parts, body) = request.into_parts();
     let (body, too_large) = read_body(body).await?;
     shared.record(&parts, &body);
     if too_large {
-        let error = errors::ApiError::new(
-            413,
-            "The incoming image is too large: The provided image is too large.",
-        );
+        let error = errors::ApiError::new(413, "The incoming image is too large: The provided image is too large.");
         let accept = parts.headers.get("accept").and_then(|v| v.to_str().ok());
         let request_id = format!("req-{}", uuid::Uuid::new_v4());
         return Ok(error.into_reply(accept).into_response(Some(&request_id)));
@@ -416,12 +405,9 @@ async fn handle(
             body,
         }) => {
             let mut response = Response::new(Full::new(Bytes::from(body)));
-            *response.status_mut() =
-                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             if let Ok(value) = HeaderValue::from_str(&content_type) {
-                response
-                    .headers_mut()
-                    .insert(http::header::CONTENT_TYPE, value);
+                response.headers_mut().insert(http::header::CONTENT_TYPE, value);
             }
             return Ok(response);
         }

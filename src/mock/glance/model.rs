@@ -163,10 +163,7 @@ impl Image {
     }
 
     pub(crate) fn property(&self, key: &str) -> Option<&str> {
-        self.properties
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.properties.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// Sets a custom property, keeping the position of an existing key.
@@ -237,11 +234,7 @@ impl Image {
             ("schema", json_string("/v2/schemas/image")),
         ];
         let mut entries: Vec<(&str, &str)> = Vec::with_capacity(self.properties.len() + 23);
-        let rendered: Vec<String> = self
-            .properties
-            .iter()
-            .map(|(_, v)| json_string(v))
-            .collect();
+        let rendered: Vec<String> = self.properties.iter().map(|(_, v)| json_string(v)).collect();
         for ((key, _), value) in self.properties.iter().zip(&rendered) {
             // A custom key named like a core key keeps its place with the core value,
             // as a Python dict update would.
@@ -373,6 +366,5 @@ fn python_isoformat(t: OffsetDateTime) -> String {
 /// The current time, truncated to microseconds like Glance's database columns.
 pub(crate) fn now() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.microsecond() * 1000)
-        .unwrap_or(now)
+    now.replace_nanosecond(now.microsecond() * 1000).unwrap_or(now)
 }

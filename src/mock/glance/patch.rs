@@ -131,9 +131,7 @@ fn parse_change(raw: &Value, draft4: bool) -> Result<Change, ApiError> {
         (name.to_owned(), Some(path))
     };
     // A non-string pointer makes Glance call string methods on it: 500.
-    let pointer = pointer
-        .and_then(Value::as_str)
-        .ok_or_else(ApiError::internal)?;
+    let pointer = pointer.and_then(Value::as_str).ok_or_else(ApiError::internal)?;
     let path = decode_pointer(pointer)?;
     let op = match op_name.as_str() {
         "add" => Op::Add,
@@ -155,9 +153,7 @@ fn parse_change(raw: &Value, draft4: bool) -> Result<Change, ApiError> {
         Value::Null
     } else {
         raw.get("value").cloned().ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "Operation \"{op_name}\" requires a member named \"value\"."
-            ))
+            ApiError::bad_request(format!("Operation \"{op_name}\" requires a member named \"value\"."))
         })?
     };
     let change = Change { op, path, value };
@@ -174,9 +170,7 @@ fn decode_pointer(pointer: &str) -> Result<Vec<String>, ApiError> {
     let tail = &pointer[1..];
     let adjacent = tail.match_indices('/').any(|(i, _)| {
         let after = &tail[i + 1..];
-        after
-            .trim_start_matches(char::is_whitespace)
-            .starts_with('/')
+        after.trim_start_matches(char::is_whitespace).starts_with('/')
     });
     if adjacent {
         return Err(bad("contains adjacent \"/\"."));
@@ -188,9 +182,7 @@ fn decode_pointer(pointer: &str) -> Result<Vec<String>, ApiError> {
         .match_indices('~')
         .any(|(i, _)| !matches!(pointer.as_bytes().get(i + 1), Some(b'0' | b'1')));
     if bad_escape {
-        return Err(bad(
-            "contains \"~\" not part of a recognized escape sequence.",
-        ));
+        return Err(bad("contains \"~\" not part of a recognized escape sequence."));
     }
     Ok(pointer
         .trim_start_matches('/')
@@ -203,14 +195,10 @@ fn decode_pointer(pointer: &str) -> Result<Vec<String>, ApiError> {
 fn validate_change(change: &Change) -> Result<(), ApiError> {
     let root = change.path[0].as_str();
     if READ_ONLY.contains(&root) {
-        return Err(ApiError::forbidden(format!(
-            "Attribute '{root}' is read-only."
-        )));
+        return Err(ApiError::forbidden(format!("Attribute '{root}' is read-only.")));
     }
     if is_reserved(root) {
-        return Err(ApiError::forbidden(format!(
-            "Attribute '{root}' is reserved."
-        )));
+        return Err(ApiError::forbidden(format!("Attribute '{root}' is reserved.")));
     }
     if change.op == Op::Remove || root == "locations" {
         return Ok(());
@@ -246,10 +234,7 @@ fn apply(call: &Call, image: &mut Image, change: &Change, draft4: bool) -> Resul
     match change.op {
         Op::Replace => {
             if root == "owner" && !call.who.is_admin() {
-                return Err(ApiError::with_detail(
-                    403,
-                    "Owner can't be updated by non admin.",
-                ));
+                return Err(ApiError::with_detail(403, "Owner can't be updated by non admin."));
             }
             may_change(call, image, root, value)?;
             if is_attribute {
@@ -258,19 +243,13 @@ fn apply(call: &Call, image: &mut Image, change: &Change, draft4: bool) -> Resul
                 image.set_property(root, value.as_str().unwrap_or_default());
                 Ok(())
             } else {
-                Err(ApiError::with_detail(
-                    409,
-                    format!("Property {root} does not exist."),
-                ))
+                Err(ApiError::with_detail(409, format!("Property {root} does not exist.")))
             }
         }
         Op::Add => {
             may_change(call, image, root, value)?;
             if draft4 && (is_attribute || image.property(root).is_some()) {
-                return Err(ApiError::with_detail(
-                    409,
-                    format!("Property {root} already present."),
-                ));
+                return Err(ApiError::with_detail(409, format!("Property {root} already present.")));
             }
             if is_attribute {
                 set_attribute(image, root, value)
@@ -289,10 +268,7 @@ fn apply(call: &Call, image: &mut Image, change: &Change, draft4: bool) -> Resul
             } else if image.remove_property(root) {
                 Ok(())
             } else {
-                Err(ApiError::with_detail(
-                    409,
-                    format!("Property {root} does not exist."),
-                ))
+                Err(ApiError::with_detail(409, format!("Property {root} does not exist.")))
             }
         }
     }
@@ -301,10 +277,9 @@ fn apply(call: &Call, image: &mut Image, change: &Change, draft4: bool) -> Resul
 /// The locations API is disabled by Glance's defaults (`show_multiple_locations`).
 fn locations(call: &Call, image: &Image, change: &Change) -> Result<(), ApiError> {
     match change.op {
-        Op::Replace if !pyfmt::is_truthy(&change.value) => Err(ApiError::with_detail(
-            403,
-            "Cannot set locations to empty list.",
-        )),
+        Op::Replace if !pyfmt::is_truthy(&change.value) => {
+            Err(ApiError::with_detail(403, "Cannot set locations to empty list."))
+        }
         Op::Replace => {
             enforce_on_image(&call.who, Rule::SetImageLocation, image)?;
             Err(ApiError::forbidden(
@@ -332,12 +307,7 @@ fn set_attribute(image: &mut Image, name: &str, value: &Value) -> Result<(), Api
     match name {
         "name" => image.name = text,
         "owner" => image.owner = text,
-        "visibility" => {
-            image.visibility = text
-                .as_deref()
-                .and_then(Visibility::parse)
-                .unwrap_or(image.visibility)
-        }
+        "visibility" => image.visibility = text.as_deref().and_then(Visibility::parse).unwrap_or(image.visibility),
         "protected" => image.protected = value.as_bool().unwrap_or(image.protected),
         "os_hidden" => image.os_hidden = value.as_bool().unwrap_or(image.os_hidden),
         "min_ram" => image.min_ram = check_minimum("min_ram", value)?,
@@ -372,50 +342,29 @@ mod tests {
     #[test]
     fn operation_rules() {
         assert_eq!(
-            status_of(
-                json!({"op": "replace", "path": "/name", "value": "x"}),
-                false
-            ),
+            status_of(json!({"op": "replace", "path": "/name", "value": "x"}), false),
             0
         );
+        assert_eq!(status_of(json!({"replace": "/name", "value": "x"}), true), 0);
         assert_eq!(
-            status_of(json!({"replace": "/name", "value": "x"}), true),
-            0
-        );
-        assert_eq!(
-            status_of(
-                json!({"op": "move", "from": "/name", "path": "/foo"}),
-                false
-            ),
+            status_of(json!({"op": "move", "from": "/name", "path": "/foo"}), false),
             400
         );
         assert_eq!(
-            status_of(
-                json!({"op": "replace", "path": "name", "value": "x"}),
-                false
-            ),
+            status_of(json!({"op": "replace", "path": "name", "value": "x"}), false),
             400
         );
-        assert_eq!(
-            status_of(json!({"op": "replace", "path": "/name"}), false),
-            400
-        );
+        assert_eq!(status_of(json!({"op": "replace", "path": "/name"}), false), 400);
         assert_eq!(
             status_of(json!({"op": "add", "path": "/tags/-", "value": "x"}), false),
             400
         );
         assert_eq!(
-            status_of(
-                json!({"op": "replace", "path": "/status", "value": "active"}),
-                false
-            ),
+            status_of(json!({"op": "replace", "path": "/status", "value": "active"}), false),
             403
         );
         assert_eq!(
-            status_of(
-                json!({"op": "add", "path": "/os_glance_x", "value": "y"}),
-                false
-            ),
+            status_of(json!({"op": "add", "path": "/os_glance_x", "value": "y"}), false),
             403
         );
         assert_eq!(
@@ -430,9 +379,6 @@ mod tests {
             status_of(json!({"op": "add", "path": "/a~2", "value": "y"}), false),
             400
         );
-        assert_eq!(
-            status_of(json!({"op": "add", "path": 5, "value": "y"}), false),
-            500
-        );
+        assert_eq!(status_of(json!({"op": "add", "path": 5, "value": "y"}), false), 500);
     }
 }

@@ -18,8 +18,7 @@ const PPRINT_WIDTH: usize = 72;
 /// but most other documents (tasks, errors, info) with the default `True`.
 pub(crate) fn dumps(value: &Value, ensure_ascii: bool) -> String {
     let mut out = Vec::new();
-    let mut serializer =
-        serde_json::Serializer::with_formatter(&mut out, PythonFormatter { ensure_ascii });
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, PythonFormatter { ensure_ascii });
     if value.serialize(&mut serializer).is_err() {
         // Serializing a `Value` into a Vec cannot fail; keep a valid document regardless.
         return "null".to_owned();
@@ -32,19 +31,11 @@ struct PythonFormatter {
 }
 
 impl serde_json::ser::Formatter for PythonFormatter {
-    fn begin_array_value<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
+    fn begin_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
         if first { Ok(()) } else { w.write_all(b", ") }
     }
 
-    fn begin_object_key<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
+    fn begin_object_key<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
         if first { Ok(()) } else { w.write_all(b", ") }
     }
 
@@ -52,11 +43,7 @@ impl serde_json::ser::Formatter for PythonFormatter {
         w.write_all(b": ")
     }
 
-    fn write_string_fragment<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
+    fn write_string_fragment<W: ?Sized + io::Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
         if !self.ensure_ascii {
             return w.write_all(fragment.as_bytes());
         }
@@ -263,13 +250,7 @@ fn pformat_dict_items(
         out.push_str(&key_rep);
         out.push_str(": ");
         let key_width = key_rep.chars().count() + 2;
-        pformat_into(
-            value,
-            out,
-            indent + key_width,
-            if last { allowance } else { 1 },
-            level,
-        );
+        pformat_into(value, out, indent + key_width, if last { allowance } else { 1 }, level);
         if !last {
             out.push_str(",\n");
             out.push_str(&" ".repeat(indent));
@@ -277,13 +258,7 @@ fn pformat_dict_items(
     }
 }
 
-fn pformat_list_items(
-    items: &[Value],
-    out: &mut String,
-    indent: usize,
-    allowance: usize,
-    level: usize,
-) {
+fn pformat_list_items(items: &[Value], out: &mut String, indent: usize, allowance: usize, level: usize) {
     let indent = indent + 1;
     let last_index = items.len().saturating_sub(1);
     for (i, item) in items.iter().enumerate() {
@@ -369,15 +344,7 @@ fn split_lines_keep_ends(s: &str) -> Vec<&str> {
     while let Some((i, c)) = iter.next() {
         let is_break = matches!(
             c,
-            '\n' | '\r'
-                | '\x0b'
-                | '\x0c'
-                | '\x1c'
-                | '\x1d'
-                | '\x1e'
-                | '\u{85}'
-                | '\u{2028}'
-                | '\u{2029}'
+            '\n' | '\r' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}'
         );
         if !is_break {
             continue;
@@ -431,9 +398,7 @@ pub(crate) fn quote_plus(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for &b in s.as_bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' => {
-                out.push(b as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' => out.push(b as char),
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -513,10 +478,7 @@ mod tests {
     fn repr_matches_python() {
         assert_eq!(repr(&json!("it's")), r#""it's""#);
         assert_eq!(repr(&json!("a\nb")), r"'a\nb'");
-        assert_eq!(
-            repr(&json!([null, true, 1.5, 1e20])),
-            "[None, True, 1.5, 1e+20]"
-        );
+        assert_eq!(repr(&json!([null, true, 1.5, 1e20])), "[None, True, 1.5, 1e+20]");
         assert_eq!(repr(&json!(0.0001)), "0.0001");
         assert_eq!(repr(&json!(0.00001)), "1e-05");
     }

@@ -93,8 +93,7 @@ impl Reply {
     /// Builds the hyper response, adding the request id header last when given.
     pub(crate) fn into_response(self, request_id: Option<&str>) -> Response<Full<Bytes>> {
         let mut response = Response::new(Full::new(self.body));
-        *response.status_mut() =
-            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        *response.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let headers = response.headers_mut();
         let request_id = request_id.map(|id| (REQUEST_ID_HEADER, id.to_owned()));
         for (name, value) in self.headers.into_iter().chain(request_id) {

@@ -33,24 +33,17 @@ pub(crate) fn respond(shared: &Arc<Shared>, parts: &Parts, body: &Bytes) -> Resp
     let accept = header(headers, "accept");
     let prefix = shared.options.prefix.as_str();
     let Some(rest) = below_prefix(parts.uri.path(), prefix) else {
-        return ApiError::default_for(404)
-            .into_reply(accept)
-            .into_response(None);
+        return ApiError::default_for(404).into_reply(accept).into_response(None);
     };
     // webob's `host_url` leaves out the default port.
     let host = header(headers, "host").map_or_else(|| shared.addr.to_string(), str::to_owned);
-    let host = host
-        .strip_suffix(":80")
-        .map_or_else(|| host.clone(), str::to_owned);
+    let host = host.strip_suffix(":80").map_or_else(|| host.clone(), str::to_owned);
     let base_url = format!("http://{host}{prefix}");
 
     // oslo.middleware's CORS filter answers preflights before anything else (213).
-    let preflight =
-        headers.contains_key("origin") && headers.contains_key("access-control-request-method");
+    let preflight = headers.contains_key("origin") && headers.contains_key("access-control-request-method");
     if parts.method == http::Method::OPTIONS && preflight {
-        return Reply::new(200)
-            .header("content-length", "0")
-            .into_response(None);
+        return Reply::new(200).header("content-length", "0").into_response(None);
     }
     if rest == "/healthcheck" {
         return Reply::new(200)
@@ -122,9 +115,8 @@ fn route(call: &Call, path: &str, base_url: &str) -> Result<Reply, ApiError> {
     }
     let decoded: Vec<String> = raw.iter().map(|s| pyfmt::percent_decode(s)).collect();
     let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
-    let get_only = |handler: &dyn Fn() -> Result<Reply, ApiError>| {
-        by_method(call, "GET", |m| (m == "GET").then(handler))
-    };
+    let get_only =
+        |handler: &dyn Fn() -> Result<Reply, ApiError>| by_method(call, "GET", |m| (m == "GET").then(handler));
     match segments.as_slice() {
         ["images"] => by_method(call, "GET, POST", |m| match m {
             "GET" => Some(images::list(call)),
@@ -139,17 +131,13 @@ fn route(call: &Call, path: &str, base_url: &str) -> Result<Reply, ApiError> {
         }),
         // This route has no 405 fallback in Glance: other methods find nothing.
         ["images", id, "tasks"] if call.method == http::Method::GET => images::tasks(call, id),
-        ["images", id, "import"] => by_method(call, "POST", |m| {
-            (m == "POST").then(|| import::import(call, id))
-        }),
+        ["images", id, "import"] => by_method(call, "POST", |m| (m == "POST").then(|| import::import(call, id))),
         ["images", id, "file"] => by_method(call, "GET, PUT", |m| match m {
             "GET" => Some(data::download(call, id)),
             "PUT" => Some(data::upload(call, id)),
             _ => None,
         }),
-        ["images", id, "stage"] => {
-            by_method(call, "PUT", |m| (m == "PUT").then(|| data::stage(call, id)))
-        }
+        ["images", id, "stage"] => by_method(call, "PUT", |m| (m == "PUT").then(|| data::stage(call, id))),
         ["images", id, "actions", "deactivate"] => by_method(call, "POST", |m| {
             (m == "POST").then(|| images::set_active(call, id, false))
         }),

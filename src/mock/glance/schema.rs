@@ -22,8 +22,7 @@ struct PropertySchema {
     pretty: &'static str,
 }
 
-const UUID_PATTERN: &str =
-    "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$";
+const UUID_PATTERN: &str = "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$";
 const TAG_ITEMS_PRETTY: &str = "{'type': 'string', 'maxLength': 255}";
 const TAG_MAX_LENGTH: usize = 255;
 const ADDITIONAL_PRETTY: &str = "{'type': 'string'}";
@@ -69,12 +68,7 @@ const PROPERTIES: &[PropertySchema] = &[
     PropertySchema {
         name: "visibility",
         types: &["string"],
-        allowed: Some(&[
-            Some("community"),
-            Some("public"),
-            Some("private"),
-            Some("shared"),
-        ]),
+        allowed: Some(&[Some("community"), Some("public"), Some("private"), Some("shared")]),
         max_length: None,
         uuid_pattern: false,
         string_items: false,
@@ -304,10 +298,7 @@ impl Failure {
     /// `str(jsonschema.ValidationError)`.
     fn render(&self) -> String {
         let index = |container: &str, path: &[Value]| {
-            let parts: String = path
-                .iter()
-                .map(|p| format!("[{}]", pyfmt::repr(p)))
-                .collect();
+            let parts: String = path.iter().map(|p| format!("[{}]", pyfmt::repr(p))).collect();
             format!("{container}{parts}")
         };
         format!(
@@ -323,10 +314,7 @@ impl Failure {
 
     /// jsonschema's `best_match` relevance: shallow errors first, then type errors.
     fn relevance(&self) -> (usize, bool) {
-        (
-            usize::MAX - self.instance_path.len(),
-            self.validator == "type",
-        )
+        (usize::MAX - self.instance_path.len(), self.validator == "type")
     }
 }
 
@@ -340,9 +328,7 @@ fn json_type_matches(value: &Value, json_type: &str) -> bool {
         "number" => value.is_number(),
         // Drafts after 4 accept floats with no fractional part as integers.
         "integer" => {
-            value.as_i64().is_some()
-                || value.as_u64().is_some()
-                || value.as_f64().is_some_and(|f| f.fract() == 0.0)
+            value.as_i64().is_some() || value.as_u64().is_some() || value.as_f64().is_some_and(|f| f.fract() == 0.0)
         }
         _ => false,
     }
@@ -382,10 +368,7 @@ fn check_property(schema: &PropertySchema, value: &Value, failures: &mut Vec<Fai
             None => value.is_null(),
             Some(s) => value.as_str() == Some(*s),
         }) {
-            let listed: Vec<Value> = allowed
-                .iter()
-                .map(|a| a.map_or(Value::Null, Value::from))
-                .collect();
+            let listed: Vec<Value> = allowed.iter().map(|a| a.map_or(Value::Null, Value::from)).collect();
             let message = format!(
                 "{} is not one of {}",
                 pyfmt::repr(value),
@@ -396,10 +379,7 @@ fn check_property(schema: &PropertySchema, value: &Value, failures: &mut Vec<Fai
     }
     if let (Some(max), Some(s)) = (schema.max_length, value.as_str()) {
         if s.chars().count() > max {
-            failures.push(fail(
-                "maxLength",
-                format!("{} is too long", pyfmt::repr(value)),
-            ));
+            failures.push(fail("maxLength", format!("{} is too long", pyfmt::repr(value))));
         }
     }
     if let (true, Some(s)) = (schema.uuid_pattern, value.as_str()) {
@@ -428,10 +408,9 @@ fn check_property(schema: &PropertySchema, value: &Value, failures: &mut Vec<Fai
             };
             match item.as_str() {
                 None => failures.push(item_fail("type", type_message(item, &["string"]))),
-                Some(s) if s.chars().count() > TAG_MAX_LENGTH => failures.push(item_fail(
-                    "maxLength",
-                    format!("{} is too long", pyfmt::repr(item)),
-                )),
+                Some(s) if s.chars().count() > TAG_MAX_LENGTH => {
+                    failures.push(item_fail("maxLength", format!("{} is too long", pyfmt::repr(item))))
+                }
                 Some(_) => {}
             }
         }
@@ -493,9 +472,7 @@ mod tests {
         assert_eq!(html_length(json!({"name": "x", "min_ram": "512"})), 513);
         assert_eq!(html_length(json!({"name": "x", "my_int": 5})), 382);
         assert_eq!(
-            html_length(
-                json!({"name": null, "tags": ["a"], "id": "11111111-2222-4333-8444-555555555555"})
-            ),
+            html_length(json!({"name": null, "tags": ["a"], "id": "11111111-2222-4333-8444-555555555555"})),
             0
         );
     }

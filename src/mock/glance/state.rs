@@ -103,11 +103,7 @@ impl Store {
     }
 
     /// Applies `change` to a stored image; `None` if the image is gone.
-    pub(crate) fn update<R>(
-        &mut self,
-        id: &str,
-        change: impl FnOnce(&mut Image) -> R,
-    ) -> Option<R> {
+    pub(crate) fn update<R>(&mut self, id: &str, change: impl FnOnce(&mut Image) -> R) -> Option<R> {
         let mut image = self.get(id)?.clone();
         let result = change(&mut image);
         self.put(image);
@@ -140,17 +136,11 @@ impl Store {
     }
 
     pub(crate) fn add_task(&mut self, task: Task) {
-        self.tasks
-            .entry(task.image_id.clone())
-            .or_default()
-            .push(task);
+        self.tasks.entry(task.image_id.clone()).or_default().push(task);
     }
 
     pub(crate) fn task_mut(&mut self, image_id: &str, task_id: &str) -> Option<&mut Task> {
-        self.tasks
-            .get_mut(image_id)?
-            .iter_mut()
-            .find(|t| t.id == task_id)
+        self.tasks.get_mut(image_id)?.iter_mut().find(|t| t.id == task_id)
     }
 
     /// One page of `GET /v2/images` for `who`.
@@ -184,16 +174,12 @@ impl Store {
                 };
                 page.extend(candidates.filter(|i| wanted(i)).take(query.limit));
             }
-            [(key, dir)] | [(key, dir), (SortKey::CreatedAt, _)]
-                if sort.len() == 1 || sort[1].1 == *dir =>
-            {
+            [(key, dir)] | [(key, dir), (SortKey::CreatedAt, _)] if sort.len() == 1 || sort[1].1 == *dir => {
                 let images = &self.images;
-                let index = self.indexes.entry(*key).or_insert_with(|| {
-                    images
-                        .values()
-                        .map(|i| (sort_value(i, *key), i.seq))
-                        .collect()
-                });
+                let index = self
+                    .indexes
+                    .entry(*key)
+                    .or_insert_with(|| images.values().map(|i| (sort_value(i, *key), i.seq)).collect());
                 let bound = marker
                     .and_then(|seq| images.get(&seq))
                     .map(|m| (sort_value(m, *key), m.seq));
@@ -274,10 +260,7 @@ fn listed(who: &Identity, image: &Image, query: &ListQuery) -> bool {
         Some(None) => true,
         Some(Some(wanted)) => image.visibility == wanted,
         // Community images only show up when asked for, or to their owner.
-        None => {
-            image.visibility != Visibility::Community
-                || (project.is_some() && image.owner.as_deref() == project)
-        }
+        None => image.visibility != Visibility::Community || (project.is_some() && image.owner.as_deref() == project),
     };
     visible && query.filters.iter().all(|f| f.matches(image))
 }
