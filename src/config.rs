@@ -95,7 +95,7 @@ pub enum AuthConfig {
         roles: Vec<String>,
     },
     /// The facade gets a Keystone token scoped to each environment.
-    Keystone(KeystoneConfig),
+    Keystone(Box<KeystoneConfig>),
 }
 
 /// Keystone v3 credentials of a namespace. Either name a `cloud` of a

@@ -50,11 +50,8 @@ impl Cloud {
             }
             AuthConfig::Keystone(keystone) => {
                 let settings = settings::resolve(keystone, &ProcessEnvironment).map_err(fail)?;
-                Authenticator::Keystone(KeystoneAuth::new(
-                    settings,
-                    Arc::clone(&http),
-                    config.glance_url.clone(),
-                ))
+                let keystone = KeystoneAuth::new(settings, Arc::clone(&http), config.glance_url.clone());
+                Authenticator::Keystone(Box::new(keystone))
             }
         };
         Ok(Cloud {

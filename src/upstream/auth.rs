@@ -29,7 +29,7 @@ pub struct Credentials {
 
 pub enum Authenticator {
     Trusted(TrustedAuth),
-    Keystone(KeystoneAuth),
+    Keystone(Box<KeystoneAuth>),
 }
 
 impl Authenticator {

@@ -11,7 +11,8 @@ async fn every_bad_input_is_refused_before_any_upstream_call() {
     let id = "75da8211-b8d3-4329-a12b-953e7db4690a";
     let url = |path: &str| format!("{}{path}", harness.facade.url());
     let client = &harness.client;
-    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> =
+        vec![
         (
             "unknown path",
             harness.call(Method::GET, "/v2/images"),

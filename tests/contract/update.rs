@@ -38,7 +38,10 @@ async fn patch_and_put_send_one_json_patch() {
         let requests = harness.glance.requests();
         assert_eq!(
             lines(&requests),
-            [format!("GET /image/v2/images/{id}"), format!("PATCH /image/v2/images/{id}")]
+            [
+                format!("GET /image/v2/images/{id}"),
+                format!("PATCH /image/v2/images/{id}")
+            ]
         );
         for request in &requests {
             assert_trusted_identity(request, ENV_A);
@@ -49,7 +52,6 @@ async fn patch_and_put_send_one_json_patch() {
         );
         assert_eq!(
             json_body(&requests[1]),
-
             json!([
                 {"op": "replace", "path": "/name", "value": "ubuntu_image"},
                 {"op": "replace", "path": "/disk_format", "value": "ari"},
