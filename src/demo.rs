@@ -43,6 +43,8 @@ pub async fn run(listen: SocketAddr, shutdown: impl Future<Output = ()>) -> Resu
         [namespaces.{DEMO_NAMESPACE}]
         glance_url = "{glance_url}"
         auth = {{ type = "trusted", user_id = "alliance-glance-demo" }}
+        # The demo's copy_from source is on loopback, which the guard refuses by default.
+        copy_from = {{ allow_cidrs = ["127.0.0.1/32"] }}
         "#,
         glance_url = glance.url(),
     ))
