@@ -112,7 +112,16 @@ impl Options {
     }
 }
 
+impl Options {
+    /// Makes every password check take `delay`, as Keystone's bcrypt does.
+    pub fn with_password_check_delay(mut self, delay: Duration) -> Self {
+        self.password_check_delay = delay;
+        self
+    }
+}
+
 /// Who a valid token speaks for.
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenIdentity {
     pub user_id: String,
@@ -154,6 +163,12 @@ pub struct Handle {
     shared: Arc<Shared>,
     addr: SocketAddr,
     task: Arc<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("keystone::Handle").field("addr", &self.addr).finish()
+    }
 }
 
 pub async fn spawn(listener: TcpListener, options: Options) -> std::io::Result<Handle> {

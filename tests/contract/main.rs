@@ -10,6 +10,7 @@ mod create;
 mod delete;
 mod inbound;
 mod isolation;
+mod keystone;
 mod list;
 mod serving;
 mod show;

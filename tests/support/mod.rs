@@ -308,3 +308,95 @@ where
     }
     panic!("timed out waiting for {what}");
 }
+
+/// Keystone mode: a mock Keystone, a mock Glance behind keystonemiddleware
+/// (found through the catalog), and a facade namespace in `keystone` mode.
+pub struct KeystoneHarness {
+    pub keystone: alliance_glance::mock::keystone::Handle,
+    pub glance: Handle,
+    pub facade: RunningServer,
+    pub client: reqwest::Client,
+    _password_file: TempFile,
+}
+
+/// A file removed when dropped.
+pub struct TempFile(pub std::path::PathBuf);
+
+impl TempFile {
+    pub fn with_contents(contents: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("alliance-test-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, contents).expect("temp file");
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl KeystoneHarness {
+    pub async fn start() -> Self {
+        Self::start_with(|options| options, "").await
+    }
+
+    /// `adjust` edits the mock Keystone's options; `auth_extra` is added to
+    /// the namespace's auth table (TOML inline-table entries).
+    pub async fn start_with(
+        adjust: impl FnOnce(alliance_glance::mock::keystone::Options) -> alliance_glance::mock::keystone::Options,
+        auth_extra: &str,
+    ) -> Self {
+        use alliance_glance::mock::keystone;
+        let glance_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let glance_url = format!("http://{}/image", glance_listener.local_addr().expect("addr"));
+        let keystone_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        // The catalog carries a version suffix, as many deployments do.
+        let keystone = keystone::spawn(
+            keystone_listener,
+            adjust(keystone::Options::standard(&format!("{glance_url}/v2"))),
+        )
+        .await
+        .expect("keystone");
+        let glance = glance::spawn(
+            glance_listener,
+            glance::Options {
+                prefix: "/image".into(),
+                keystone: Some(keystone.clone()),
+                ..glance::Options::default()
+            },
+        )
+        .await;
+        let password_file = TempFile::with_contents(&format!("{}\n", keystone::SERVICE_PASSWORD));
+        let config = Config::parse(&format!(
+            r#"
+            listen = "127.0.0.1:0"
+            [namespaces.{NAMESPACE}]
+            page_size = 2
+            request_timeout_ms = 5000
+            auth = {{ type = "keystone", auth_url = "{auth_url}", username = "{user}", user_domain_id = "default", password_file = "{password_file}" {auth_extra} }}
+            copy_from = {{ allow_cidrs = ["127.0.0.1/32"] }}
+            "#,
+            auth_url = keystone.url(),
+            user = keystone::SERVICE_USER,
+            password_file = password_file.0.display(),
+        ))
+        .expect("keystone config parses");
+        let facade = start_facade(&config).await;
+        KeystoneHarness {
+            keystone,
+            glance,
+            facade,
+            client: client(),
+            _password_file: password_file,
+        }
+    }
+
+    pub fn call_as(&self, environment: &str, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.facade.url()))
+            .header("X-Target-Ns", NAMESPACE)
+            .header("X-Environment-Id", environment)
+            .header("Content-Type", "application/json")
+    }
+}

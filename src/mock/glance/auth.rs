@@ -5,6 +5,8 @@ use super::errors::ApiError;
 use super::model::{Image, Visibility};
 use http::HeaderMap;
 
+use crate::mock::keystone;
+
 /// Longest inbound `X-Openstack-Request-Id` Glance accepts (`max_request_id_length`).
 const MAX_REQUEST_ID_LENGTH: usize = 64;
 
@@ -38,9 +40,37 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Builds the identity or refuses the request the way the context middleware does.
-/// Refusals happen before a request id exists, so they are sent without one.
-pub(crate) fn authenticate(headers: &HeaderMap) -> Result<Identity, ApiError> {
+/// Builds the identity or refuses the request, as the configured paste flavor
+/// does: keystonemiddleware with a Keystone (`keystone`), or the context
+/// middleware trusting identity headers. Refusals happen before a request id
+/// exists, so they are sent without one.
+pub(crate) fn authenticate(headers: &HeaderMap, keystone: Option<&keystone::Handle>) -> Result<Identity, ApiError> {
+    match keystone {
+        Some(keystone) => authenticate_token(headers, keystone),
+        None => authenticate_trusted(headers),
+    }
+}
+
+/// keystonemiddleware: the token must be valid now (no validation cache, as
+/// with `token_cache_time = -1`); trusted identity headers are ignored.
+fn authenticate_token(headers: &HeaderMap, keystone: &keystone::Handle) -> Result<Identity, ApiError> {
+    let refused = || {
+        ApiError::default_for(401).with_header(
+            "www-authenticate",
+            format!("Keystone uri=\"http://{}\"", keystone.addr()),
+        )
+    };
+    let token = header(headers, "x-auth-token").ok_or_else(refused)?;
+    let identity = keystone.validate(token).ok_or_else(refused)?;
+    Ok(Identity {
+        project: identity.project_id,
+        user: Some(identity.user_id),
+        roles: identity.roles,
+        request_id: request_id(headers)?,
+    })
+}
+
+fn authenticate_trusted(headers: &HeaderMap) -> Result<Identity, ApiError> {
     if header(headers, "x-identity-status") != Some("Confirmed") {
         return Err(ApiError::default_for(401));
     }
@@ -53,13 +83,7 @@ pub(crate) fn authenticate(headers: &HeaderMap) -> Result<Identity, ApiError> {
             return Err(ApiError::with_detail(500, "Invalid service catalog json."));
         }
     }
-    let request_id = match header(headers, "x-openstack-request-id").filter(|id| !id.is_empty()) {
-        // Glance returns (instead of raising) the 431 it builds here, which ends as a 500.
-        Some(id) if id.len() > MAX_REQUEST_ID_LENGTH => return Err(ApiError::internal()),
-        Some(id) if id.starts_with("req-") => id.to_owned(),
-        Some(id) => format!("req-{id}"),
-        None => format!("req-{}", uuid::Uuid::new_v4()),
-    };
+    let request_id = request_id(headers)?;
     let project = ["x-project-id", "x-tenant-id", "x-tenant"]
         .iter()
         .find_map(|name| header(headers, name))
@@ -82,6 +106,19 @@ pub(crate) fn authenticate(headers: &HeaderMap) -> Result<Identity, ApiError> {
         roles,
         request_id,
     })
+}
+
+/// The inbound request id, or a new one.
+fn request_id(headers: &HeaderMap) -> Result<String, ApiError> {
+    Ok(
+        match header(headers, "x-openstack-request-id").filter(|id| !id.is_empty()) {
+            // Glance returns (instead of raising) the 431 it builds here, which ends as a 500.
+            Some(id) if id.len() > MAX_REQUEST_ID_LENGTH => return Err(ApiError::internal()),
+            Some(id) if id.starts_with("req-") => id.to_owned(),
+            Some(id) => format!("req-{id}"),
+            None => format!("req-{}", uuid::Uuid::new_v4()),
+        },
+    )
 }
 
 /// Policy rules of Glance's default (secure RBAC) policy file that the mock enforces.

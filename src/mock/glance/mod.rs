@@ -84,6 +84,9 @@ pub struct Options {
     pub limit_max: usize,
     /// Least time an import stays `importing` before it finishes.
     pub import_delay: Duration,
+    /// `Some`: the keystone paste flavor - `X-Auth-Token` validated by this
+    /// Keystone, identity headers ignored. `None`: the trusted-auth flavor.
+    pub keystone: Option<crate::mock::keystone::Handle>,
 }
 
 impl Default for Options {
@@ -96,6 +99,7 @@ impl Default for Options {
             limit_default: 25,
             limit_max: 1000,
             import_delay: Duration::from_millis(100),
+            keystone: None,
         }
     }
 }

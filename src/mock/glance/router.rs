@@ -68,7 +68,7 @@ pub(crate) fn respond(shared: &Arc<Shared>, parts: &Parts, body: &Bytes) -> Resp
         }
     };
 
-    let who = match authenticate(headers) {
+    let who = match authenticate(headers, shared.options.keystone.as_ref()) {
         Ok(who) => who,
         Err(refusal) => return refusal.into_reply(accept).into_response(None),
     };
