@@ -13,7 +13,8 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use http::{StatusCode, header};
 
-use super::{isolation, parse_json};
+use super::{import_status, isolation, parse_json};
+
 use crate::body::{APPLICATION_JSON, ChannelBody, ResponseBody};
 use crate::error::AllianceError;
 use crate::inbound::ListQuery;
@@ -121,6 +122,7 @@ async fn fetch_page(session: &Session, call: &Call, community_requested: bool) -
     let mut page: V2ImagePage = parse_json(&reply, LIST_IMAGES.call)?;
     page.images
         .retain(|image| isolation::listable(image, &session.environment, community_requested));
+    import_status::report_failed_imports(session, &mut page.images).await;
     Ok(page)
 }
 

@@ -4,6 +4,7 @@
 
 pub mod create;
 pub mod delete;
+pub mod import_status;
 pub mod isolation;
 pub mod list;
 pub mod lookup;

@@ -4,7 +4,8 @@
 
 use http::StatusCode;
 
-use super::{image_path, isolation, lookup, parse_json};
+use super::{image_path, import_status, isolation, lookup, parse_json};
+
 use crate::body::{ResponseBody, json_response};
 use crate::error::AllianceError;
 use crate::inbound::ImageRef;
@@ -31,8 +32,9 @@ pub async fn apply(
     cloud: &Cloud,
     image_ref: ImageRef,
 ) -> Result<http::Response<ResponseBody>, AllianceError> {
-    let image = lookup::image(session, cloud, image_ref).await?;
+    let mut image = lookup::image(session, cloud, image_ref).await?;
     isolation::ensure_visible(session, &image).await?;
+    import_status::report_failed_imports(session, std::slice::from_mut(&mut image)).await;
     Ok(json_response(StatusCode::OK, &AllianceImage::from(image)))
 }
 

@@ -9,7 +9,8 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::isolation::{self, Write};
-use super::{image_path, lookup, parse_json, v2_field_values};
+use super::{image_path, import_status, lookup, parse_json, v2_field_values};
+
 use crate::body::{ResponseBody, json_response};
 use crate::error::AllianceError;
 use crate::inbound::{ImageFields, ImageRef, UpdateImage};
@@ -51,7 +52,8 @@ pub async fn apply(
         ))
         .await?;
     PATCH_IMAGE.check(&reply)?;
-    let image: V2Image = parse_json(&reply, PATCH_IMAGE.call)?;
+    let mut image: V2Image = parse_json(&reply, PATCH_IMAGE.call)?;
+    import_status::report_failed_imports(session, std::slice::from_mut(&mut image)).await;
     Ok(json_response(StatusCode::OK, &AllianceImage::from(image)))
 }
 

@@ -31,9 +31,22 @@ pub struct V2Image {
     pub min_disk: Option<u64>,
     pub virtual_size: Option<u64>,
     pub size: Option<u64>,
+    /// Set by Glance while an import runs.
+    pub os_glance_import_task: Option<String>,
+}
+
+impl V2Image {
+    /// Queued with a `copy_from` and no import running: either the import
+    /// has not started yet or it failed (which only the image's tasks tell).
+    pub fn import_outcome_unknown(&self) -> bool {
+        self.copy_from.is_some()
+            && self.status.as_deref() == Some("queued")
+            && self.os_glance_import_task.as_deref().is_none_or(str::is_empty)
+    }
 }
 
 /// One page of `GET /v2/images`.
+
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct V2ImagePage {
     pub images: Vec<V2Image>,

@@ -3,6 +3,7 @@
 use reqwest::Method;
 use serde_json::json;
 
+use alliance_glance::mock::files::{FileServer, tiny_qcow2};
 use alliance_glance::mock::glance::Options;
 
 use crate::support::*;

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use alliance_glance::app::App;
 use alliance_glance::config::Config;
-pub use alliance_glance::mock::files::{FileServer, tiny_qcow2};
 use alliance_glance::mock::glance::{self, Handle, RecordedRequest};
 use alliance_glance::server::RunningServer;
 use serde_json::Value;

@@ -1,0 +1,132 @@
+//! Failure reporting for `copy_from`. A failed web-download puts the image
+//! back to `queued` and, on a single-store Glance, leaves no mark on the
+//! image; the only reliable signal is the image's import tasks
+//! (`GET /v2/images/{id}/tasks`). An image with a `copy_from`, queued, with
+//! no import running and whose latest import task failed is reported
+//! `killed`, as Glance v1 did. Only such images cost an extra call.
+
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+use super::image_path;
+use crate::reshape::V2Image;
+use crate::upstream::Session;
+use crate::upstream::status::{Outcome::*, StatusTable};
+
+pub const GET_TASKS: StatusTable = StatusTable {
+    call: "GET /v2/images/{id}/tasks",
+    rows: &[(200, Success), (403, Refused), (404, Refused), (401, CredentialsRejected)],
+};
+
+/// Task look-ups run at once for one page.
+const CONCURRENT_LOOKUPS: usize = 8;
+
+#[derive(Debug, Deserialize)]
+struct TaskList {
+    tasks: Vec<Task>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Task {
+    pub status: String,
+    #[serde(default)]
+    pub created_at: String,
+}
+
+/// The status to report for an image whose latest import task is `latest`.
+pub fn reported_status(latest: Option<&Task>) -> Option<&'static str> {
+    latest.filter(|task| task.status == "failure").map(|_| "killed")
+}
+
+/// The most recent task; Glance's own order is not guaranteed.
+pub fn latest(tasks: &[Task]) -> Option<&Task> {
+    tasks.iter().max_by(|a, b| a.created_at.cmp(&b.created_at))
+}
+
+/// Marks `killed` the images whose import failed. A look-up that fails
+/// leaves Glance's status as it is: the report is an addition, never a
+/// reason to fail the request.
+pub async fn report_failed_imports(session: &Session, images: &mut [V2Image]) {
+    let lookups: Vec<_> = images
+        .iter()
+        .enumerate()
+        .filter(|(_, image)| image.import_outcome_unknown())
+        .map(|(index, image)| lookup(session, index, format!("{}/tasks", image_path(&image.id))))
+        .collect();
+    if lookups.is_empty() {
+        return;
+    }
+    let outcomes: Vec<(usize, bool)> = futures_util::stream::iter(lookups)
+        .buffer_unordered(CONCURRENT_LOOKUPS)
+        .collect()
+        .await;
+    for (index, failed) in outcomes {
+        if failed && let Some(image) = images.get_mut(index) {
+            image.status = Some("killed".into());
+        }
+    }
+}
+
+async fn lookup(session: &Session, index: usize, path: String) -> (usize, bool) {
+    (index, failed(session, path).await)
+}
+
+async fn failed(session: &Session, path: String) -> bool {
+
+    let reply = match session.send(&crate::upstream::Call::get(path)).await {
+        Ok(reply) => reply,
+        Err(error) => {
+            tracing::warn!(%error, "import task look-up failed");
+            return false;
+        }
+    };
+    if let Err(error) = GET_TASKS.check(&reply) {
+        tracing::warn!(%error, "import task look-up refused");
+        return false;
+    }
+    match serde_json::from_slice::<TaskList>(&reply.body) {
+        Ok(list) => reported_status(latest(&list.tasks)).is_some(),
+        Err(error) => {
+            tracing::warn!(%error, "unusable task list from the image service");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(status: &str, created_at: &str) -> Task {
+        Task {
+            status: status.into(),
+            created_at: created_at.into(),
+        }
+    }
+
+    #[test]
+    fn the_latest_failed_task_means_killed() {
+        let tasks = [task("success", "2026-11-26T23:04:52.1"), task("failure", "2026-11-26T23:05:00.0")];
+        assert_eq!(reported_status(latest(&tasks)), Some("killed"));
+        let retried = [task("failure", "2026-11-26T23:04:52.1"), task("processing", "2026-11-26T23:05:00.0")];
+        assert_eq!(reported_status(latest(&retried)), None);
+        assert_eq!(reported_status(latest(&[])), None);
+    }
+
+    #[test]
+    fn only_queued_copy_from_images_without_a_running_import_are_looked_up() {
+        let image = |status: &str, copy_from: Option<&str>, task: Option<&str>| V2Image {
+            id: "i".into(),
+            status: Some(status.into()),
+            copy_from: copy_from.map(str::to_owned),
+            os_glance_import_task: task.map(str::to_owned),
+            ..V2Image::default()
+        };
+        assert!(image("queued", Some("http://x/y"), None).import_outcome_unknown());
+        assert!(image("queued", Some("http://x/y"), Some("")).import_outcome_unknown());
+        assert!(!image("queued", Some("http://x/y"), Some("t1")).import_outcome_unknown());
+        assert!(!image("importing", Some("http://x/y"), None).import_outcome_unknown());
+        assert!(!image("active", Some("http://x/y"), None).import_outcome_unknown());
+        assert!(!image("queued", None, None).import_outcome_unknown());
+    }
+}

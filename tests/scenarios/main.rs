@@ -1,0 +1,55 @@
+//! The scenario suite: the Alliance calls end to end, judged only by what a
+//! client sees. Every scenario runs in both auth modes against the
+//! project's mock services, and - with `--include-ignored`, as
+//! `scripts/test.sh` runs it - against real Glance 33 and Keystone 30.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod flows;
+mod target;
+
+/// Real-service scenarios take turns (see [`target::real`]).
+static REAL_SERVICES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        mod mock_trusted {
+            $(#[tokio::test] async fn $name() { crate::flows::$name(&crate::target::mock(crate::target::Mode::Trusted).await).await; })*
+        }
+        mod mock_keystone {
+            $(#[tokio::test] async fn $name() { crate::flows::$name(&crate::target::mock(crate::target::Mode::Keystone).await).await; })*
+        }
+        mod real_trusted {
+            $(#[tokio::test] #[ignore = "needs real OpenStack: scripts/test.sh starts it"] async fn $name() {
+                let _turn = crate::REAL_SERVICES.lock().await;
+                crate::flows::$name(&crate::target::real(crate::target::Mode::Trusted).await).await;
+            })*
+        }
+        mod real_keystone {
+            $(#[tokio::test] #[ignore = "needs real OpenStack: scripts/test.sh starts it"] async fn $name() {
+                let _turn = crate::REAL_SERVICES.lock().await;
+                crate::flows::$name(&crate::target::real(crate::target::Mode::Keystone).await).await;
+            })*
+        }
+    };
+}
+
+scenarios!(
+    create_show_update_delete,
+    list_follows_every_page,
+    names_must_be_unique_to_be_used,
+    bad_input_is_refused,
+    environments_are_isolated,
+    protected_images_and_active_formats,
+    copy_from_reaches_active_with_the_right_checksum,
+    a_failed_import_shows_killed,
+    a_refused_import_leaves_no_image,
+    keystone_refuses_a_project_without_a_role,
+    a_revoked_token_is_replaced,
+);
+
+/// A name no other scenario (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}

@@ -1,0 +1,269 @@
+//! Where the scenarios run: the project's mock Glance and Keystone, or the
+//! real Glance 33 and Keystone 30 that `scripts/openstack/up.sh` started
+//! (described by `.cache/openstack/env`). Either way the facade has two
+//! namespaces, `trusted` and `keystone`, and each scenario runs in both.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use alliance_glance::config::Config;
+use alliance_glance::mock::files::{FileServer, tiny_qcow2};
+use alliance_glance::mock::{glance, keystone};
+use alliance_glance::server::RunningServer;
+use md5::{Digest, Md5};
+
+use crate::support::{TempFile, client, start_facade};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Trusted,
+    Keystone,
+}
+
+impl Mode {
+    pub fn namespace(self) -> &'static str {
+        match self {
+            Mode::Trusted => "trusted",
+            Mode::Keystone => "keystone",
+        }
+    }
+}
+
+/// What a scenario works with.
+pub struct Ctx {
+    pub mode: Mode,
+    pub facade: RunningServer,
+    pub client: reqwest::Client,
+    pub env_a: String,
+    pub env_b: String,
+    /// A project the service user has no role on (keystone mode).
+    pub env_without_role: String,
+    /// A valid qcow2 for copy_from, and what Glance should report for it.
+    pub good_image_url: String,
+    pub good_image_md5: String,
+    pub good_image_size: u64,
+    /// A URL that answers 404, and one with bytes that are no qcow2.
+    pub missing_image_url: String,
+    pub garbage_url: String,
+    revoke: Revoker,
+    _keep: Vec<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+enum Revoker {
+    Mock(keystone::Handle),
+    Real(RealEnv),
+}
+
+impl Ctx {
+    pub fn call(&self, environment: &str, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.facade.url()))
+            .header("X-Target-Ns", self.mode.namespace())
+            .header("X-Environment-Id", environment)
+            .header("Content-Type", "application/json")
+    }
+
+    /// Revokes every token of the facade's service user in Keystone.
+    pub async fn revoke_service_tokens(&self) {
+        match &self.revoke {
+            Revoker::Mock(keystone) => {
+                keystone.revoke_user_tokens(keystone::SERVICE_USER_ID);
+            }
+            Revoker::Real(env) => env.revoke_service_tokens().await,
+        }
+    }
+}
+
+const FACADE_TUNING: &str = r#"
+page_size = 2
+request_timeout_ms = 20000
+copy_from = { allow_cidrs = ["127.0.0.1/32"] }
+"#;
+
+fn md5_hex(bytes: &[u8]) -> String {
+    Md5::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Mock Glance (trusted flavor), mock Keystone, mock Glance (keystone flavor).
+pub async fn mock(mode: Mode) -> Ctx {
+    let good = tiny_qcow2(1 << 20);
+    let files = FileServer::start(vec![
+        ("/image.qcow2".into(), good.clone()),
+        ("/garbage.bin".into(), bytes::Bytes::from_static(&[0x42; 4096])),
+    ])
+    .await
+    .expect("file server");
+    let import_options = || glance::Options {
+        prefix: "/image".into(),
+        web_download_allowed_hosts: Some(vec!["127.0.0.1".into()]),
+        web_download_allowed_ports: vec![80, 443, files.addr.port()],
+        ..glance::Options::default()
+    };
+    let trusted_glance = glance::spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), import_options()).await;
+    let keystone_glance_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let keystone_glance_url = format!("http://{}/image", keystone_glance_listener.local_addr().unwrap());
+    let keystone = keystone::spawn(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        keystone::Options::standard(&keystone_glance_url),
+    )
+    .await
+    .expect("keystone");
+    let keystone_glance = glance::spawn(
+        keystone_glance_listener,
+        glance::Options {
+            keystone: Some(keystone.clone()),
+            ..import_options()
+        },
+    )
+    .await;
+    let password = TempFile::with_contents(keystone::SERVICE_PASSWORD);
+    let config = Config::parse(&format!(
+        r#"
+        [namespaces.trusted]
+        glance_url = "{trusted}"
+        auth = {{ type = "trusted", user_id = "scenario" }}
+        {FACADE_TUNING}
+        [namespaces.keystone]
+        auth = {{ type = "keystone", auth_url = "{auth_url}", username = "{user}", password_file = "{password}" }}
+        {FACADE_TUNING}
+        "#,
+        trusted = trusted_glance.url(),
+        auth_url = keystone.url(),
+        user = keystone::SERVICE_USER,
+        password = password.0.display(),
+    ))
+    .expect("scenario config");
+    let facade = start_facade(&config).await;
+    let (env_a, env_b) = match mode {
+        // Fresh projects per scenario keep trusted runs apart.
+        Mode::Trusted => (random_project(), random_project()),
+        Mode::Keystone => (keystone::ALPHA.to_owned(), keystone::BETA.to_owned()),
+    };
+    Ctx {
+        mode,
+        facade,
+        client: client(),
+        env_a,
+        env_b,
+        env_without_role: keystone::GAMMA.to_owned(),
+        good_image_url: files.url("/image.qcow2"),
+        good_image_md5: md5_hex(&good),
+        good_image_size: good.len() as u64,
+        missing_image_url: files.url("/no-such-image.qcow2"),
+        garbage_url: files.url("/garbage.bin"),
+        revoke: Revoker::Mock(keystone),
+        _keep: vec![Box::new(files), Box::new(trusted_glance), Box::new(keystone_glance), Box::new(password)],
+    }
+}
+
+fn random_project() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// `.cache/openstack/env`, as written by `scripts/openstack/up.sh`.
+#[derive(Clone)]
+pub struct RealEnv(HashMap<String, String>);
+
+impl RealEnv {
+    pub fn load() -> Self {
+        let path = std::env::var_os("ALLIANCE_OPENSTACK_ENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/openstack/env"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|error| {
+            panic!(
+                "real OpenStack is not running ({}: {error}); scripts/test.sh starts it with scripts/openstack/up.sh",
+                path.display()
+            )
+        });
+        let values = text
+            .lines()
+            .filter(|line| !line.trim_start().starts_with('#'))
+            .filter_map(|line| line.split_once('='))
+            .map(|(key, value)| (key.trim().to_owned(), value.trim().trim_matches('\'').to_owned()))
+            .collect();
+        RealEnv(values)
+    }
+
+    pub fn get(&self, key: &str) -> &str {
+        self.0.get(key).map(String::as_str).unwrap_or_else(|| panic!("{key} missing from the OpenStack env file"))
+    }
+
+    /// Disabling a user revokes every token it holds; it is enabled again
+    /// at once. Keystone's revocation has one-second granularity, hence the pause.
+    async fn revoke_service_tokens(&self) {
+        let client = client();
+        let keystone = self.get("OS_KEYSTONE_URL");
+        let admin = client
+            .post(format!("{keystone}/auth/tokens"))
+            .header("Content-Type", "application/json")
+            .body(serde_json::json!({"auth": {
+                "identity": {"methods": ["password"], "password": {"user": {"name": self.get("OS_ADMIN_USER"), "domain": {"id": "default"}, "password": self.get("OS_ADMIN_PASSWORD")}}},
+                "scope": {"project": {"name": self.get("OS_ADMIN_PROJECT"), "domain": {"id": "default"}}}
+            }}).to_string())
+            .send()
+            .await
+            .expect("keystone reachable");
+        assert_eq!(admin.status(), 201, "admin token");
+        let token = admin.headers()["x-subject-token"].to_str().unwrap().to_owned();
+        let user = format!("{keystone}/users/{}", self.get("OS_SERVICE_USER_ID"));
+        for enabled in [false, true] {
+            let response = client
+                .patch(&user)
+                .header("X-Auth-Token", &token)
+                .header("Content-Type", "application/json")
+                .body(serde_json::json!({"user": {"enabled": enabled}}).to_string())
+                .send()
+                .await
+                .expect("keystone reachable");
+            assert_eq!(response.status(), 200, "user enabled={enabled}");
+        }
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+}
+
+/// The real services. Scenarios against them run one at a time: revoking
+/// the service user's tokens would disturb a neighbour.
+pub async fn real(mode: Mode) -> Ctx {
+    let env = RealEnv::load();
+    let config = Config::parse(&format!(
+        r#"
+        [namespaces.trusted]
+        glance_url = "{trusted}"
+        auth = {{ type = "trusted", user_id = "scenario" }}
+        {FACADE_TUNING}
+        [namespaces.keystone]
+        auth = {{ type = "keystone", auth_url = "{auth_url}", username = "{user}", user_domain_id = "{domain}", password_file = "{password}" }}
+        {FACADE_TUNING}
+        "#,
+        trusted = env.get("OS_GLANCE_TRUSTED_URL"),
+        auth_url = env.get("OS_KEYSTONE_URL"),
+        user = env.get("OS_SERVICE_USER"),
+        domain = env.get("OS_SERVICE_USER_DOMAIN"),
+        password = env.get("OS_SERVICE_PASSWORD_FILE"),
+    ))
+    .expect("scenario config");
+    let facade = start_facade(&config).await;
+    let image_dir = PathBuf::from(env.get("OS_IMAGE_SERVER_DIR"));
+    let good = std::fs::read(image_dir.join("image.qcow2")).expect("image.qcow2 from up.sh");
+    let server = env.get("OS_IMAGE_SERVER_URL").trim_end_matches('/').to_owned();
+    let (env_a, env_b) = match mode {
+        Mode::Trusted => (random_project(), random_project()),
+        Mode::Keystone => (env.get("OS_PROJECT_ALPHA").to_owned(), env.get("OS_PROJECT_BETA").to_owned()),
+    };
+    Ctx {
+        mode,
+        facade,
+        client: client(),
+        env_a,
+        env_b,
+        env_without_role: env.get("OS_PROJECT_GAMMA").to_owned(),
+        good_image_url: format!("{server}/image.qcow2"),
+        good_image_md5: md5_hex(&good),
+        good_image_size: good.len() as u64,
+        missing_image_url: format!("{server}/no-such-image.qcow2"),
+        garbage_url: format!("{server}/garbage.bin"),
+        revoke: Revoker::Real(env),
+        _keep: Vec::new(),
+    }
+}
