@@ -54,6 +54,36 @@ pub struct NamespaceConfig {
     /// Where `copy_from` URLs may point (the SSRF guard's allow and deny lists).
     #[serde(default)]
     pub copy_from: GuardConfig,
+    /// What to do for `copy_from` when the cloud offers no web-download import.
+    #[serde(default)]
+    pub copy_from_fallback: FallbackConfig,
+}
+
+/// The facade-side `copy_from`: when Glance offers no web-download import,
+/// the facade downloads the URL itself (through the same guard) and streams
+/// it into `PUT /v2/images/{id}/file`, in the background, with bounded
+/// memory. Off by default: the facade then carries image data.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Larger sources are refused (from `Content-Length`) or cut off.
+    #[serde(default = "default_fallback_max_bytes")]
+    pub max_bytes: u64,
+    /// Bound on one whole transfer.
+    #[serde(default = "default_fallback_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+impl Default for FallbackConfig {
+    fn default() -> Self {
+        FallbackConfig {
+            enabled: false,
+            max_bytes: default_fallback_max_bytes(),
+            timeout_secs: default_fallback_timeout_secs(),
+        }
+    }
 }
 
 impl NamespaceConfig {
@@ -229,6 +259,14 @@ fn default_connect_timeout_ms() -> u64 {
 
 fn default_request_timeout_ms() -> u64 {
     30_000
+}
+
+fn default_fallback_max_bytes() -> u64 {
+    64 * 1024 * 1024 * 1024
+}
+
+fn default_fallback_timeout_secs() -> u64 {
+    6 * 3600
 }
 
 fn default_token_cache_size() -> usize {

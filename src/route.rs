@@ -5,8 +5,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{AuthConfig, Config, ConfigError, EnvironmentIdFormat, NamespaceConfig};
+use crate::config::{AuthConfig, Config, ConfigError, EnvironmentIdFormat, FallbackConfig, NamespaceConfig};
 use crate::copy_from::guard::Guard;
+use crate::copy_from::methods::ImportMethods;
+
 use crate::inbound::InboundPolicy;
 use crate::upstream::auth::TrustedAuth;
 use crate::upstream::keystone::KeystoneAuth;
@@ -28,6 +30,8 @@ pub struct Cloud {
     pub max_pages: u32,
     pub environment_id_format: EnvironmentIdFormat,
     pub copy_from_guard: Guard,
+    pub import_methods: ImportMethods,
+    pub copy_from_fallback: FallbackConfig,
 }
 
 impl Cloud {
@@ -62,6 +66,8 @@ impl Cloud {
             max_pages: config.max_pages,
             environment_id_format: config.environment_id_format,
             copy_from_guard: Guard::new(&config.copy_from).map_err(|error| fail(format!("copy_from: {error}")))?,
+            import_methods: ImportMethods::default(),
+            copy_from_fallback: config.copy_from_fallback.clone(),
         })
     }
 

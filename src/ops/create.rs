@@ -1,5 +1,7 @@
 //! `POST /images` -> `POST /v2/images` (201), then, for `copy_from`,
-//! `POST /v2/images/{id}/import` with web-download (202).
+//! `POST /v2/images/{id}/import` with web-download (202) - or, on a cloud
+//! without web-download and with the fallback enabled, the facade's own
+//! transfer (see [`crate::copy_from`]).
 //!
 //! `copy_from` is also stored on the image as a custom property, which
 //! Glance returns at the top level, so show and list can return it later
@@ -10,9 +12,12 @@ use http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 use url::Url;
 
-use super::{delete::DELETE_IMAGE, image_path, parse_json, v2_field_values};
+use std::net::SocketAddr;
+
+use super::{delete::DELETE_IMAGE, image_path, parse_json, show, v2_field_values};
 use crate::body::{ResponseBody, json_response};
 use crate::copy_from::guard::{Rejection, SystemResolver};
+use crate::copy_from::{fallback, methods};
 use crate::route::Cloud;
 
 use crate::error::AllianceError;
@@ -52,22 +57,48 @@ pub const IMPORT_IMAGE: StatusTable = StatusTable {
 /// `shared`, so the facade asks for `private` when the client says nothing.
 const DEFAULT_VISIBILITY: Visibility = Visibility::Private;
 
+/// How a `copy_from` will be fetched into the image.
+enum Transfer {
+    /// Glance's interoperable import, `web-download`.
+    WebDownload,
+    /// The facade's own download-and-upload, to the addresses the guard vetted.
+    FacadeUpload(Vec<SocketAddr>),
+}
+
 pub async fn apply(
     session: &Session,
     cloud: &Cloud,
     image: CreateImage,
 ) -> Result<http::Response<ResponseBody>, AllianceError> {
-    if let Some(url) = &image.copy_from {
-        guard_copy_from(cloud, url).await?;
-    }
+    let transfer = match &image.copy_from {
+        Some(url) => Some(plan_transfer(session, cloud, url).await?),
+        None => None,
+    };
     let body = serde_json::to_vec(&v2_create_body(&image)).unwrap_or_default();
     let reply = session
         .send(&Call::with_body(Method::POST, "/v2/images", JSON, body))
         .await?;
     CREATE_IMAGE.check(&reply)?;
     let created: V2Image = parse_json(&reply, CREATE_IMAGE.call)?;
-    if let Some(url) = &image.copy_from {
-        if let Err(refusal) = start_import(session, &created.id, url).await {
+    if let (Some(url), Some(transfer)) = (image.copy_from, transfer) {
+        // The create reply says again which imports this image may use.
+        let refused_here =
+            methods::from_header(&reply.headers).is_some_and(|offered| !methods::offers_web_download(&offered));
+        let started = match transfer {
+            Transfer::WebDownload if refused_here => Err(no_copy_from_here()),
+            Transfer::WebDownload => start_import(session, &created.id, &url).await,
+            Transfer::FacadeUpload(vetted) => {
+                fallback::spawn(
+                    session.clone(),
+                    created.id.clone(),
+                    url,
+                    vetted,
+                    cloud.copy_from_fallback.clone(),
+                );
+                Ok(())
+            }
+        };
+        if let Err(refusal) = started {
             delete_orphan(session, &created.id).await;
             return Err(refusal);
         }
@@ -75,21 +106,57 @@ pub async fn apply(
     Ok(json_response(StatusCode::CREATED, &AllianceImage::from(created)))
 }
 
-/// The SSRF guard, before any upstream call: where the URL points must be
-/// allowed for this namespace.
-async fn guard_copy_from(cloud: &Cloud, url: &Url) -> Result<(), AllianceError> {
-    match cloud.copy_from_guard.check(url, &SystemResolver::default()).await {
-        Ok(_) => Ok(()),
+/// Before any image is made: the URL passes the SSRF guard, and the cloud
+/// can fetch it (web-download), or the facade will (fallback), or the
+/// create is refused.
+async fn plan_transfer(session: &Session, cloud: &Cloud, url: &Url) -> Result<Transfer, AllianceError> {
+    let vetted = match cloud.copy_from_guard.check(url, &SystemResolver::default()).await {
+        Ok(vetted) => vetted,
         // Slow DNS is nobody's verdict on the URL.
-        Err(rejection @ Rejection::ResolveTimeout(_)) => Err(AllianceError::service_unavailable(rejection.to_string())),
-        Err(rejection) => Err(AllianceError::bad_request(rejection.to_string())),
+        Err(rejection @ Rejection::ResolveTimeout(_)) => {
+            return Err(AllianceError::service_unavailable(rejection.to_string()));
+        }
+        Err(rejection) => return Err(AllianceError::bad_request(rejection.to_string())),
+    };
+    let offered = cloud.import_methods.get(session).await?;
+    match offered {
+        Some(offered) if !methods::offers_web_download(&offered) => {
+            if cloud.copy_from_fallback.enabled {
+                Ok(Transfer::FacadeUpload(vetted))
+            } else {
+                Err(no_copy_from_here())
+            }
+        }
+        _ => Ok(Transfer::WebDownload),
     }
 }
 
+fn no_copy_from_here() -> AllianceError {
+    AllianceError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "this cloud does not support copy_from: its image service offers no web-download import",
+    )
+}
+
+/// Asks Glance to import. When the answer is lost (a dropped connection)
+/// or is a conflict, the image itself says whether an import is already
+/// under way - a retried import is then a success, not an error.
 async fn start_import(session: &Session, id: &str, url: &Url) -> Result<(), AllianceError> {
     let body = serde_json::to_vec(&web_download_body(url)).unwrap_or_default();
     let call = Call::with_body(Method::POST, format!("{}/import", image_path(id)), JSON, body);
-    let reply = session.send(&call).await?;
+    let reply = match session.send(&call).await {
+        Ok(reply) => reply,
+        Err(lost) => {
+            if import_under_way(session, id).await {
+                return Ok(());
+            }
+            tracing::info!(image_id = id, error = %lost, "import request lost; sending it again");
+            session.send(&call).await?
+        }
+    };
+    if reply.status == StatusCode::CONFLICT && import_under_way(session, id).await {
+        return Ok(());
+    }
     IMPORT_IMAGE.check(&reply).map_err(|error| {
         if error.status.is_client_error() {
             AllianceError::new(error.status, format!("the cloud refused copy_from: {}", error.message))
@@ -97,6 +164,20 @@ async fn start_import(session: &Session, id: &str, url: &Url) -> Result<(), Alli
             error
         }
     })
+}
+
+/// The image is importing, or already imported.
+async fn import_under_way(session: &Session, id: &str) -> bool {
+    match show::get_image(session, id).await {
+        Ok(image) => {
+            matches!(image.status.as_deref(), Some("importing" | "active"))
+                || image
+                    .os_glance_import_task
+                    .as_deref()
+                    .is_some_and(|task| !task.is_empty())
+        }
+        Err(_) => false,
+    }
 }
 
 /// Best effort: the client gets the import's refusal either way; an image

@@ -15,7 +15,12 @@ use crate::upstream::status::{Outcome::*, StatusTable};
 
 pub const GET_TASKS: StatusTable = StatusTable {
     call: "GET /v2/images/{id}/tasks",
-    rows: &[(200, Success), (403, Refused), (404, Refused), (401, CredentialsRejected)],
+    rows: &[
+        (200, Success),
+        (403, Refused),
+        (404, Refused),
+        (401, CredentialsRejected),
+    ],
 };
 
 /// Task look-ups run at once for one page.
@@ -43,10 +48,16 @@ pub fn latest(tasks: &[Task]) -> Option<&Task> {
     tasks.iter().max_by(|a, b| a.created_at.cmp(&b.created_at))
 }
 
-/// Marks `killed` the images whose import failed. A look-up that fails
-/// leaves Glance's status as it is: the report is an addition, never a
-/// reason to fail the request.
+/// Marks `killed` the images whose import failed: at once when the facade's
+/// own transfer recorded its failure on the image, otherwise from the
+/// image's tasks. A look-up that fails leaves Glance's status as it is: the
+/// report is an addition, never a reason to fail the request.
 pub async fn report_failed_imports(session: &Session, images: &mut [V2Image]) {
+    for image in images.iter_mut() {
+        if image.import_outcome_unknown() && image.alliance_copy_from_error.is_some() {
+            image.status = Some("killed".into());
+        }
+    }
     let lookups: Vec<_> = images
         .iter()
         .enumerate()
@@ -72,7 +83,6 @@ async fn lookup(session: &Session, index: usize, path: String) -> (usize, bool) 
 }
 
 async fn failed(session: &Session, path: String) -> bool {
-
     let reply = match session.send(&crate::upstream::Call::get(path)).await {
         Ok(reply) => reply,
         Err(error) => {
@@ -106,9 +116,15 @@ mod tests {
 
     #[test]
     fn the_latest_failed_task_means_killed() {
-        let tasks = [task("success", "2026-11-26T23:04:52.1"), task("failure", "2026-11-26T23:05:00.0")];
+        let tasks = [
+            task("success", "2026-11-26T23:04:52.1"),
+            task("failure", "2026-11-26T23:05:00.0"),
+        ];
         assert_eq!(reported_status(latest(&tasks)), Some("killed"));
-        let retried = [task("failure", "2026-11-26T23:04:52.1"), task("processing", "2026-11-26T23:05:00.0")];
+        let retried = [
+            task("failure", "2026-11-26T23:04:52.1"),
+            task("processing", "2026-11-26T23:05:00.0"),
+        ];
         assert_eq!(reported_status(latest(&retried)), None);
         assert_eq!(reported_status(latest(&[])), None);
     }

@@ -33,6 +33,8 @@ pub struct V2Image {
     pub size: Option<u64>,
     /// Set by Glance while an import runs.
     pub os_glance_import_task: Option<String>,
+    /// Set by the facade when its own `copy_from` transfer failed.
+    pub alliance_copy_from_error: Option<String>,
 }
 
 impl V2Image {

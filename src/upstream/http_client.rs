@@ -121,44 +121,81 @@ impl UpstreamHttp {
 
             result => result,
         }
-        .map_err(|attempt| match attempt {
-            Attempt::Failed(error) => classify(error),
-            Attempt::TooLarge => TransportError::Broken(format!("answer larger than {MAX_REPLY_BYTES} bytes")),
-        })
+        .map_err(Attempt::into_transport_error)
     }
 
-    async fn send_once(&self, url: &Url, headers: &HeaderMap, call: &Call, request_id: &str) -> Result<Reply, Attempt> {
-        let mut request = self
-            .client
+    /// Streams `body` (image data) as the payload of a `PUT`: sent once,
+    /// never resent, bounded by `timeout` instead of the usual call limit.
+    pub async fn send_stream(
+        &self,
+        endpoint: &Url,
+        headers: &HeaderMap,
+        call: &Call,
+        body: reqwest::Body,
+        request_id: &str,
+        timeout: Duration,
+    ) -> Result<Reply, TransportError> {
+        let request = self
+            .request(&join(endpoint, &call.path_and_query), headers, call, request_id)
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(body)
+            .timeout(timeout);
+        match request.send().await {
+            Ok(response) => read_reply(response).await,
+            Err(error) => Err(Attempt::Failed(error)),
+        }
+        .map_err(Attempt::into_transport_error)
+    }
+
+    /// The facade's own headers on every call, and the identity headers.
+    fn request(&self, url: &Url, headers: &HeaderMap, call: &Call, request_id: &str) -> reqwest::RequestBuilder {
+        self.client
             .request(call.method.clone(), url.clone())
             .headers(headers.clone())
             .header(header::ACCEPT, "application/json")
             .header(header::USER_AGENT, self.user_agent.clone())
-            .header(request_id::HEADER, request_id);
+            .header(request_id::HEADER, request_id)
+    }
+
+    async fn send_once(&self, url: &Url, headers: &HeaderMap, call: &Call, request_id: &str) -> Result<Reply, Attempt> {
+        let mut request = self.request(url, headers, call, request_id);
         if let Some((media_type, body)) = &call.body {
             request = request.header(header::CONTENT_TYPE, *media_type).body(body.clone());
         }
-        let mut response = request.send().await.map_err(Attempt::Failed)?;
-        let status = response.status();
-        let headers = std::mem::take(response.headers_mut());
-        let mut body = BytesMut::new();
-        while let Some(chunk) = response.chunk().await.map_err(Attempt::Failed)? {
-            if body.len() + chunk.len() > MAX_REPLY_BYTES {
-                return Err(Attempt::TooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Reply {
-            status,
-            headers,
-            body: body.freeze(),
-        })
+        read_reply(request.send().await.map_err(Attempt::Failed)?).await
     }
+}
+
+/// Reads a whole answer, up to [`MAX_REPLY_BYTES`].
+async fn read_reply(mut response: reqwest::Response) -> Result<Reply, Attempt> {
+    let status = response.status();
+    let headers = std::mem::take(response.headers_mut());
+    let mut body = BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(Attempt::Failed)? {
+        if body.len() + chunk.len() > MAX_REPLY_BYTES {
+            return Err(Attempt::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Reply {
+        status,
+        headers,
+        body: body.freeze(),
+    })
 }
 
 enum Attempt {
     Failed(reqwest::Error),
     TooLarge,
+}
+
+impl Attempt {
+    fn into_transport_error(self) -> TransportError {
+        match self {
+            Attempt::Failed(error) => classify(error),
+            Attempt::TooLarge => TransportError::Broken(format!("answer larger than {MAX_REPLY_BYTES} bytes")),
+        }
+    }
 }
 
 /// `http://host/image` + `/v2/images?x` -> `http://host/image/v2/images?x`

@@ -140,6 +140,23 @@ impl Session {
         result.map_err(|error| error.into_alliance_error(Service::Image, call))
     }
 
+    /// Streams image data to Glance. Never resent (the stream is consumed),
+    /// bounded by `timeout` rather than the usual per-call limit.
+    pub async fn upload(&self, call: &Call, body: reqwest::Body, timeout: Duration) -> Result<Reply, AllianceError> {
+        let credentials = self.auth.credentials(&self.environment, &self.request_id).await?;
+        self.http
+            .send_stream(
+                &credentials.endpoint,
+                &credentials.headers,
+                call,
+                body,
+                &self.request_id,
+                timeout,
+            )
+            .await
+            .map_err(|error| error.into_alliance_error(Service::Image, call))
+    }
+
     /// The endpoint of the Glance this session talks to.
     pub async fn endpoint(&self) -> Result<Url, AllianceError> {
         Ok(self

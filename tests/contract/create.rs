@@ -120,24 +120,28 @@ async fn copy_from_creates_then_imports_by_web_download() {
     assert_eq!(image["copy_from"], source);
     let id = image["id"].as_str().unwrap().to_owned();
 
+    // First whether the cloud offers web-download (asked before any image is made).
     let requests = harness.glance.requests();
     assert_eq!(
         lines(&requests),
         [
+            "GET /image/v2/info/import".to_owned(),
             "POST /image/v2/images".to_owned(),
             format!("POST /image/v2/images/{id}/import")
         ]
     );
     for request in &requests {
         assert_trusted_identity(request, ENV_A);
+    }
+    for request in &requests[1..] {
         assert_eq!(request.header("content-type"), Some("application/json"));
     }
     assert_eq!(
-        json_body(&requests[0]),
+        json_body(&requests[1]),
         json!({"name": "remote_image", "disk_format": "qcow2", "container_format": "bare", "min_ram": 1, "min_disk": 500, "visibility": "private", "copy_from": source})
     );
     assert_eq!(
-        json_body(&requests[1]),
+        json_body(&requests[2]),
         json!({"method": {"name": "web-download", "uri": source}})
     );
 
@@ -167,17 +171,20 @@ async fn a_refused_import_deletes_the_new_image() {
     );
 
     let requests = harness.glance.requests();
-    assert_eq!(lines(&requests)[0], "POST /image/v2/images");
-    assert_eq!(requests.len(), 3);
-    assert!(lines(&requests)[1].ends_with("/import"));
-    assert!(lines(&requests)[2].starts_with("DELETE /image/v2/images/"));
-    assert_trusted_identity(&requests[2], ENV_A);
+    assert_eq!(
+        lines(&requests)[..2],
+        ["GET /image/v2/info/import", "POST /image/v2/images"]
+    );
+    assert_eq!(requests.len(), 4);
+    assert!(lines(&requests)[2].ends_with("/import"));
+    assert!(lines(&requests)[3].starts_with("DELETE /image/v2/images/"));
+    assert_trusted_identity(&requests[3], ENV_A);
     let listed = send(harness.call(Method::GET, "/images")).await.json();
     assert_eq!(listed, json!([{"images": []}]), "no orphan image left");
 }
 
 #[tokio::test]
-async fn an_import_method_the_cloud_lacks_is_refused_and_cleaned_up() {
+async fn a_cloud_without_web_download_refuses_copy_from_before_creating() {
     let harness = Harness::start_with(
         Options {
             import_methods: vec!["glance-direct".into()],
@@ -190,11 +197,15 @@ async fn an_import_method_the_cloud_lacks_is_refused_and_cleaned_up() {
         json!({"image": {"name": "x", "disk_format": "raw", "container_format": "bare", "copy_from": "http://127.0.0.1/x.img"}}).to_string(),
     ))
     .await;
-    let message = answer.error_message(400);
-    assert!(message.starts_with("the cloud refused copy_from:"), "{message}");
+    let message = answer.error_message(501);
     assert_eq!(
-        send(harness.call(Method::GET, "/images")).await.json(),
-        json!([{"images": []}])
+        message,
+        "this cloud does not support copy_from: its image service offers no web-download import"
+    );
+    assert_eq!(
+        lines(&harness.glance.requests()),
+        ["GET /image/v2/info/import"],
+        "no image was made"
     );
 }
 

@@ -24,7 +24,16 @@ async fn shows_an_image_by_id() {
     assert!(body.get("os_distro").is_none());
 
     let requests = harness.glance.requests();
-    assert_eq!(lines(&requests), [format!("GET /image/v2/images/{id}")]);
+    // Queued with a copy_from and no import running: its import tasks say
+    // whether the import failed (it never started here).
+    assert_eq!(
+        lines(&requests),
+        [
+            format!("GET /image/v2/images/{id}"),
+            format!("GET /image/v2/images/{id}/tasks")
+        ]
+    );
+
     assert_trusted_identity(&requests[0], ENV_A);
     assert_eq!(
         requests[0].header("x-openstack-request-id"),

@@ -100,7 +100,11 @@ pub async fn mock(mode: Mode) -> Ctx {
         web_download_allowed_ports: vec![80, 443, files.addr.port()],
         ..glance::Options::default()
     };
-    let trusted_glance = glance::spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), import_options()).await;
+    let trusted_glance = glance::spawn(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        import_options(),
+    )
+    .await;
     let keystone_glance_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let keystone_glance_url = format!("http://{}/image", keystone_glance_listener.local_addr().unwrap());
     let keystone = keystone::spawn(
@@ -153,7 +157,12 @@ pub async fn mock(mode: Mode) -> Ctx {
         missing_image_url: files.url("/no-such-image.qcow2"),
         garbage_url: files.url("/garbage.bin"),
         revoke: Revoker::Mock(keystone),
-        _keep: vec![Box::new(files), Box::new(trusted_glance), Box::new(keystone_glance), Box::new(password)],
+        _keep: vec![
+            Box::new(files),
+            Box::new(trusted_glance),
+            Box::new(keystone_glance),
+            Box::new(password),
+        ],
     }
 }
 
@@ -186,7 +195,10 @@ impl RealEnv {
     }
 
     pub fn get(&self, key: &str) -> &str {
-        self.0.get(key).map(String::as_str).unwrap_or_else(|| panic!("{key} missing from the OpenStack env file"))
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("{key} missing from the OpenStack env file"))
     }
 
     /// Disabling a user revokes every token it holds; it is enabled again
@@ -249,7 +261,10 @@ pub async fn real(mode: Mode) -> Ctx {
     let server = env.get("OS_IMAGE_SERVER_URL").trim_end_matches('/').to_owned();
     let (env_a, env_b) = match mode {
         Mode::Trusted => (random_project(), random_project()),
-        Mode::Keystone => (env.get("OS_PROJECT_ALPHA").to_owned(), env.get("OS_PROJECT_BETA").to_owned()),
+        Mode::Keystone => (
+            env.get("OS_PROJECT_ALPHA").to_owned(),
+            env.get("OS_PROJECT_BETA").to_owned(),
+        ),
     };
     Ctx {
         mode,

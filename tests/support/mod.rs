@@ -23,6 +23,8 @@ pub struct FacadeOptions {
     pub max_pages: u32,
     pub request_timeout_ms: u64,
     pub max_body_bytes: usize,
+    /// More TOML lines for the namespace table.
+    pub namespace_extra: String,
 }
 
 impl Default for FacadeOptions {
@@ -32,6 +34,7 @@ impl Default for FacadeOptions {
             max_pages: 50,
             request_timeout_ms: 5_000,
             max_body_bytes: 1024 * 1024,
+            namespace_extra: String::new(),
         }
     }
 }
@@ -50,7 +53,9 @@ pub fn facade_config(glance_url: &str, options: &FacadeOptions) -> Config {
         request_timeout_ms = {timeout}
         auth = {{ type = "trusted", user_id = "{FACADE_USER}" }}
         copy_from = {{ allow_cidrs = ["127.0.0.1/32"] }}
+        {extra}
         "#,
+        extra = options.namespace_extra,
         max_body = options.max_body_bytes,
         page_size = options.page_size,
         max_pages = options.max_pages,
