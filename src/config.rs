@@ -68,6 +68,10 @@ pub struct NamespaceConfig {
 pub struct FallbackConfig {
     #[serde(default)]
     pub enabled: bool,
+    /// Use the facade's transfer even where Glance offers web-download (for
+    /// a Glance that cannot reach the sources the facade can).
+    #[serde(default)]
+    pub always: bool,
     /// Larger sources are refused (from `Content-Length`) or cut off.
     #[serde(default = "default_fallback_max_bytes")]
     pub max_bytes: u64,
@@ -80,6 +84,8 @@ impl Default for FallbackConfig {
     fn default() -> Self {
         FallbackConfig {
             enabled: false,
+            always: false,
+
             max_bytes: default_fallback_max_bytes(),
             timeout_secs: default_fallback_timeout_secs(),
         }

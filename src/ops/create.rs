@@ -118,6 +118,10 @@ async fn plan_transfer(session: &Session, cloud: &Cloud, url: &Url) -> Result<Tr
         }
         Err(rejection) => return Err(AllianceError::bad_request(rejection.to_string())),
     };
+    let fallback = &cloud.copy_from_fallback;
+    if fallback.enabled && fallback.always {
+        return Ok(Transfer::FacadeUpload(vetted));
+    }
     let offered = cloud.import_methods.get(session).await?;
     match offered {
         Some(offered) if !methods::offers_web_download(&offered) => {

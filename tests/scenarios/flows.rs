@@ -400,3 +400,34 @@ pub async fn a_revoked_token_is_replaced(ctx: &Ctx) {
         200
     );
 }
+
+pub async fn copy_from_through_the_facade(ctx: &Ctx) {
+    let namespace = ctx.mode.upload_namespace();
+    let create_in = |source: &str| {
+        ctx.call_in(namespace, &ctx.env_a, Method::POST, "/images").body(
+            json!({"image": {"name": unique("upload"), "disk_format": "qcow2", "container_format": "bare", "copy_from": source}})
+                .to_string(),
+        )
+    };
+    let show_in = |image_id: String| ctx.call_in(namespace, &ctx.env_a, Method::GET, &format!("/images/{image_id}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (source, outcome) in [(&ctx.good_image_url, "active"), (&ctx.missing_image_url, "killed")] {
+        let created = send(create_in(source)).await;
+        assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
+        let image_id = id(&created.json());
+        let image = loop {
+            let image = send(show_in(image_id.clone())).await.json();
+            if image["status"] == outcome {
+                break image;
+            }
+            assert!(Instant::now() < deadline, "never {outcome}: {image}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        if outcome == "active" {
+            assert_eq!(image["checksum"], ctx.good_image_md5.as_str());
+            assert_eq!(image["size"], ctx.good_image_size);
+        }
+        let deleted = send(ctx.call_in(namespace, &ctx.env_a, Method::DELETE, &format!("/images/{image_id}"))).await;
+        assert_eq!(deleted.status, 200);
+    }
+}

@@ -47,6 +47,7 @@ scenarios!(
     a_refused_import_leaves_no_image,
     keystone_refuses_a_project_without_a_role,
     a_revoked_token_is_replaced,
+    copy_from_through_the_facade,
 );
 
 /// A name no other scenario (or earlier run) uses.

@@ -28,6 +28,14 @@ impl Mode {
             Mode::Keystone => "keystone",
         }
     }
+
+    /// The same cloud, with copy_from done by the facade's own transfer.
+    pub fn upload_namespace(self) -> &'static str {
+        match self {
+            Mode::Trusted => "trusted-upload",
+            Mode::Keystone => "keystone-upload",
+        }
+    }
 }
 
 /// What a scenario works with.
@@ -57,9 +65,19 @@ enum Revoker {
 
 impl Ctx {
     pub fn call(&self, environment: &str, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.call_in(self.mode.namespace(), environment, method, path)
+    }
+
+    pub fn call_in(
+        &self,
+        namespace: &str,
+        environment: &str,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
         self.client
             .request(method, format!("{}{path}", self.facade.url()))
-            .header("X-Target-Ns", self.mode.namespace())
+            .header("X-Target-Ns", namespace)
             .header("X-Environment-Id", environment)
             .header("Content-Type", "application/json")
     }
@@ -80,6 +98,8 @@ page_size = 2
 request_timeout_ms = 20000
 copy_from = { allow_cidrs = ["127.0.0.1/32"] }
 "#;
+
+const UPLOAD: &str = "copy_from_fallback = { enabled = true, always = true }";
 
 fn md5_hex(bytes: &[u8]) -> String {
     Md5::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
@@ -128,9 +148,18 @@ pub async fn mock(mode: Mode) -> Ctx {
         glance_url = "{trusted}"
         auth = {{ type = "trusted", user_id = "scenario" }}
         {FACADE_TUNING}
+        [namespaces.trusted-upload]
+        glance_url = "{trusted}"
+        auth = {{ type = "trusted", user_id = "scenario" }}
+        {FACADE_TUNING}
+        {UPLOAD}
         [namespaces.keystone]
         auth = {{ type = "keystone", auth_url = "{auth_url}", username = "{user}", password_file = "{password}" }}
         {FACADE_TUNING}
+        [namespaces.keystone-upload]
+        auth = {{ type = "keystone", auth_url = "{auth_url}", username = "{user}", password_file = "{password}" }}
+        {FACADE_TUNING}
+        {UPLOAD}
         "#,
         trusted = trusted_glance.url(),
         auth_url = keystone.url(),
@@ -244,9 +273,18 @@ pub async fn real(mode: Mode) -> Ctx {
         glance_url = "{trusted}"
         auth = {{ type = "trusted", user_id = "scenario" }}
         {FACADE_TUNING}
+        [namespaces.trusted-upload]
+        glance_url = "{trusted}"
+        auth = {{ type = "trusted", user_id = "scenario" }}
+        {FACADE_TUNING}
+        {UPLOAD}
         [namespaces.keystone]
         auth = {{ type = "keystone", auth_url = "{auth_url}", username = "{user}", user_domain_id = "{domain}", password_file = "{password}" }}
         {FACADE_TUNING}
+        [namespaces.keystone-upload]
+        auth = {{ type = "keystone", auth_url = "{auth_url}", username = "{user}", user_domain_id = "{domain}", password_file = "{password}" }}
+        {FACADE_TUNING}
+        {UPLOAD}
         "#,
         trusted = env.get("OS_GLANCE_TRUSTED_URL"),
         auth_url = env.get("OS_KEYSTONE_URL"),
