@@ -10,7 +10,7 @@ use http::HeaderMap;
 use serde::Deserialize;
 
 use crate::error::AllianceError;
-use crate::upstream::status::{Outcome::*, StatusTable};
+use crate::upstream::status::StatusTable;
 use crate::upstream::{Call, Session};
 
 pub const WEB_DOWNLOAD: &str = "web-download";
@@ -20,12 +20,8 @@ const CACHE_FOR: Duration = Duration::from_secs(300);
 
 pub const INFO_IMPORT: StatusTable = StatusTable {
     call: "GET /v2/info/import",
-    rows: &[
-        (200, Success),
-        (403, Refused),
-        (404, Refused),
-        (401, CredentialsRejected),
-    ],
+    success: 200,
+    refused: &[403, 404],
 };
 
 #[derive(Deserialize)]

@@ -23,34 +23,21 @@ use crate::route::Cloud;
 use crate::error::AllianceError;
 use crate::inbound::{CreateImage, Visibility};
 use crate::reshape::{AllianceImage, V2Image};
-use crate::upstream::status::{Outcome::*, StatusTable};
+use crate::upstream::status::{CLIENT_REFUSALS, StatusTable};
 use crate::upstream::{Call, JSON, Session};
 
 pub const CREATE_IMAGE: StatusTable = StatusTable {
     call: "POST /v2/images",
-    rows: &[
-        (201, Success),
-        (400, Refused),
-        (403, Refused),
-        (404, Refused),
-        (409, Refused),
-        (413, Refused),
-        (401, CredentialsRejected),
-    ],
+    success: 201,
+    refused: CLIENT_REFUSALS,
 };
 
 /// 404 (the image just created is gone) and 415 (the facade's own request
 /// was wrong) are not the client's doing, so they are left to the 502 row.
 pub const IMPORT_IMAGE: StatusTable = StatusTable {
     call: "POST /v2/images/{id}/import",
-    rows: &[
-        (202, Success),
-        (400, Refused),
-        (403, Refused),
-        (409, Refused),
-        (413, Refused),
-        (401, CredentialsRejected),
-    ],
+    success: 202,
+    refused: &[400, 403, 409, 413],
 };
 
 /// v1 images were private unless made public; Glance v2 would make them

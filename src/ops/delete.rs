@@ -12,20 +12,13 @@ use crate::body::{self, ResponseBody};
 use crate::error::AllianceError;
 use crate::inbound::ImageRef;
 use crate::route::Cloud;
-use crate::upstream::status::{Outcome::*, StatusTable};
+use crate::upstream::status::{CLIENT_REFUSALS, StatusTable};
 use crate::upstream::{Call, Session};
 
 pub const DELETE_IMAGE: StatusTable = StatusTable {
     call: "DELETE /v2/images/{id}",
-    rows: &[
-        (204, Success),
-        (400, Refused),
-        (403, Refused),
-        (404, Refused),
-        (409, Refused),
-        (413, Refused),
-        (401, CredentialsRejected),
-    ],
+    success: 204,
+    refused: CLIENT_REFUSALS,
 };
 
 pub async fn apply(

@@ -11,16 +11,12 @@ use serde::Deserialize;
 use super::image_path;
 use crate::reshape::V2Image;
 use crate::upstream::Session;
-use crate::upstream::status::{Outcome::*, StatusTable};
+use crate::upstream::status::StatusTable;
 
 pub const GET_TASKS: StatusTable = StatusTable {
     call: "GET /v2/images/{id}/tasks",
-    rows: &[
-        (200, Success),
-        (403, Refused),
-        (404, Refused),
-        (401, CredentialsRejected),
-    ],
+    success: 200,
+    refused: &[403, 404],
 };
 
 /// Task look-ups run at once for one page.

@@ -7,7 +7,7 @@
 use super::image_path;
 use crate::error::AllianceError;
 use crate::reshape::V2Image;
-use crate::upstream::status::{Outcome::*, StatusTable};
+use crate::upstream::status::StatusTable;
 use crate::upstream::{Call, Session};
 
 /// How an image relates to the environment, from its own fields.
@@ -47,12 +47,8 @@ pub fn listable(image: &V2Image, environment: &str, community_requested: bool) -
 /// Membership lookup: 200 when the environment is a member (any status).
 pub const GET_MEMBER: StatusTable = StatusTable {
     call: "GET /v2/images/{id}/members/{member}",
-    rows: &[
-        (200, Success),
-        (404, Refused),
-        (403, Refused),
-        (401, CredentialsRejected),
-    ],
+    success: 200,
+    refused: &[404, 403],
 };
 
 /// The write a caller is about to make, for Glance's wording.

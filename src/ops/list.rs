@@ -20,20 +20,13 @@ use crate::error::AllianceError;
 use crate::inbound::ListQuery;
 use crate::reshape::{AllianceImage, V2Image, V2ImagePage};
 use crate::route::Cloud;
-use crate::upstream::status::{Outcome::*, StatusTable};
+use crate::upstream::status::{CLIENT_REFUSALS, StatusTable};
 use crate::upstream::{Call, Session};
 
 pub const LIST_IMAGES: StatusTable = StatusTable {
     call: "GET /v2/images",
-    rows: &[
-        (200, Success),
-        (400, Refused),
-        (403, Refused),
-        (404, Refused),
-        (409, Refused),
-        (413, Refused),
-        (401, CredentialsRejected),
-    ],
+    success: 200,
+    refused: CLIENT_REFUSALS,
 };
 
 const OPEN: &[u8] = b"[{\"images\":[";

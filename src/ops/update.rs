@@ -16,22 +16,15 @@ use crate::error::AllianceError;
 use crate::inbound::{ImageFields, ImageRef, UpdateImage};
 use crate::reshape::{AllianceImage, V2Image};
 use crate::route::Cloud;
-use crate::upstream::status::{Outcome::*, StatusTable};
+use crate::upstream::status::{CLIENT_REFUSALS, StatusTable};
 use crate::upstream::{Call, JSON_PATCH, Session};
 
 /// Glance's 403 (formats of a non-queued image, not the owner), 404 and 409
 /// come back with their own status and message.
 pub const PATCH_IMAGE: StatusTable = StatusTable {
     call: "PATCH /v2/images/{id}",
-    rows: &[
-        (200, Success),
-        (400, Refused),
-        (403, Refused),
-        (404, Refused),
-        (409, Refused),
-        (413, Refused),
-        (401, CredentialsRejected),
-    ],
+    success: 200,
+    refused: CLIENT_REFUSALS,
 };
 
 pub async fn apply(

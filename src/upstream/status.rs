@@ -1,6 +1,9 @@
 //! Upstream status -> Alliance status. Each operation declares one explicit
-//! [`StatusTable`] per Glance call; a status missing from the table is never
-//! passed through: it becomes a generic 502 and the details go to the log.
+//! [`StatusTable`] per Glance call: its success status, the refusals the
+//! client sees as Glance gave them (status and plain message), and - for
+//! every call - 401 as the facade's own credentials failing (502). A status
+//! missing from the table is never passed through: it becomes a generic 502
+//! and the details go to the log.
 
 use http::StatusCode;
 
@@ -23,15 +26,23 @@ pub enum Outcome {
 pub struct StatusTable {
     /// The Glance call, for logs: `"GET /v2/images/{id}"`.
     pub call: &'static str,
-    pub rows: &'static [(u16, Outcome)],
+    pub success: u16,
+    /// Refusals passed to the client with their own status.
+    pub refused: &'static [u16],
 }
+
+/// What Glance refuses for reasons the client can act on: bad values (400),
+/// not allowed (403), not found (404), conflicting state (409), too large (413).
+pub const CLIENT_REFUSALS: &[u16] = &[400, 403, 404, 409, 413];
 
 impl StatusTable {
     pub fn outcome(&self, status: StatusCode) -> Option<Outcome> {
-        self.rows
-            .iter()
-            .find(|(code, _)| *code == status.as_u16())
-            .map(|(_, outcome)| *outcome)
+        match status.as_u16() {
+            code if code == self.success => Some(Outcome::Success),
+            401 => Some(Outcome::CredentialsRejected),
+            code if self.refused.contains(&code) => Some(Outcome::Refused),
+            _ => None,
+        }
     }
 
     /// `Ok` for a success row; the Alliance error for anything else.
@@ -78,11 +89,8 @@ mod tests {
 
     const TABLE: StatusTable = StatusTable {
         call: "GET /v2/images/{id}",
-        rows: &[
-            (200, Outcome::Success),
-            (404, Outcome::Refused),
-            (401, Outcome::CredentialsRejected),
-        ],
+        success: 200,
+        refused: &[404],
     };
 
     fn reply(status: u16, body: &str) -> Reply {

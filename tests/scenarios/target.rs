@@ -13,7 +13,7 @@ use alliance_glance::mock::{glance, keystone};
 use alliance_glance::server::RunningServer;
 use md5::{Digest, Md5};
 
-use crate::support::{TempFile, client, start_facade};
+use crate::support::{TempFile, alliance_call, client, start_facade};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -75,11 +75,7 @@ impl Ctx {
         method: reqwest::Method,
         path: &str,
     ) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, format!("{}{path}", self.facade.url()))
-            .header("X-Target-Ns", namespace)
-            .header("X-Environment-Id", environment)
-            .header("Content-Type", "application/json")
+        alliance_call(&self.client, &self.facade, namespace, environment, method, path)
     }
 
     /// Revokes every token of the facade's service user in Keystone.
@@ -100,6 +96,25 @@ copy_from = { allow_cidrs = ["127.0.0.1/32"] }
 "#;
 
 const UPLOAD: &str = "copy_from_fallback = { enabled = true, always = true }";
+
+/// Four namespaces on one cloud: trusted and keystone auth, each with
+/// web-download and with the facade's own copy_from transfer.
+fn facade_config(trusted_glance: &str, auth_url: &str, user: &str, domain: &str, password_file: &str) -> Config {
+    let trusted = format!(
+        r#"glance_url = "{trusted_glance}"
+auth = {{ type = "trusted", user_id = "scenario" }}"#
+    );
+    let keystone = format!(
+        r#"auth = {{ type = "keystone", auth_url = "{auth_url}", username = "{user}", user_domain_id = "{domain}", password_file = "{password_file}" }}"#
+    );
+    Config::parse(&format!(
+        "[namespaces.trusted]\n{trusted}\n{FACADE_TUNING}\n\
+         [namespaces.trusted-upload]\n{trusted}\n{FACADE_TUNING}\n{UPLOAD}\n\
+         [namespaces.keystone]\n{keystone}\n{FACADE_TUNING}\n\
+         [namespaces.keystone-upload]\n{keystone}\n{FACADE_TUNING}\n{UPLOAD}\n"
+    ))
+    .expect("scenario config")
+}
 
 fn md5_hex(bytes: &[u8]) -> String {
     Md5::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
@@ -142,31 +157,13 @@ pub async fn mock(mode: Mode) -> Ctx {
     )
     .await;
     let password = TempFile::with_contents(keystone::SERVICE_PASSWORD);
-    let config = Config::parse(&format!(
-        r#"
-        [namespaces.trusted]
-        glance_url = "{trusted}"
-        auth = {{ type = "trusted", user_id = "scenario" }}
-        {FACADE_TUNING}
-        [namespaces.trusted-upload]
-        glance_url = "{trusted}"
-        auth = {{ type = "trusted", user_id = "scenario" }}
-        {FACADE_TUNING}
-        {UPLOAD}
-        [namespaces.keystone]
-        auth = {{ type = "keystone", auth_url = "{auth_url}", username = "{user}", password_file = "{password}" }}
-        {FACADE_TUNING}
-        [namespaces.keystone-upload]
-        auth = {{ type = "keystone", auth_url = "{auth_url}", username = "{user}", password_file = "{password}" }}
-        {FACADE_TUNING}
-        {UPLOAD}
-        "#,
-        trusted = trusted_glance.url(),
-        auth_url = keystone.url(),
-        user = keystone::SERVICE_USER,
-        password = password.0.display(),
-    ))
-    .expect("scenario config");
+    let config = facade_config(
+        &trusted_glance.url(),
+        &keystone.url(),
+        keystone::SERVICE_USER,
+        "default",
+        &password.0.display().to_string(),
+    );
     let facade = start_facade(&config).await;
     let (env_a, env_b) = match mode {
         // Fresh projects per scenario keep trusted runs apart.
@@ -267,32 +264,13 @@ impl RealEnv {
 /// the service user's tokens would disturb a neighbour.
 pub async fn real(mode: Mode) -> Ctx {
     let env = RealEnv::load();
-    let config = Config::parse(&format!(
-        r#"
-        [namespaces.trusted]
-        glance_url = "{trusted}"
-        auth = {{ type = "trusted", user_id = "scenario" }}
-        {FACADE_TUNING}
-        [namespaces.trusted-upload]
-        glance_url = "{trusted}"
-        auth = {{ type = "trusted", user_id = "scenario" }}
-        {FACADE_TUNING}
-        {UPLOAD}
-        [namespaces.keystone]
-        auth = {{ type = "keystone", auth_url = "{auth_url}", username = "{user}", user_domain_id = "{domain}", password_file = "{password}" }}
-        {FACADE_TUNING}
-        [namespaces.keystone-upload]
-        auth = {{ type = "keystone", auth_url = "{auth_url}", username = "{user}", user_domain_id = "{domain}", password_file = "{password}" }}
-        {FACADE_TUNING}
-        {UPLOAD}
-        "#,
-        trusted = env.get("OS_GLANCE_TRUSTED_URL"),
-        auth_url = env.get("OS_KEYSTONE_URL"),
-        user = env.get("OS_SERVICE_USER"),
-        domain = env.get("OS_SERVICE_USER_DOMAIN"),
-        password = env.get("OS_SERVICE_PASSWORD_FILE"),
-    ))
-    .expect("scenario config");
+    let config = facade_config(
+        env.get("OS_GLANCE_TRUSTED_URL"),
+        env.get("OS_KEYSTONE_URL"),
+        env.get("OS_SERVICE_USER"),
+        env.get("OS_SERVICE_USER_DOMAIN"),
+        env.get("OS_SERVICE_PASSWORD_FILE"),
+    );
     let facade = start_facade(&config).await;
     let image_dir = PathBuf::from(env.get("OS_IMAGE_SERVER_DIR"));
     let good = std::fs::read(image_dir.join("image.qcow2")).expect("image.qcow2 from up.sh");

@@ -102,11 +102,7 @@ impl Harness {
     }
 
     pub fn call_as(&self, environment: &str, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, format!("{}{path}", self.facade.url()))
-            .header("X-Target-Ns", NAMESPACE)
-            .header("X-Environment-Id", environment)
-            .header("Content-Type", "application/json")
+        alliance_call(&self.client, &self.facade, NAMESPACE, environment, method, path)
     }
 
     /// Creates an image directly in the mock as environment A (bypassing
@@ -144,6 +140,22 @@ impl Harness {
             .expect("mock reachable");
         assert_eq!(response.status(), 204, "mock upload");
     }
+}
+
+/// A call with the two Alliance headers and a JSON content type.
+pub fn alliance_call(
+    client: &reqwest::Client,
+    facade: &RunningServer,
+    namespace: &str,
+    environment: &str,
+    method: reqwest::Method,
+    path: &str,
+) -> reqwest::RequestBuilder {
+    client
+        .request(method, format!("{}{path}", facade.url()))
+        .header("X-Target-Ns", namespace)
+        .header("X-Environment-Id", environment)
+        .header("Content-Type", "application/json")
 }
 
 pub fn client() -> reqwest::Client {
@@ -397,10 +409,6 @@ impl KeystoneHarness {
     }
 
     pub fn call_as(&self, environment: &str, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, format!("{}{path}", self.facade.url()))
-            .header("X-Target-Ns", NAMESPACE)
-            .header("X-Environment-Id", environment)
-            .header("Content-Type", "application/json")
+        alliance_call(&self.client, &self.facade, NAMESPACE, environment, method, path)
     }
 }
