@@ -49,7 +49,8 @@ enum Command {
         #[arg(long, default_value = "")]
         prefix: String,
     },
-    /// Check a configuration file and exit.
+    /// Check a configuration file - secrets, clouds.yaml and guard lists
+    /// included - and exit.
     CheckConfig {
         #[arg(long)]
         config: PathBuf,
@@ -64,9 +65,7 @@ async fn main() -> ExitCode {
         Command::Serve { config } => serve(config).await,
         Command::Demo { listen } => demo::run(listen, shutdown_signal()).await,
         Command::MockGlance { listen, prefix } => mock_glance(listen, prefix).await,
-        Command::CheckConfig { config } => Config::load(&config)
-            .map(|_| println!("{}: ok", config.display()))
-            .map_err(|e| e.to_string()),
+        Command::CheckConfig { config } => check_config(&config),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -91,6 +90,14 @@ async fn serve(path: PathBuf) -> Result<(), String> {
         Duration::from_secs(config.shutdown_grace_secs),
     )
     .await;
+    Ok(())
+}
+
+/// Everything `serve` would do before listening.
+fn check_config(path: &std::path::Path) -> Result<(), String> {
+    let config = Config::load(path).map_err(|error| error.to_string())?;
+    App::new(&config).map_err(|error| error.to_string())?;
+    println!("{}: ok ({} namespaces)", path.display(), config.namespaces.len());
     Ok(())
 }
 
