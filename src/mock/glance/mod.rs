@@ -87,6 +87,9 @@ pub struct Options {
     /// `Some`: the keystone paste flavor - `X-Auth-Token` validated by this
     /// Keystone, identity headers ignored. `None`: the trusted-auth flavor.
     pub keystone: Option<crate::mock::keystone::Handle>,
+    /// Keep every request for [`Handle::requests`]; off for benchmarks,
+    /// where the log would only grow.
+    pub record_requests: bool,
 }
 
 impl Default for Options {
@@ -100,6 +103,7 @@ impl Default for Options {
             limit_max: 1000,
             import_delay: Duration::from_millis(100),
             keystone: None,
+            record_requests: true,
         }
     }
 }
@@ -192,6 +196,9 @@ impl Shared {
     }
 
     fn record(&self, parts: &http::request::Parts, body: &Bytes) {
+        if !self.options.record_requests {
+            return;
+        }
         let headers = parts
             .headers
             .iter()
