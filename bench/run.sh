@@ -87,6 +87,11 @@ cargo bench --locked --bench facade --no-run >&2 2>"$cache/bench-build.log" || {
 # --- run -------------------------------------------------------------------
 work=$(mktemp -d /tmp/alliance-bench.XXXXXX)
 chmod 755 "$work"
+# nginx runs as nobody when this runs as root: give it a copy it can reach
+# whatever the permissions of the checkout's directories.
+cp "$nginx" "$work/nginx-bin"
+chmod 755 "$work/nginx-bin"
+nginx_run="$work/nginx-bin"
 cleanup() {
     # nginx is stopped by the driver; this only covers a driver that died.
     if [[ -f "$work/nginx/nginx.pid" ]]; then
@@ -97,7 +102,7 @@ cleanup() {
 trap cleanup EXIT
 
 phase "measuring ($mode)"
-args=(--oha "$oha" --nginx "$nginx" --facade-bin "$root/target/release/alliance-glance" --work-dir "$work" --out "$cache/table.md")
+args=(--oha "$oha" --nginx "$nginx_run" --facade-bin "$root/target/release/alliance-glance" --work-dir "$work" --out "$cache/table.md")
 [[ $mode == smoke ]] && args+=(--smoke)
 status=0
 cargo bench --locked --bench facade -- "${args[@]}" "${driver_args[@]}" || status=$?
@@ -116,7 +121,8 @@ if [[ $mode == full && -f "$cache/table.md" ]]; then
         echo "# Benchmark results"
         echo
         echo "The last full run of \`bench/run.sh\` ($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown))."
-        echo "See bench/README.md for what each line means."
+        echo "See bench/README.md for what each line means. The machine is a shared 2-core VM:"
+        echo "absolute figures drift between runs (by 20% and more); compare the ratios within one run."
         echo
         echo "## Machine"
         echo
