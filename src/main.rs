@@ -57,14 +57,17 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
     let outcome = match cli.command {
-        Command::Serve { config } => serve(config).await,
-        Command::Demo { listen } => demo::run(listen, shutdown_signal()).await,
-        Command::MockGlance { listen, prefix } => mock_glance(listen, prefix).await,
+        Command::Serve { config } => serve(config),
+        Command::Demo { listen } => {
+            runtime().and_then(|runtime| runtime.block_on(demo::run(listen, shutdown_signal())))
+        }
+        Command::MockGlance { listen, prefix } => {
+            runtime().and_then(|runtime| runtime.block_on(mock_glance(listen, prefix)))
+        }
         Command::CheckConfig { config } => check_config(&config),
     };
     match outcome {
@@ -76,21 +79,30 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(path: PathBuf) -> Result<(), String> {
+/// The demo and the mock: one work-stealing runtime.
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the runtime: {error}"))
+}
+
+/// The facade: one single-threaded runtime per core (see [`server::serve_on_workers`]).
+fn serve(path: PathBuf) -> Result<(), String> {
     let config = Config::load(&path).map_err(|error| error.to_string())?;
     let app = Arc::new(App::new(&config).map_err(|error| error.to_string())?);
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
+    let listener = std::net::TcpListener::bind(config.listen)
         .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
-    tracing::info!(listen = %config.listen, namespaces = config.namespaces.len(), "serving the Alliance API");
-    server::serve(
+    let workers = server::worker_count();
+    tracing::info!(listen = %config.listen, namespaces = config.namespaces.len(), workers, "serving the Alliance API");
+    server::serve_on_workers(
         listener,
         app,
+        workers,
         shutdown_signal(),
         Duration::from_secs(config.shutdown_grace_secs),
     )
-    .await;
-    Ok(())
+    .map_err(|error| format!("cannot serve: {error}"))
 }
 
 /// Everything `serve` would do before listening.

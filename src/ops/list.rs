@@ -21,13 +21,17 @@ use crate::inbound::ListQuery;
 use crate::reshape::{AllianceImage, V2Image, V2ImagePage};
 use crate::route::Cloud;
 use crate::upstream::status::{CLIENT_REFUSALS, StatusTable};
-use crate::upstream::{Call, Session};
+use crate::upstream::{Call, Reply, Session};
 
 pub const LIST_IMAGES: StatusTable = StatusTable {
     call: "GET /v2/images",
     success: 200,
     refused: CLIENT_REFUSALS,
 };
+
+/// Smaller pages are parsed on the event loop (a thread hand-off would
+/// cost more than the parse).
+const INLINE_PARSE_BYTES: usize = 64 * 1024;
 
 const OPEN: &[u8] = b"[{\"images\":[";
 const CLOSE: &[u8] = b"]}]";
@@ -43,12 +47,18 @@ pub async fn apply(
         cloud.max_pages,
         session.endpoint().await?.path(),
     );
-    let first = next_page(&session, &mut pager)
-        .await?
+    let call = pager
+        .take_call()?
         .ok_or_else(|| AllianceError::bad_gateway("no page to fetch"))?;
+    let reply = fetch_reply(&session, &call).await?;
+    // Dropped (its request aborted) if the first page fails.
+    let prefetch = Prefetch::start(&session, &pager, &reply);
+    // The status is decided by the first page.
+    let first = read_page(&session, reply, pager.community_requested).await?;
+    pager.follow(first.next.as_deref())?;
     let (sender, body) = ChannelBody::new(2);
     tokio::spawn(async move {
-        if let Err(error) = stream_pages(&session, pager, first, &sender).await {
+        if let Err(error) = stream_pages(&session, pager, first.images, prefetch, &sender).await {
             tracing::warn!(request_id = %session.request_id, %error, "list aborted after the first page");
             // The client may be gone already; nothing more to do then.
             let _ = sender.send(Err(std::io::Error::other(error.message))).await;
@@ -60,42 +70,132 @@ pub async fn apply(
     Ok(response)
 }
 
-/// Writes `page` and every page after it; the next page is fetched while
-/// the current one is written.
+/// Writes `page` and every page after it. Each page's request goes out as
+/// soon as its link is known - usually before the page that names it is
+/// parsed (see [`Prefetch`]) - so Glance works on the next page while the
+/// facade parses, filters and writes the current one.
 async fn stream_pages(
     session: &Session,
     mut pager: Pager,
     mut page: Vec<V2Image>,
+    mut prefetch: Prefetch,
     sender: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) -> Result<(), AllianceError> {
     let mut writer = ListWriter::default();
     loop {
-        let prefetch = match pager.take_call()? {
-            Some(call) => {
-                let session = session.clone();
-                let community_requested = pager.community_requested;
-                Some(tokio::spawn(async move {
-                    fetch_page(&session, &call, community_requested).await
-                }))
-            }
-            None => None,
-        };
         let chunk = writer.page(page);
-        let client_gone = sender.send(Ok(chunk)).await.is_err();
-        let Some(prefetch) = prefetch else { break };
-        if client_gone {
-            prefetch.abort();
+        if sender.send(Ok(chunk)).await.is_err() {
+            // The client left (the prefetch goes with `prefetch`).
             return Ok(());
         }
-        let fetched = prefetch
-            .await
-            .map_err(|_| AllianceError::bad_gateway("page fetch task failed"))??;
+        let Some(call) = pager.take_call()? else {
+            break;
+        };
+        let reply = prefetch.take(session, &call).await?;
+        prefetch = Prefetch::start(session, &pager, &reply);
+        let fetched = read_page(session, reply, pager.community_requested).await?;
         pager.follow(fetched.next.as_deref())?;
         page = fetched.images;
     }
+    drop(prefetch);
     // A closed channel only means the client left.
     let _ = sender.send(Ok(writer.finish())).await;
     Ok(())
+}
+
+/// The next page's request, sent on a guess before the current page is
+/// parsed: the `next` link read straight from the end of the body, where
+/// Glance writes it. The guess is checked against the parsed page; a wrong
+/// one is dropped and the right page fetched (a wasted `GET`, never a wrong
+/// answer).
+struct Prefetch {
+    guess: Option<(String, tokio::task::JoinHandle<Result<Reply, AllianceError>>)>,
+}
+
+impl Prefetch {
+    fn start(session: &Session, pager: &Pager, reply: &Reply) -> Self {
+        let guess = (reply.status == StatusCode::OK)
+            .then(|| guess_next_link(&reply.body))
+            .flatten()
+            .and_then(|link| pager.peek_path(&link))
+            .map(|path| {
+                let session = session.clone();
+                let call = Call::get(path.clone());
+                (path, tokio::spawn(async move { fetch_reply(&session, &call).await }))
+            });
+        Prefetch { guess }
+    }
+
+    /// The reply for `call`: the guessed request's if it was this one.
+    async fn take(&mut self, session: &Session, call: &Call) -> Result<Reply, AllianceError> {
+        match self.guess.take() {
+            Some((path, task)) if path == call.path_and_query => task
+                .await
+                .map_err(|_| AllianceError::bad_gateway("page fetch task failed"))?,
+            other => {
+                if let Some((_, task)) = other {
+                    task.abort();
+                }
+                fetch_reply(session, call).await
+            }
+        }
+    }
+
+    fn cancel(&mut self) {
+        if let Some((_, task)) = self.guess.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Prefetch {
+    /// A list that ends early (client gone, a failed page) drops the request
+    /// sent on a guess.
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+/// Glance ends a page with `"next": "<link>"`; `None` unless the body ends
+/// that way (the parsed page has the last word either way).
+fn guess_next_link(body: &[u8]) -> Option<String> {
+    const KEY: &[u8] = b"\"next\"";
+    let tail = &body[body.len().saturating_sub(4096)..];
+    let at = tail.windows(KEY.len()).rposition(|window| window == KEY)?;
+    let rest = std::str::from_utf8(&tail[at + KEY.len()..]).ok()?;
+    let value = rest.trim_start().strip_prefix(':')?.trim_start();
+    let value = value.trim_end().strip_suffix('}')?.trim_end();
+    serde_json::from_str::<String>(value).ok()
+}
+
+/// One page's call, answered as the status table allows.
+async fn fetch_reply(session: &Session, call: &Call) -> Result<Reply, AllianceError> {
+    let reply = session.send(call).await?;
+    LIST_IMAGES.check(&reply)?;
+    Ok(reply)
+}
+
+/// Parses a page (off the event loop: a page of 1,000 images is about a
+/// megabyte of JSON), drops what the environment may not list, and reports
+/// failed imports.
+async fn read_page(session: &Session, reply: Reply, community_requested: bool) -> Result<V2ImagePage, AllianceError> {
+    let environment = session.environment.clone();
+    let inline = reply.body.len() < INLINE_PARSE_BYTES;
+    let parse = move || {
+        let mut page: V2ImagePage = parse_json(&reply, LIST_IMAGES.call)?;
+        page.images
+            .retain(|image| isolation::listable(image, &environment, community_requested));
+        Ok::<_, AllianceError>(page)
+    };
+    let mut page = if inline {
+        parse()?
+    } else {
+        tokio::task::spawn_blocking(parse)
+            .await
+            .map_err(|_| AllianceError::bad_gateway("page parse task failed"))??
+    };
+    import_status::report_failed_imports(session, &mut page.images).await;
+    Ok(page)
 }
 
 /// Fetches the pager's next page, if any, and records its `next` link.
@@ -179,6 +279,13 @@ impl Pager {
         Ok(Some(Call::get(path)))
     }
 
+    /// The path a `next` link would be followed to, without recording it
+    /// (for a request sent on a guess).
+    pub fn peek_path(&self, link: &str) -> Option<String> {
+        let (path_and_query, marker) = resolve_next_link_quietly(link, &self.endpoint_path)?;
+        (!self.seen_markers.contains(&marker)).then_some(path_and_query)
+    }
+
     /// Records the `next` link of the page just fetched.
     pub fn follow(&mut self, next: Option<&str>) -> Result<(), AllianceError> {
         self.pending = match next {
@@ -212,22 +319,24 @@ pub fn first_page_path(query: &ListQuery, page_size: u32) -> String {
 /// image list with a marker is followed: the facade never goes where an
 /// upstream answer points it.
 pub fn resolve_next_link(link: &str, endpoint_path: &str) -> Result<(String, String), AllianceError> {
-    let refuse = || {
+    resolve_next_link_quietly(link, endpoint_path).ok_or_else(|| {
         tracing::warn!(link, "unusable next link from the image service");
         AllianceError::bad_gateway("the image service sent an unusable next link")
-    };
-    let (path, query) = link.split_once('?').ok_or_else(refuse)?;
+    })
+}
+
+fn resolve_next_link_quietly(link: &str, endpoint_path: &str) -> Option<(String, String)> {
+    let (path, query) = link.split_once('?')?;
     let prefix = endpoint_path.trim_end_matches('/');
     let prefixed = path.strip_prefix(prefix).filter(|_| !prefix.is_empty());
     if path != "/v2/images" && prefixed != Some("/v2/images") {
-        return Err(refuse());
+        return None;
     }
     let marker = url::form_urlencoded::parse(query.as_bytes())
         .find(|(name, _)| name == "marker")
         .map(|(_, value)| value.into_owned())
-        .filter(|marker| !marker.is_empty())
-        .ok_or_else(refuse)?;
-    Ok((format!("/v2/images?{query}"), marker))
+        .filter(|marker| !marker.is_empty())?;
+    Some((format!("/v2/images?{query}"), marker))
 }
 
 /// Serializes pages into one JSON document, chunk by chunk.
@@ -300,6 +409,20 @@ mod tests {
             assert_eq!(resolve_next_link(bad, "/image").unwrap_err().status, 502, "{bad}");
         }
         assert!(resolve_next_link("/x/v2/images?marker=a", "").is_err());
+    }
+
+    #[test]
+    fn the_next_link_is_guessed_from_the_end_of_the_body() {
+        let page = br#"{"images": [{"id": "a", "next": "/v2/images?marker=wrong"}], "first": "/v2/images?limit=1", "schema": "/v2/schemas/images", "next": "/v2/images?limit=1&marker=a"}"#;
+        assert_eq!(guess_next_link(page).as_deref(), Some("/v2/images?limit=1&marker=a"));
+        // No top-level next (the last page): no guess, even with an image's
+        // own "next" property at the end.
+        let last = br#"{"images": [{"id": "a", "next": "/v2/images?marker=x"}]}"#;
+        assert_eq!(guess_next_link(last), None);
+        assert_eq!(guess_next_link(br#"{"images": [], "first": "/v2/images"}"#), None);
+        assert_eq!(guess_next_link(b""), None);
+        let escaped = br#"{"images": [], "next": "/v2/images?marker=a\u0026b"}"#;
+        assert_eq!(guess_next_link(escaped).as_deref(), Some("/v2/images?marker=a&b"));
     }
 
     #[test]

@@ -1,0 +1,166 @@
+//! Part 4: idle RSS, RSS with many open client connections, binary size.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::common::*;
+use crate::procs::{Facade, Mode};
+use crate::report::mib;
+use crate::show::record_image;
+use crate::upstream::StaticUpstream;
+
+const PART: &str = "4 Memory and size";
+
+/// Sends one request on a kept-alive connection and reads the whole answer;
+/// returns the status.
+async fn one_request(stream: &mut TcpStream, request: &[u8]) -> Result<u16, String> {
+    stream.write_all(request).await.map_err(|e| e.to_string())?;
+    let mut buffer = Vec::with_capacity(2048);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let read = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if read == 0 {
+            return Err("connection closed mid-answer".into());
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        let length: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0);
+        if buffer.len() >= end + 4 + length {
+            return Ok(status);
+        }
+    }
+}
+
+pub async fn run(ctx: &mut Ctx) -> Result<(), String> {
+    let (recorded, id) = record_image(ctx, false).await?;
+    let upstream = StaticUpstream::start(recorded).await.map_err(|e| e.to_string())?;
+    let facade = Facade::start(
+        &ctx.facade_bin,
+        &ctx.dir,
+        "memory",
+        &trusted_namespace(&upstream.url(), ctx.plan.page_size),
+    )
+    .await?;
+    let outcome = measure(ctx, &facade, &id).await;
+    facade.stop().await;
+    outcome?;
+    binary_size(ctx);
+    Ok(())
+}
+
+async fn measure(ctx: &mut Ctx, facade: &Facade, id: &str) -> Result<(), String> {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fresh = facade.memory()?;
+    // Some load, then quiet long enough for pooled upstream connections to
+    // be dropped (1.5 s idle timeout).
+    let headers = alliance_headers(ENV);
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    ctx.oha
+        .run(
+            &format!("{}/images/{id}", facade.url()),
+            &headers,
+            Mode::Throughput {
+                connections: ctx.plan.connections,
+            },
+            ctx.plan.load.min(Duration::from_secs(2)),
+        )
+        .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after_load = facade.memory()?;
+    ctx.report
+        .row(PART, "idle RSS, just started", mib(fresh.rss_kib))
+        .target("<= 16 MiB", fresh.rss_kib <= 16 * 1024);
+    ctx.report
+        .row(PART, "idle RSS, after a load run", mib(after_load.rss_kib))
+        .compared(format!("peak during the load run {}", mib(after_load.peak_kib)))
+        .target("<= 16 MiB", after_load.rss_kib <= 16 * 1024);
+
+    let count = ctx.plan.open_connections;
+    let request = format!(
+        "GET /images/{id} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nX-Target-Ns: {NAMESPACE}\r\nX-Environment-Id: {ENV}\r\n\r\n",
+        facade.port
+    );
+    let mut connections = Vec::with_capacity(count);
+    let mut failures = 0;
+    for batch in 0..count.div_ceil(100) {
+        let mut opening = tokio::task::JoinSet::new();
+        for _ in (batch * 100)..((batch + 1) * 100).min(count) {
+            let request = request.clone();
+            let port = facade.port;
+            opening.spawn(async move {
+                let mut stream = TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = one_request(&mut stream, request.as_bytes()).await?;
+                Ok::<_, String>((stream, status))
+            });
+        }
+        while let Some(opened) = opening.join_next().await {
+            match opened.map_err(|e| e.to_string())? {
+                Ok((stream, 200)) => connections.push(stream),
+                Ok((stream, _)) => {
+                    failures += 1;
+                    connections.push(stream);
+                }
+                Err(_) => failures += 1,
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let open = facade.memory()?;
+    let opened = connections.len();
+    drop(connections);
+    ctx.report
+        .row(
+            PART,
+            format!("RSS with {count} open client connections (each past one request)"),
+            mib(open.rss_kib),
+        )
+        .compared(format!(
+            "{opened} connections open, {failures} failed; {} per connection over idle",
+            kib_per(open.rss_kib.saturating_sub(after_load.rss_kib), opened)
+        ));
+    Ok(())
+}
+
+fn kib_per(kib: u64, count: usize) -> String {
+    if count == 0 {
+        return "-".into();
+    }
+    format!("{:.1} KiB", kib as f64 / count as f64)
+}
+
+fn binary_size(ctx: &mut Ctx) {
+    let size = std::fs::metadata(&ctx.facade_bin).map(|m| m.len()).unwrap_or(0);
+    let stripped_path = ctx.dir.join("alliance-glance.stripped");
+    let stripped = std::process::Command::new("strip")
+        .arg("-o")
+        .arg(&stripped_path)
+        .arg(&ctx.facade_bin)
+        .status()
+        .ok()
+        .filter(|status| status.success())
+        .and_then(|_| std::fs::metadata(&stripped_path).ok())
+        .map(|m| m.len());
+    let _ = std::fs::remove_file(&stripped_path);
+    ctx.report
+        .row(PART, "binary size (release, as built)", mib(size / 1024))
+        .compared(match stripped {
+            Some(stripped) => format!("{} stripped", mib(stripped / 1024)),
+            None => "strip not available".into(),
+        });
+}

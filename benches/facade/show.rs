@@ -1,0 +1,263 @@
+//! Part 1: `GET /images/{id}` through the facade, directly against the
+//! upstream, and through nginx as a plain `proxy_pass`, side by side.
+
+use std::time::Duration;
+
+use alliance_glance::mock::glance;
+
+use crate::common::*;
+use crate::procs::{Facade, Mode, Nginx};
+use crate::report::{Verdict, ms, ratio, rps};
+use crate::upstream::{Recorded, StaticUpstream};
+
+const PART: &str = "1 GET /images/{id}";
+
+/// Records the mock Glance's answer to `GET /v2/images/{id}` for one image
+/// owned by [`ENV`], and returns it with the image id. A `community` image
+/// is visible to every environment without a membership look-up.
+pub async fn record_image(ctx: &Ctx, community: bool) -> Result<(Recorded, String), String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mock = glance::spawn(listener, glance::Options::default()).await;
+    let id = if community {
+        let created = with_headers(
+            ctx.client.post(format!("{}/v2/images", mock.url())),
+            &trusted_headers(ENV),
+        )
+        .header("Content-Type", "application/json")
+        .body(
+            r#"{"name": "bench-image-1", "disk_format": "raw", "container_format": "bare", "visibility": "community"}"#,
+        )
+        .send()
+        .await
+        .map_err(|e| format!("mock Glance: {e}"))?;
+        let body = created.bytes().await.map_err(|e| e.to_string())?;
+        let document: serde_json::Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+        document["id"]
+            .as_str()
+            .ok_or("mock Glance created no image")?
+            .to_owned()
+    } else {
+        mock.seed_images(ENV, 1, "bench-image-").remove(0)
+    };
+    let response = with_headers(
+        ctx.client.get(format!("{}/v2/images/{id}", mock.url())),
+        &trusted_headers(ENV),
+    )
+    .send()
+    .await
+    .map_err(|e| format!("mock Glance: {e}"))?;
+    if response.status() != 200 {
+        return Err(format!("mock Glance answered {}", response.status()));
+    }
+    let request_id = response
+        .headers()
+        .get("x-openstack-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("req-00000000-0000-4000-8000-000000000000")
+        .to_owned();
+    let body = response.bytes().await.map_err(|e| e.to_string())?;
+    mock.shutdown().await;
+    Ok((Recorded { body, request_id }, id))
+}
+
+pub async fn run(ctx: &mut Ctx) -> Result<(), String> {
+    let (recorded, id) = record_image(ctx, false).await?;
+    let body_bytes = recorded.body.len();
+    let upstream = StaticUpstream::start(recorded).await.map_err(|e| e.to_string())?;
+    let facade = Facade::start(
+        &ctx.facade_bin,
+        &ctx.dir,
+        "show",
+        &trusted_namespace(&upstream.url(), ctx.plan.page_size),
+    )
+    .await?;
+    let quiet = Facade::start_with_log(
+        &ctx.facade_bin,
+        &ctx.dir,
+        "show-warn",
+        &trusted_namespace(&upstream.url(), ctx.plan.page_size),
+        Some("warn"),
+    )
+    .await?;
+    let nginx = match &ctx.nginx_bin {
+        Some(bin) => Some(Nginx::start(bin, &ctx.dir, upstream.addr).await?),
+        None => None,
+    };
+    let outcome = measure(ctx, &upstream, &facade, &quiet, nginx.as_ref(), &id, body_bytes).await;
+    facade.stop().await;
+    quiet.stop().await;
+    if let Some(nginx) = nginx {
+        nginx.stop().await;
+    }
+    outcome
+}
+
+async fn measure(
+    ctx: &mut Ctx,
+    upstream: &StaticUpstream,
+    facade: &Facade,
+    quiet: &Facade,
+    nginx: Option<&Nginx>,
+    id: &str,
+    body_bytes: usize,
+) -> Result<(), String> {
+    // Each path answers 200 with an image before anything is timed.
+    let check = with_headers(
+        ctx.client.get(format!("{}/images/{id}", facade.url())),
+        &alliance_headers(ENV),
+    )
+    .send()
+    .await
+    .map_err(|e| format!("facade: {e}"))?;
+    let status = check.status();
+    let text = check.text().await.unwrap_or_default();
+    if status != 200 || !text.contains(id) {
+        return Err(format!("the facade answered {status}: {text}"));
+    }
+    let mut targets = vec![Target {
+        name: "direct (upstream)".into(),
+        url: format!("{}/v2/images/{id}", upstream.url()),
+        headers: trusted_headers(ENV),
+    }];
+    if let Some(nginx) = nginx {
+        targets.push(Target {
+            name: "nginx proxy_pass".into(),
+            url: format!("{}/v2/images/{id}", nginx.url()),
+            headers: trusted_headers(ENV),
+        });
+    }
+    targets.push(Target {
+        name: "facade".into(),
+        url: format!("{}/images/{id}", facade.url()),
+        headers: alliance_headers(ENV),
+    });
+    targets.push(Target {
+        name: "facade, RUST_LOG=warn".into(),
+        url: format!("{}/images/{id}", quiet.url()),
+        headers: alliance_headers(ENV),
+    });
+    let results = compare(ctx, &targets).await?;
+    let plan = ctx.plan.clone();
+    let report = &mut ctx.report;
+    let (direct, direct_rate) = results[0];
+    let (quiet_load, quiet_rate) = results[results.len() - 1];
+    let (facade_load, facade_rate) = results[results.len() - 2];
+    let nginx_result = nginx.map(|_| results[1]);
+
+    let load_line = format!(
+        "{} connections, {} x {:.1} s, median",
+        plan.connections,
+        plan.rounds,
+        plan.load.as_secs_f64()
+    );
+    report
+        .row(PART, "throughput, direct (upstream alone)", rps(direct.rps))
+        .compared(load_line.clone());
+    if let Some((nginx_load, _)) = nginx_result {
+        report
+            .row(PART, "throughput, nginx proxy_pass", rps(nginx_load.rps))
+            .compared(format!("{} of direct", ratio(nginx_load.rps / direct.rps)));
+    }
+    let facade_row = report
+        .row(PART, "throughput, facade", rps(facade_load.rps))
+        .compared(format!("{} of direct", ratio(facade_load.rps / direct.rps)));
+    if nginx_result.is_none() {
+        facade_row.verdict(Verdict::NotRun);
+    }
+    if let Some((nginx_load, _)) = nginx_result {
+        let versus = facade_load.rps / nginx_load.rps;
+        report
+            .row(PART, "facade / nginx throughput", ratio(versus))
+            .target(">= 1.00 x nginx", versus >= 1.0);
+    }
+    report
+        .row(
+            PART,
+            "throughput, facade without its request log (RUST_LOG=warn)",
+            rps(quiet_load.rps),
+        )
+        .compared(match nginx_result {
+            Some((nginx_load, _)) => format!("{} of nginx", ratio(quiet_load.rps / nginx_load.rps)),
+            None => String::new(),
+        });
+    let rate_line = format!("at {} req/s, {} connections", plan.rate, plan.rate_connections);
+    let mut latency = |name: &str, load: crate::procs::Load| {
+        report
+            .row(
+                PART,
+                format!("latency p50 / p99 / p99.9, {name}"),
+                format!("{} / {} / {}", ms(load.p50_ms), ms(load.p99_ms), ms(load.p999_ms)),
+            )
+            .compared(rate_line.clone());
+    };
+    latency("direct", direct_rate);
+    if let Some((_, nginx_rate)) = nginx_result {
+        latency("nginx", nginx_rate);
+    }
+    latency("facade", facade_rate);
+    latency("facade, RUST_LOG=warn", quiet_rate);
+    let added = facade_rate.p99_ms - direct_rate.p99_ms;
+    report
+        .row(PART, "added p99 latency, facade over direct", ms(added))
+        .compared(match nginx_result {
+            Some((_, nginx_rate)) => format!("nginx adds {}", ms(nginx_rate.p99_ms - direct_rate.p99_ms)),
+            None => String::new(),
+        })
+        .target("<= 0.5 ms", added <= 0.5);
+    report
+        .row(
+            PART,
+            "added p50 latency, facade over direct",
+            ms(facade_rate.p50_ms - direct_rate.p50_ms),
+        )
+        .compared(match nginx_result {
+            Some((_, nginx_rate)) => format!("nginx adds {}", ms(nginx_rate.p50_ms - direct_rate.p50_ms)),
+            None => String::new(),
+        });
+    let failures: u64 = results.iter().map(|(a, b)| a.non_200 + b.non_200).sum();
+    report
+        .row(PART, "non-200 answers or errors during the runs", failures.to_string())
+        .target("0", failures == 0);
+    report.note(format!(
+        "Part 1 upstream: a static server in the driver that answers every `GET /v2/images/{{id}}` with the \
+         {body_bytes}-byte image document recorded from the mock Glance; direct, nginx and the facade all \
+         go to it. The facade runs with its default log level (INFO: one log line per request, to a file); \
+         nginx writes its access log (one line per request)."
+    ));
+    Ok(())
+}
+
+/// How fast the mock Glance itself answers `GET /v2/images/{id}`, to show
+/// why part 1 uses the static upstream.
+pub async fn mock_speed(ctx: &mut Ctx) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mock = glance::spawn(listener, glance::Options::default()).await;
+    let id = mock.seed_images(ENV, 1, "bench-image-").remove(0);
+    let headers = trusted_headers(ENV);
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let load = ctx
+        .oha
+        .run(
+            &format!("{}/v2/images/{id}", mock.url()),
+            &headers,
+            Mode::Throughput {
+                connections: ctx.plan.connections,
+            },
+            ctx.plan.load.min(Duration::from_secs(3)),
+        )
+        .await;
+    mock.shutdown().await;
+    let load = load?;
+    ctx.report
+        .row(
+            PART,
+            "throughput, mock Glance direct (not used as upstream)",
+            rps(load.rps),
+        )
+        .compared("why part 1 uses a static upstream: the mock renders and records each request");
+    Ok(())
+}
