@@ -106,21 +106,26 @@ impl OnBodyEnd for RequestLog {
 }
 
 impl Drop for RequestLog {
+    /// Text values go in as `Display` and times as whole microseconds: the
+    /// default `Debug` escaping and float formatting were a tenth of a
+    /// request's instructions (bench/README.md).
     fn drop(&mut self) {
-        let upstream = self.upstream_micros.as_ref().map_or(Duration::ZERO, |micros| {
-            Duration::from_micros(micros.load(Ordering::Relaxed))
-        });
+        let micros = |duration: Duration| u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+        let upstream_us = self
+            .upstream_micros
+            .as_ref()
+            .map_or(0, |micros| micros.load(Ordering::Relaxed));
         tracing::info!(
             target: "alliance_glance::request",
             request_id = %self.request_id,
-            method = %self.method,
-            namespace = self.namespace.as_deref().unwrap_or("-"),
-            environment = self.environment.as_deref().unwrap_or("-"),
-            operation = self.operation,
+            method = %self.method.as_str(),
+            namespace = %self.namespace.as_deref().unwrap_or("-"),
+            environment = %self.environment.as_deref().unwrap_or("-"),
+            operation = %self.operation,
             status = self.status,
             aborted = self.aborted,
-            duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
-            upstream_ms = upstream.as_secs_f64() * 1000.0,
+            duration_us = micros(self.started.elapsed()),
+            upstream_us,
         );
     }
 }

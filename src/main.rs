@@ -59,7 +59,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.log_format);
+    let _log_writer = logging::init(cli.log_format);
     let outcome = match cli.command {
         Command::Serve { config } => serve(config),
         Command::Demo { listen } => {

@@ -243,21 +243,23 @@ impl UpstreamHttp {
                 .request(request)
                 .await
                 .map_err(|error| PlainAttempt::Failed(Box::new(error)))?;
-            let (parts, mut body) = response.into_parts();
-            let mut bytes = BytesMut::new();
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|error| PlainAttempt::Failed(Box::new(error)))?;
-                if let Ok(chunk) = frame.into_data() {
-                    if bytes.len() + chunk.len() > MAX_REPLY_BYTES {
-                        return Err(PlainAttempt::TooLarge);
+            let (parts, body) = response.into_parts();
+            // `collect` keeps a body that arrived in one piece as it is (no copy).
+            let body = http_body_util::Limited::new(body, MAX_REPLY_BYTES)
+                .collect()
+                .await
+                .map_err(|error| {
+                    if error.is::<http_body_util::LengthLimitError>() {
+                        PlainAttempt::TooLarge
+                    } else {
+                        PlainAttempt::Failed(error)
                     }
-                    bytes.extend_from_slice(&chunk);
-                }
-            }
+                })?
+                .to_bytes();
             Ok(Reply {
                 status: parts.status,
                 headers: parts.headers,
-                body: bytes.freeze(),
+                body,
             })
         };
         tokio::time::timeout(self.options.request_timeout, exchange)

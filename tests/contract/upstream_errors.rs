@@ -171,6 +171,20 @@ async fn unusable_success_bodies_are_502() {
 }
 
 #[tokio::test]
+async fn oversized_answers_are_502() {
+    let harness = Harness::start().await;
+    let image = harness.glance_create(ENV_A, json!({"name": "target"})).await;
+    let id = image["id"].as_str().unwrap().to_owned();
+    // Over the facade's 32 MiB limit on a buffered answer.
+    let huge = format!(r#"{{"id": "{id}", "name": "{}"}}"#, "x".repeat(33 * 1024 * 1024));
+    harness
+        .glance
+        .inject(respond(HttpMethod::GET, 200, "application/json", &huge));
+    let answer = send(harness.call(Method::GET, &format!("/images/{id}"))).await;
+    assert_eq!(answer.error_message(502), "the image service exchange failed");
+}
+
+#[tokio::test]
 async fn refused_connections_are_503() {
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/image", closed.local_addr().unwrap());
