@@ -77,7 +77,7 @@ pub async fn apply(
             Transfer::FacadeUpload(vetted) => {
                 fallback::spawn(
                     session.clone(),
-                    created.id.clone(),
+                    created.id.to_string(),
                     url,
                     vetted,
                     cloud.copy_from_fallback.clone(),

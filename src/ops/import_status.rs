@@ -48,7 +48,7 @@ pub fn latest(tasks: &[Task]) -> Option<&Task> {
 /// own transfer recorded its failure on the image, otherwise from the
 /// image's tasks. A look-up that fails leaves Glance's status as it is: the
 /// report is an addition, never a reason to fail the request.
-pub async fn report_failed_imports(session: &Session, images: &mut [V2Image]) {
+pub async fn report_failed_imports(session: &Session, images: &mut [V2Image<'_>]) {
     for image in images.iter_mut() {
         if image.import_outcome_unknown() && image.alliance_copy_from_error.is_some() {
             image.status = Some("killed".into());
@@ -102,6 +102,7 @@ async fn failed(session: &Session, path: String) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reshape::Text;
 
     fn task(status: &str, created_at: &str) -> Task {
         Task {
@@ -127,11 +128,11 @@ mod tests {
 
     #[test]
     fn only_queued_copy_from_images_without_a_running_import_are_looked_up() {
-        let image = |status: &str, copy_from: Option<&str>, task: Option<&str>| V2Image {
+        let image = |status: &'static str, copy_from: Option<&'static str>, task: Option<&'static str>| V2Image {
             id: "i".into(),
             status: Some(status.into()),
-            copy_from: copy_from.map(str::to_owned),
-            os_glance_import_task: task.map(str::to_owned),
+            copy_from: copy_from.map(Text::from),
+            os_glance_import_task: task.map(Text::from),
             ..V2Image::default()
         };
         assert!(image("queued", Some("http://x/y"), None).import_outcome_unknown());

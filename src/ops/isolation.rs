@@ -23,7 +23,7 @@ pub enum Access {
     Hidden,
 }
 
-pub fn access(image: &V2Image, environment: &str) -> Access {
+pub fn access(image: &V2Image<'_>, environment: &str) -> Access {
     if image.owner.as_deref() == Some(environment) {
         return Access::Owner;
     }
@@ -36,7 +36,7 @@ pub fn access(image: &V2Image, environment: &str) -> Access {
 
 /// Would Glance list this image for the environment? Community images
 /// only when the client asked for them, as in Glance's default list.
-pub fn listable(image: &V2Image, environment: &str, community_requested: bool) -> bool {
+pub fn listable(image: &V2Image<'_>, environment: &str, community_requested: bool) -> bool {
     match access(image, environment) {
         Access::Owner | Access::IfMember => true,
         Access::Readable => image.visibility.as_deref() == Some("public") || community_requested,
@@ -59,7 +59,7 @@ pub enum Write {
 }
 
 /// Refuses to show an image the environment may not see.
-pub async fn ensure_visible(session: &Session, image: &V2Image) -> Result<(), AllianceError> {
+pub async fn ensure_visible(session: &Session, image: &V2Image<'_>) -> Result<(), AllianceError> {
     if is_visible(session, image).await? {
         Ok(())
     } else {
@@ -68,7 +68,7 @@ pub async fn ensure_visible(session: &Session, image: &V2Image) -> Result<(), Al
 }
 
 /// Refuses a write by anyone but the owner, as Glance words it.
-pub async fn ensure_writable(session: &Session, image: &V2Image, write: Write) -> Result<(), AllianceError> {
+pub async fn ensure_writable(session: &Session, image: &V2Image<'_>, write: Write) -> Result<(), AllianceError> {
     if access(image, &session.environment) == Access::Owner {
         return Ok(());
     }
@@ -81,7 +81,7 @@ pub async fn ensure_writable(session: &Session, image: &V2Image, write: Write) -
     })
 }
 
-async fn is_visible(session: &Session, image: &V2Image) -> Result<bool, AllianceError> {
+async fn is_visible(session: &Session, image: &V2Image<'_>) -> Result<bool, AllianceError> {
     match access(image, &session.environment) {
         Access::Owner | Access::Readable => Ok(true),
         Access::Hidden => {
@@ -108,7 +108,7 @@ async fn is_visible(session: &Session, image: &V2Image) -> Result<bool, Alliance
 mod tests {
     use super::*;
 
-    fn image(owner: &str, visibility: &str) -> V2Image {
+    fn image<'a>(owner: &'a str, visibility: &'a str) -> V2Image<'a> {
         V2Image {
             id: "i".into(),
             owner: Some(owner.into()),

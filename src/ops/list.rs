@@ -13,12 +13,12 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use http::{StatusCode, header};
 
-use super::{import_status, isolation, parse_json};
+use super::{import_status, isolation};
 
 use crate::body::{APPLICATION_JSON, ChannelBody, ResponseBody};
 use crate::error::AllianceError;
 use crate::inbound::ListQuery;
-use crate::reshape::{AllianceImage, V2Image, V2ImagePage};
+use crate::reshape::{AllianceImage, V2Image, read_image_page};
 use crate::route::Cloud;
 use crate::upstream::status::{CLIENT_REFUSALS, StatusTable};
 use crate::upstream::{Call, Reply, Session};
@@ -54,11 +54,11 @@ pub async fn apply(
     // Dropped (its request aborted) if the first page fails.
     let prefetch = Prefetch::start(&session, &pager, &reply);
     // The status is decided by the first page.
-    let first = read_page(&session, reply, pager.community_requested).await?;
+    let first = read_page(&session, reply, pager.community_requested, ListWriter::default()).await?;
     pager.follow(first.next.as_deref())?;
     let (sender, body) = ChannelBody::new(2);
     tokio::spawn(async move {
-        if let Err(error) = stream_pages(&session, pager, first.images, prefetch, &sender).await {
+        if let Err(error) = stream_pages(&session, pager, first, prefetch, &sender).await {
             tracing::warn!(request_id = %session.request_id, %error, "list aborted after the first page");
             // The client may be gone already; nothing more to do then.
             let _ = sender.send(Err(std::io::Error::other(error.message))).await;
@@ -70,21 +70,19 @@ pub async fn apply(
     Ok(response)
 }
 
-/// Writes `page` and every page after it. Each page's request goes out as
+/// Sends `page` and every page after it. Each page's request goes out as
 /// soon as its link is known - usually before the page that names it is
 /// parsed (see [`Prefetch`]) - so Glance works on the next page while the
 /// facade parses, filters and writes the current one.
 async fn stream_pages(
     session: &Session,
     mut pager: Pager,
-    mut page: Vec<V2Image>,
+    mut page: WrittenPage,
     mut prefetch: Prefetch,
     sender: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) -> Result<(), AllianceError> {
-    let mut writer = ListWriter::default();
     loop {
-        let chunk = writer.page(page);
-        if sender.send(Ok(chunk)).await.is_err() {
+        if sender.send(Ok(page.chunk)).await.is_err() {
             // The client left (the prefetch goes with `prefetch`).
             return Ok(());
         }
@@ -93,13 +91,12 @@ async fn stream_pages(
         };
         let reply = prefetch.take(session, &call).await?;
         prefetch = Prefetch::start(session, &pager, &reply);
-        let fetched = read_page(session, reply, pager.community_requested).await?;
-        pager.follow(fetched.next.as_deref())?;
-        page = fetched.images;
+        page = read_page(session, reply, pager.community_requested, page.writer).await?;
+        pager.follow(page.next.as_deref())?;
     }
     drop(prefetch);
     // A closed channel only means the client left.
-    let _ = sender.send(Ok(writer.finish())).await;
+    let _ = sender.send(Ok(page.writer.finish())).await;
     Ok(())
 }
 
@@ -175,53 +172,109 @@ async fn fetch_reply(session: &Session, call: &Call) -> Result<Reply, AllianceEr
     Ok(reply)
 }
 
-/// Parses a page (off the event loop: a page of 1,000 images is about a
-/// megabyte of JSON), drops what the environment may not list, and reports
-/// failed imports.
-async fn read_page(session: &Session, reply: Reply, community_requested: bool) -> Result<V2ImagePage, AllianceError> {
+/// A page as the client gets it: its listable images, written.
+struct WrittenPage {
+    chunk: Bytes,
+    /// The document's state after this page.
+    writer: ListWriter,
+    next: Option<String>,
+}
+
+/// Parses a page, drops what the environment may not list and writes the
+/// rest as it is parsed - off the event loop for a large page (1,000 images
+/// are about a megabyte of JSON) - so images borrow from the answer and are
+/// never collected. From the first image whose import outcome is unknown
+/// on, images are kept instead: their failed imports are looked up first,
+/// then they are written, in order.
+async fn read_page(
+    session: &Session,
+    reply: Reply,
+    community_requested: bool,
+    writer: ListWriter,
+) -> Result<WrittenPage, AllianceError> {
     let environment = session.environment.clone();
     let inline = reply.body.len() < INLINE_PARSE_BYTES;
-    let parse = move || {
-        let mut page: V2ImagePage = parse_json(&reply, LIST_IMAGES.call)?;
-        page.images
-            .retain(|image| isolation::listable(image, &environment, community_requested));
-        Ok::<_, AllianceError>(page)
+    let work = move || {
+        let mut writer = writer;
+        let mut chunk = writer.chunk(reply.body.len());
+        let mut pending = Vec::new();
+        let next = read_image_page(&reply.body, |image| {
+            if !isolation::listable(&image, &environment, community_requested) {
+                return;
+            }
+            if pending.is_empty() && !image.import_outcome_unknown() {
+                writer.image(&mut chunk, image);
+            } else {
+                pending.push(image.into_owned());
+            }
+        })
+        .map_err(|error| unusable_page(&error))?;
+        let next = next.map(|link| link.to_string());
+        Ok::<_, AllianceError>((chunk, writer, pending, next))
     };
-    let mut page = if inline {
-        parse()?
+    let (mut chunk, mut writer, mut pending, next) = if inline {
+        work()?
     } else {
-        tokio::task::spawn_blocking(parse)
+        tokio::task::spawn_blocking(work)
             .await
             .map_err(|_| AllianceError::bad_gateway("page parse task failed"))??
     };
-    import_status::report_failed_imports(session, &mut page.images).await;
-    Ok(page)
+    if !pending.is_empty() {
+        import_status::report_failed_imports(session, &mut pending).await;
+        for image in pending {
+            writer.image(&mut chunk, image);
+        }
+    }
+    Ok(WrittenPage {
+        chunk: Bytes::from(chunk),
+        writer,
+        next,
+    })
+}
+
+fn unusable_page(error: &serde_json::Error) -> AllianceError {
+    tracing::warn!(call = LIST_IMAGES.call, %error, "unusable answer from the image service");
+    AllianceError::bad_gateway("the image service sent an unusable answer")
 }
 
 /// Fetches the pager's next page, if any, and records its `next` link.
-async fn next_page(session: &Session, pager: &mut Pager) -> Result<Option<Vec<V2Image>>, AllianceError> {
+async fn next_page(session: &Session, pager: &mut Pager) -> Result<Option<Vec<V2Image<'static>>>, AllianceError> {
     let Some(call) = pager.take_call()? else {
         return Ok(None);
     };
-    let page = fetch_page(session, &call, pager.community_requested).await?;
-    pager.follow(page.next.as_deref())?;
-    Ok(Some(page.images))
+    let (images, next) = fetch_page(session, &call, pager.community_requested).await?;
+    pager.follow(next.as_deref())?;
+    Ok(Some(images))
 }
 
-/// One page, without the images the environment could not list.
-async fn fetch_page(session: &Session, call: &Call, community_requested: bool) -> Result<V2ImagePage, AllianceError> {
+/// One page, without the images the environment could not list, and its
+/// `next` link.
+async fn fetch_page(
+    session: &Session,
+    call: &Call,
+    community_requested: bool,
+) -> Result<(Vec<V2Image<'static>>, Option<String>), AllianceError> {
     let reply = session.send(call).await?;
     LIST_IMAGES.check(&reply)?;
-    let mut page: V2ImagePage = parse_json(&reply, LIST_IMAGES.call)?;
-    page.images
-        .retain(|image| isolation::listable(image, &session.environment, community_requested));
-    import_status::report_failed_imports(session, &mut page.images).await;
-    Ok(page)
+    let mut images = Vec::new();
+    let next = read_image_page(&reply.body, |image| {
+        if isolation::listable(&image, &session.environment, community_requested) {
+            images.push(image.into_owned());
+        }
+    })
+    .map_err(|error| unusable_page(&error))?;
+    let next = next.map(|link| link.to_string());
+    import_status::report_failed_imports(session, &mut images).await;
+    Ok((images, next))
 }
 
 /// Every image matching `query`, collected in memory (for name lookups,
 /// where matches are few).
-pub async fn collect(session: &Session, cloud: &Cloud, query: &ListQuery) -> Result<Vec<V2Image>, AllianceError> {
+pub async fn collect(
+    session: &Session,
+    cloud: &Cloud,
+    query: &ListQuery,
+) -> Result<Vec<V2Image<'static>>, AllianceError> {
     let mut pager = Pager::new(
         query,
         cloud.page_size,
@@ -339,29 +392,33 @@ fn resolve_next_link_quietly(link: &str, endpoint_path: &str) -> Option<(String,
     Some((format!("/v2/images?{query}"), marker))
 }
 
-/// Serializes pages into one JSON document, chunk by chunk.
-#[derive(Default)]
+/// Serializes pages into one JSON document, chunk by chunk. `Copy`: the
+/// state travels with a page to wherever it is written.
+#[derive(Default, Clone, Copy)]
 pub struct ListWriter {
     started: bool,
     wrote_image: bool,
 }
 
 impl ListWriter {
-    pub fn page(&mut self, images: Vec<V2Image>) -> Bytes {
-        let mut buffer = Vec::with_capacity(images.len() * 700 + OPEN.len());
+    /// A buffer for the next chunk; the first chunk opens the document.
+    pub fn chunk(&mut self, capacity: usize) -> Vec<u8> {
+        let mut buffer = Vec::with_capacity(capacity + OPEN.len());
         if !self.started {
             buffer.extend_from_slice(OPEN);
             self.started = true;
         }
-        for image in images {
-            if self.wrote_image {
-                buffer.push(b',');
-            }
-            self.wrote_image = true;
-            // Serializing strings and numbers into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut buffer, &AllianceImage::from(image));
+        buffer
+    }
+
+    /// Appends `image` to a chunk from [`ListWriter::chunk`].
+    pub fn image(&mut self, chunk: &mut Vec<u8>, image: V2Image<'_>) {
+        if self.wrote_image {
+            chunk.push(b',');
         }
-        Bytes::from(buffer)
+        self.wrote_image = true;
+        // Serializing strings and numbers into a Vec cannot fail.
+        let _ = serde_json::to_writer(chunk, &AllianceImage::from(image));
     }
 
     pub fn finish(self) -> Bytes {
@@ -447,14 +504,21 @@ mod tests {
 
     #[test]
     fn writer_produces_one_document() {
-        let image = |id: &str| V2Image {
+        let image = |id: &'static str| V2Image {
             id: id.into(),
             ..V2Image::default()
         };
         let mut writer = ListWriter::default();
-        let mut out = writer.page(vec![image("a")]).to_vec();
-        out.extend_from_slice(&writer.page(vec![]));
-        out.extend_from_slice(&writer.page(vec![image("b")]));
+        let mut page = |images: Vec<V2Image>| {
+            let mut chunk = writer.chunk(0);
+            for image in images {
+                writer.image(&mut chunk, image);
+            }
+            chunk
+        };
+        let mut out = page(vec![image("a")]);
+        out.extend(page(vec![]));
+        out.extend(page(vec![image("b")]));
         out.extend_from_slice(&writer.finish());
         let parsed: serde_json::Value = serde_json::from_slice(&out).unwrap();
         let ids: Vec<_> = parsed[0]["images"]

@@ -9,7 +9,7 @@ use crate::reshape::V2Image;
 use crate::route::Cloud;
 use crate::upstream::Session;
 
-pub async fn by_name(session: &Session, cloud: &Cloud, name: &str) -> Result<V2Image, AllianceError> {
+pub async fn by_name(session: &Session, cloud: &Cloud, name: &str) -> Result<V2Image<'static>, AllianceError> {
     let mut matches = list::collect(session, cloud, &ListQuery::by_name(name)).await?;
     // Glance's filter is exact; this guards against an upstream that is not.
     matches.retain(|image| image.name.as_deref() == Some(name));
@@ -17,21 +17,21 @@ pub async fn by_name(session: &Session, cloud: &Cloud, name: &str) -> Result<V2I
 }
 
 /// The image behind a reference: fetched by id, or found by name.
-pub async fn image(session: &Session, cloud: &Cloud, image_ref: ImageRef) -> Result<V2Image, AllianceError> {
+pub async fn image(session: &Session, cloud: &Cloud, image_ref: ImageRef) -> Result<V2Image<'static>, AllianceError> {
     match image_ref {
         ImageRef::Id(id) => show::get_image(session, &id).await,
         ImageRef::Name(name) => by_name(session, cloud, &name).await,
     }
 }
 
-pub fn single_match(name: &str, mut matches: Vec<V2Image>) -> Result<V2Image, AllianceError> {
+pub fn single_match<'a>(name: &str, mut matches: Vec<V2Image<'a>>) -> Result<V2Image<'a>, AllianceError> {
     match matches.len() {
         0 => Err(AllianceError::not_found(format!(
             "no image named \"{name}\" is visible to this environment"
         ))),
         1 => matches.pop().ok_or_else(|| AllianceError::not_found("no such image")),
         count => {
-            let ids: Vec<&str> = matches.iter().map(|image| image.id.as_str()).collect();
+            let ids: Vec<&str> = matches.iter().map(|image| &*image.id).collect();
             Err(AllianceError::conflict(format!(
                 "{count} images are named \"{name}\"; use one of their ids: {}",
                 ids.join(", ")
@@ -44,7 +44,7 @@ pub fn single_match(name: &str, mut matches: Vec<V2Image>) -> Result<V2Image, Al
 mod tests {
     use super::*;
 
-    fn image(id: &str) -> V2Image {
+    fn image(id: &str) -> V2Image<'_> {
         V2Image {
             id: id.into(),
             name: Some("n".into()),

@@ -12,7 +12,7 @@ pub mod show;
 pub mod update;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::body::ResponseBody;
 use crate::error::AllianceError;
@@ -43,7 +43,7 @@ pub fn image_path(id: &str) -> String {
 }
 
 /// A success body that does not parse is the upstream's fault: 502.
-pub fn parse_json<T: DeserializeOwned>(reply: &Reply, call: &'static str) -> Result<T, AllianceError> {
+pub fn parse_json<'a, T: Deserialize<'a>>(reply: &'a Reply, call: &'static str) -> Result<T, AllianceError> {
     serde_json::from_slice(&reply.body).map_err(|error| {
         tracing::warn!(call, %error, "unusable answer from the image service");
         AllianceError::bad_gateway("the image service sent an unusable answer")

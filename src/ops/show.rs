@@ -31,8 +31,8 @@ pub async fn apply(
     Ok(json_response(StatusCode::OK, &AllianceImage::from(image)))
 }
 
-pub async fn get_image(session: &Session, id: &str) -> Result<V2Image, AllianceError> {
+pub async fn get_image(session: &Session, id: &str) -> Result<V2Image<'static>, AllianceError> {
     let reply = session.send(&Call::get(image_path(id))).await?;
     GET_IMAGE.check(&reply)?;
-    parse_json(&reply, GET_IMAGE.call)
+    parse_json(&reply, GET_IMAGE.call).map(V2Image::into_owned)
 }

@@ -3,4 +3,4 @@
 pub mod image;
 pub mod message;
 
-pub use image::{AllianceImage, V2Image, V2ImagePage};
+pub use image::{AllianceImage, Text, V2Image, read_image_page};

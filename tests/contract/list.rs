@@ -150,3 +150,29 @@ async fn too_many_pages_is_a_clean_502() {
     assert_eq!(response.status(), 200);
     assert!(response.bytes().await.is_err());
 }
+
+#[tokio::test]
+async fn failed_imports_show_killed_without_reordering_the_page() {
+    let harness = Harness::start().await;
+    let mut created = Vec::new();
+    for index in 0..5 {
+        let mut body = json!({"name": format!("img-{index}")});
+        // Pages of two, newest first: [4, 3], [2, 1], [0]; each page starts
+        // with an image whose outcome needs a look-up, followed by one that does not.
+        if index % 2 == 0 && index > 0 {
+            body["copy_from"] = json!("http://example.invalid/x.qcow2");
+        }
+        if index == 2 {
+            // What the facade's own transfer records when it fails.
+            body["alliance_copy_from_error"] = json!("the copy_from source answered 404");
+        }
+        created.push(harness.glance_create(ENV_A, body).await);
+    }
+    let answer = send(harness.call(Method::GET, "/images")).await;
+    assert_eq!(answer.status, 200);
+    let mut expected: Vec<Value> = created.iter().rev().map(alliance_image).collect();
+    // img-2 failed; img-4 (queued, no import task yet) stays queued.
+    expected[2]["status"] = json!("killed");
+    assert_eq!(answer.json(), json!([{"images": expected}]));
+    assert_eq!(answer.json()[0]["images"][0]["status"], "queued");
+}
