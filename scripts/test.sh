@@ -7,7 +7,10 @@
 #   3. the same scenario suite against real Glance 33.0.0 and Keystone 30.0.0,
 #      installed and started by scripts/openstack/up.sh (Python >= 3.11 is
 #      required: without it up.sh fails and so does this script - nothing is
-#      skipped silently), and stopped again at the end.
+#      skipped silently), and stopped again at the end;
+#   4. the benchmark harness in smoke mode (it must run; no figure is judged).
+#      The first run builds oha from crates.io (about ten minutes, cached in
+#      .cache/bench/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +30,9 @@ scripts/openstack/up.sh
 
 phase "run every test, real-service scenarios included"
 cargo test --locked -- --include-ignored
+
+phase "benchmark harness, smoke mode"
+scripts/bench-smoke.sh
 
 phase "done"
 echo "test.sh: whole suite passed in $(( $(date +%s) - started )) s"
