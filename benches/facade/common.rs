@@ -241,3 +241,22 @@ pub async fn compare(ctx: &Ctx, targets: &[Target]) -> Result<Vec<(Load, Load)>,
         .map(|(t, r)| (median_load(t), median_load(r)))
         .collect())
 }
+
+/// Sends `GET /images` to the facade as `environment`; an error unless 200.
+pub async fn get_facade_list(
+    ctx: &Ctx,
+    facade: &crate::procs::Facade,
+    environment: &str,
+) -> Result<reqwest::Response, String> {
+    let response = with_headers(
+        ctx.client.get(format!("{}/images", facade.url())),
+        &alliance_headers(environment),
+    )
+    .send()
+    .await
+    .map_err(|e| e.to_string())?;
+    if response.status() != 200 {
+        return Err(format!("the facade answered {}", response.status()));
+    }
+    Ok(response)
+}

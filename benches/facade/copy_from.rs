@@ -119,16 +119,7 @@ async fn measure(
         for repeat in 0..=ctx.plan.copy_from_repeats {
             mock.take_requests();
             let started = Instant::now();
-            let response = with_headers(
-                ctx.client.get(format!("{}/images", facade.url())),
-                &alliance_headers(environment),
-            )
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-            if response.status() != 200 {
-                return Err(format!("the facade answered {}", response.status()));
-            }
+            let response = get_facade_list(ctx, facade, environment).await?;
             let body = response.bytes().await.map_err(|e| e.to_string())?;
             let elapsed = started.elapsed().as_secs_f64() * 1000.0;
             let document: serde_json::Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;

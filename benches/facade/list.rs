@@ -66,16 +66,7 @@ async fn upstream_pages(
 /// and the number of images in the answer.
 async fn facade_list(ctx: &Ctx, facade: &Facade, environment: &str) -> Result<(Duration, Duration, usize), String> {
     let started = Instant::now();
-    let mut response = with_headers(
-        ctx.client.get(format!("{}/images", facade.url())),
-        &alliance_headers(environment),
-    )
-    .send()
-    .await
-    .map_err(|e| e.to_string())?;
-    if response.status() != 200 {
-        return Err(format!("the facade answered {}", response.status()));
-    }
+    let mut response = get_facade_list(ctx, facade, environment).await?;
     let mut first_byte = None;
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| format!("list body: {e}"))? {
