@@ -2,6 +2,7 @@
 //! local `copy_from` source, and curl lines that work as printed.
 
 use std::future::Future;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,7 +55,16 @@ pub async fn run(listen: SocketAddr, shutdown: impl Future<Output = ()>) -> Resu
         .await
         .map_err(io(&format!("cannot listen on {listen}")))?;
     let address = listener.local_addr().map_err(io("no local address"))?;
-    println!("{}", banner(address, &glance.url(), &files.url("/cirros.qcow2")));
+    // A closed stdout (the reader went away) must not stop the demo, as
+    // `println!` would by panicking.
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(
+        stdout,
+        "{}",
+        banner(address, &glance.url(), &files.url("/cirros.qcow2"))
+    );
+    let _ = stdout.flush();
+    drop(stdout);
     server::serve(listener, app, shutdown, Duration::from_secs(5)).await;
     glance.shutdown().await;
     Ok(())

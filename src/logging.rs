@@ -1,14 +1,17 @@
 //! Log output: human-readable text or one JSON object per line, on stderr.
 //!
-//! Lines are handed to a writer thread and written in batches (flushed
-//! whenever the queue runs empty), so that no request waits for a write to
-//! stderr: one log line per request was, unbatched, the single largest cost
-//! of a request in the benchmark (`bench/RESULTS.md`). Nothing is dropped:
-//! if the queue is full, the request waits.
+//! The serving threads keep their lines in a per-thread batch, written with
+//! one `write(2)` when it holds [`BATCH_BYTES`] or every [`BATCH_INTERVAL`]
+//! (nginx's `access_log ... buffer= flush=`): a `write(2)` per request, or
+//! a hand-off to a writer thread, was the largest cost left in a request in
+//! the benchmark (bench/README.md). A batch is written out when its thread
+//! ends, panics included; a killed process loses at most one interval of
+//! lines. Every other thread writes its lines at once.
 
-use std::io::{BufWriter, IsTerminal};
+use std::cell::RefCell;
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
 
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::FormatFields;
@@ -20,31 +23,23 @@ pub enum LogFormat {
     Json,
 }
 
-/// Lines waiting for the writer thread; a request logs when the queue is
-/// full only after the writer has made room.
-const LOG_QUEUE_LINES: usize = 4096;
+/// A batch is written once it holds this much.
+const BATCH_BYTES: usize = 16 * 1024;
 
-/// `RUST_LOG` overrides the default level (`info`). Keep the guard until the
-/// process ends: dropping it writes out what is still queued.
-pub fn init(format: LogFormat) -> WorkerGuard {
+/// How often a serving thread writes out its batch (see [`flush_batch`]).
+pub const BATCH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// `RUST_LOG` overrides the default level (`info`).
+pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let ansi = std::io::stderr().is_terminal();
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        // The default queue (128,000 lines) is allocated and touched up
-        // front: 4 MiB of resident memory for nothing.
-        .buffered_lines_limit(LOG_QUEUE_LINES)
-        .thread_name("alliance-glance-log")
-        .finish(BufWriter::new(std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(writer);
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(|| Stderr);
     match format {
         LogFormat::Text => builder.fmt_fields(plain_fields()).init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
-    guard
 }
 
 /// `name=value` pairs as the default text format writes them without
@@ -59,4 +54,97 @@ fn plain_fields() -> impl for<'writer> FormatFields<'writer> + 'static {
         }
     })
     .delimited(" ")
+}
+
+/// This thread's pending lines, when it batches.
+struct Batch(Vec<u8>);
+
+impl Batch {
+    fn write_out(&mut self) {
+        if !self.0.is_empty() {
+            write_stderr(&self.0);
+            self.0.clear();
+        }
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        self.write_out();
+    }
+}
+
+thread_local! {
+    static BATCH: RefCell<Option<Batch>> = const { RefCell::new(None) };
+}
+
+/// From now on this thread's log lines are batched; the caller writes them
+/// out with [`flush_batch`] at least every [`BATCH_INTERVAL`].
+pub fn batch_this_thread() {
+    BATCH.with(|batch| *batch.borrow_mut() = Some(Batch(Vec::with_capacity(BATCH_BYTES))));
+}
+
+/// Writes out this thread's batched lines, if any.
+pub fn flush_batch() {
+    let _ = BATCH.try_with(|batch| {
+        if let Some(batch) = batch.borrow_mut().as_mut() {
+            batch.write_out();
+        }
+    });
+}
+
+/// Lines that cannot be written are dropped: logging never fails a request.
+fn write_stderr(bytes: &[u8]) {
+    let _ = std::io::stderr().lock().write_all(bytes);
+}
+
+/// The subscriber's writer: each call gets one whole formatted line.
+struct Stderr;
+
+impl Write for Stderr {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        let batched = BATCH
+            .try_with(|batch| match batch.borrow_mut().as_mut() {
+                Some(batch) => {
+                    batch.0.extend_from_slice(line);
+                    if batch.0.len() >= BATCH_BYTES {
+                        batch.write_out();
+                    }
+                    true
+                }
+                None => false,
+            })
+            .unwrap_or(false);
+        if !batched {
+            write_stderr(line);
+        }
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_only_where_asked_and_flushes() {
+        std::thread::spawn(|| {
+            batch_this_thread();
+            let mut writer = Stderr;
+            writer.write_all(b"one line\n").unwrap();
+            let pending = BATCH.with(|batch| batch.borrow().as_ref().map(|batch| batch.0.len()));
+            assert_eq!(pending, Some(9));
+            flush_batch();
+            let pending = BATCH.with(|batch| batch.borrow().as_ref().map(|batch| batch.0.len()));
+            assert_eq!(pending, Some(0));
+        })
+        .join()
+        .unwrap();
+        let unbatched = BATCH.with(|batch| batch.borrow().is_none());
+        assert!(unbatched);
+    }
 }

@@ -15,6 +15,9 @@ use alliance_glance::logging::{self, LogFormat};
 use alliance_glance::mock::glance;
 use alliance_glance::server;
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(version, about = "Alliance Glance API v1 facade over OpenStack Glance v2")]
 struct Cli {
@@ -59,7 +62,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _log_writer = logging::init(cli.log_format);
+    logging::init(cli.log_format);
     let outcome = match cli.command {
         Command::Serve { config } => serve(config),
         Command::Demo { listen } => {

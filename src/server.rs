@@ -23,6 +23,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::app::App;
+use crate::logging;
 
 /// A client that has not sent its request headers after this is dropped.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -99,6 +100,7 @@ pub fn serve_on_workers(
         let thread = std::thread::Builder::new()
             .name(format!("worker-{index}"))
             .spawn(move || {
+                logging::batch_this_thread();
                 runtime.block_on(async move {
                     let listener = match TcpListener::from_std(listener) {
                         Ok(listener) => listener,
@@ -107,11 +109,20 @@ pub fn serve_on_workers(
                             return;
                         }
                     };
+                    let flusher = tokio::spawn(async {
+                        let mut ticks = tokio::time::interval(logging::BATCH_INTERVAL);
+                        loop {
+                            ticks.tick().await;
+                            logging::flush_batch();
+                        }
+                    });
                     let shutdown = async move {
                         let _ = stopped.wait_for(|stop| *stop).await;
                     };
                     serve(listener, app, shutdown, grace).await;
+                    flusher.abort();
                 });
+                logging::flush_batch();
             })?;
         threads.push(thread);
     }
