@@ -94,14 +94,13 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 fn serve(path: PathBuf) -> Result<(), String> {
     let config = Config::load(&path).map_err(|error| error.to_string())?;
     let app = Arc::new(App::new(&config).map_err(|error| error.to_string())?);
-    let listener = std::net::TcpListener::bind(config.listen)
-        .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
     let workers = server::worker_count();
+    let sockets = server::bind_workers(config.listen, workers)
+        .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
     tracing::info!(listen = %config.listen, namespaces = config.namespaces.len(), workers, "serving the Alliance API");
     server::serve_on_workers(
-        listener,
+        sockets,
         app,
-        workers,
         shutdown_signal(),
         Duration::from_secs(config.shutdown_grace_secs),
     )

@@ -2,11 +2,11 @@
 //! accepting, let in-flight requests finish within a grace period, return.
 //!
 //! The `serve` command runs one single-threaded runtime per core, each
-//! accepting on the same listening socket ([`serve_on_workers`]): a
-//! connection and every task of its requests stay on one thread, so a
-//! request wakes no other thread (as nginx's worker processes do). A
-//! work-stealing runtime spent a fifth of the facade's CPU time on
-//! cross-thread wake-ups under load.
+//! accepting on its own `SO_REUSEPORT` socket ([`bind_workers`],
+//! [`serve_on_workers`]): a connection and every task of its requests stay
+//! on one thread, so a request wakes no other thread (as nginx's worker
+//! processes do). A work-stealing runtime spent a fifth of the facade's CPU
+//! time on cross-thread wake-ups under load.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,12 +18,15 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::app::App;
 use crate::logging;
+
+/// Connections a worker's socket queues before it accepts them.
+const LISTEN_BACKLOG: u32 = 1024;
 
 /// A client that has not sent its request headers after this is dropped.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -78,22 +81,43 @@ pub fn worker_count() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
-/// Serves `listener` on `workers` threads, each with its own
-/// single-threaded runtime accepting on the same socket, until `shutdown`
-/// completes (it runs on the calling thread's own small runtime); then each
-/// worker lets its connections finish within `grace`.
+/// One listening socket per worker, all bound to `address` with
+/// `SO_REUSEPORT`, so that the kernel spreads new connections evenly over
+/// the workers (nginx's `reuseport`). With one shared socket, whichever
+/// worker woke first accepted most of a burst of connections and the other
+/// core idled: throughput varied by a third from one load run to the next.
+/// Port 0 becomes the port the first socket got.
+pub fn bind_workers(address: SocketAddr, workers: usize) -> std::io::Result<Vec<TcpSocket>> {
+    let mut sockets: Vec<TcpSocket> = Vec::with_capacity(workers.max(1));
+    let mut address = address;
+    for _ in 0..workers.max(1) {
+        let socket = if address.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
+        socket.bind(address)?;
+        address = socket.local_addr()?;
+        sockets.push(socket);
+    }
+    Ok(sockets)
+}
+
+/// Serves one worker thread per socket from [`bind_workers`], each with its
+/// own single-threaded runtime, until `shutdown` completes (it runs on the
+/// calling thread's own small runtime); then each worker lets its
+/// connections finish within `grace`.
 pub fn serve_on_workers(
-    listener: std::net::TcpListener,
+    sockets: Vec<TcpSocket>,
     app: Arc<App>,
-    workers: usize,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> std::io::Result<()> {
-    listener.set_nonblocking(true)?;
     let (stop, stopped) = watch::channel(false);
-    let mut threads = Vec::with_capacity(workers);
-    for index in 0..workers.max(1) {
-        let listener = listener.try_clone()?;
+    let mut threads = Vec::with_capacity(sockets.len());
+    for (index, socket) in sockets.into_iter().enumerate() {
         let app = Arc::clone(&app);
         let mut stopped = stopped.clone();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -102,7 +126,7 @@ pub fn serve_on_workers(
             .spawn(move || {
                 logging::batch_this_thread();
                 runtime.block_on(async move {
-                    let listener = match TcpListener::from_std(listener) {
+                    let listener = match socket.listen(LISTEN_BACKLOG) {
                         Ok(listener) => listener,
                         Err(error) => {
                             tracing::error!(%error, "worker cannot use the listener");
@@ -126,7 +150,6 @@ pub fn serve_on_workers(
             })?;
         threads.push(thread);
     }
-    drop(listener);
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
