@@ -46,12 +46,6 @@ impl<'a> From<&'a str> for Text<'a> {
     }
 }
 
-impl From<String> for Text<'static> {
-    fn from(text: String) -> Self {
-        Text(Cow::Owned(text))
-    }
-}
-
 impl Serialize for Text<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.0)
