@@ -55,16 +55,13 @@ pub async fn run(listen: SocketAddr, shutdown: impl Future<Output = ()>) -> Resu
         .await
         .map_err(io(&format!("cannot listen on {listen}")))?;
     let address = listener.local_addr().map_err(io("no local address"))?;
-    // A closed stdout (the reader went away) must not stop the demo, as
-    // `println!` would by panicking.
-    let mut stdout = std::io::stdout().lock();
+    // `println!` would panic on a closed stdout (the reader went away) and
+    // stop the demo.
     let _ = writeln!(
-        stdout,
+        std::io::stdout(),
         "{}",
         banner(address, &glance.url(), &files.url("/cirros.qcow2"))
     );
-    let _ = stdout.flush();
-    drop(stdout);
     server::serve(listener, app, shutdown, Duration::from_secs(5)).await;
     glance.shutdown().await;
     Ok(())

@@ -26,8 +26,8 @@ pub enum LogFormat {
 /// A batch is written once it holds this much.
 const BATCH_BYTES: usize = 16 * 1024;
 
-/// How often a serving thread writes out its batch (see [`flush_batch`]).
-pub const BATCH_INTERVAL: Duration = Duration::from_millis(100);
+/// How often a serving thread writes out its batch.
+const BATCH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// `RUST_LOG` overrides the default level (`info`).
 pub fn init(format: LogFormat) {
@@ -78,14 +78,24 @@ thread_local! {
     static BATCH: RefCell<Option<Batch>> = const { RefCell::new(None) };
 }
 
-/// From now on this thread's log lines are batched; the caller writes them
-/// out with [`flush_batch`] at least every [`BATCH_INTERVAL`].
+/// From now on this thread's log lines are batched; the thread's runtime
+/// runs [`flush_batch_regularly`].
 pub fn batch_this_thread() {
     BATCH.with(|batch| *batch.borrow_mut() = Some(Batch(Vec::with_capacity(BATCH_BYTES))));
 }
 
+/// Writes out the batch of the thread it runs on every [`BATCH_INTERVAL`];
+/// never ends (abort it).
+pub async fn flush_batch_regularly() {
+    let mut ticks = tokio::time::interval(BATCH_INTERVAL);
+    loop {
+        ticks.tick().await;
+        flush_batch();
+    }
+}
+
 /// Writes out this thread's batched lines, if any.
-pub fn flush_batch() {
+fn flush_batch() {
     let _ = BATCH.try_with(|batch| {
         if let Some(batch) = batch.borrow_mut().as_mut() {
             batch.write_out();

@@ -121,32 +121,25 @@ pub fn serve_on_workers(
         let app = Arc::clone(&app);
         let mut stopped = stopped.clone();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        // Listening here, in the worker's runtime, so that a failure stops
+        // start-up instead of leaving a worker out.
+        let listener = {
+            let _in_runtime = runtime.enter();
+            socket.listen(LISTEN_BACKLOG)?
+        };
         let thread = std::thread::Builder::new()
             .name(format!("worker-{index}"))
             .spawn(move || {
                 logging::batch_this_thread();
                 runtime.block_on(async move {
-                    let listener = match socket.listen(LISTEN_BACKLOG) {
-                        Ok(listener) => listener,
-                        Err(error) => {
-                            tracing::error!(%error, "worker cannot use the listener");
-                            return;
-                        }
-                    };
-                    let flusher = tokio::spawn(async {
-                        let mut ticks = tokio::time::interval(logging::BATCH_INTERVAL);
-                        loop {
-                            ticks.tick().await;
-                            logging::flush_batch();
-                        }
-                    });
+                    let flusher = tokio::spawn(logging::flush_batch_regularly());
                     let shutdown = async move {
                         let _ = stopped.wait_for(|stop| *stop).await;
                     };
                     serve(listener, app, shutdown, grace).await;
                     flusher.abort();
                 });
-                logging::flush_batch();
+                // The thread's batch is written out as the thread ends.
             })?;
         threads.push(thread);
     }

@@ -105,6 +105,14 @@ pub struct Ctx {
     pub client: reqwest::Client,
 }
 
+impl Ctx {
+    /// Starts the facade `name` (its config and log under the work dir)
+    /// serving `namespaces` (TOML tables).
+    pub async fn facade(&self, name: &str, namespaces: &str) -> Result<crate::procs::Facade, String> {
+        crate::procs::Facade::start(&self.facade_bin, &self.dir, name, namespaces).await
+    }
+}
+
 /// A `[namespaces.ccsr1]` table in trusted mode.
 pub fn trusted_namespace(glance_url: &str, page_size: u32) -> String {
     format!(

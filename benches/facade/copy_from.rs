@@ -65,13 +65,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<(), String> {
         mock.seed_images(environment, total - with_copy_from, "plain-");
         create_copy_from_images(ctx, &mock.url(), environment, *with_copy_from).await?;
     }
-    let facade = Facade::start(
-        &ctx.facade_bin,
-        &ctx.dir,
-        "copy-from",
-        &trusted_namespace(&mock.url(), 1000),
-    )
-    .await?;
+    let facade = ctx.facade("copy-from", &trusted_namespace(&mock.url(), 1000)).await?;
     let outcome = measure(ctx, &mock, &facade, &lists).await;
     facade.stop().await;
     mock.shutdown().await;

@@ -10,7 +10,6 @@ use alliance_glance::mock::glance;
 use alliance_glance::mock::keystone::{self, Project, SERVICE_PASSWORD, SERVICE_USER_ID};
 
 use crate::common::*;
-use crate::procs::Facade;
 use crate::report::{ms, ratio, rps};
 use crate::show::record_image;
 use crate::upstream::StaticUpstream;
@@ -69,13 +68,12 @@ async fn first_requests(ctx: &mut Ctx, scope_method: &str) -> Result<(), String>
         .iter()
         .map(|environment| mock.seed_images(environment, 1, "ks-").remove(0))
         .collect();
-    let facade = Facade::start(
-        &ctx.facade_bin,
-        &ctx.dir,
-        "keystone-first",
-        &keystone_namespace(&keystone.url(), &password_file(ctx)?, scope_method),
-    )
-    .await?;
+    let facade = ctx
+        .facade(
+            "keystone-first",
+            &keystone_namespace(&keystone.url(), &password_file(ctx)?, scope_method),
+        )
+        .await?;
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(60))
@@ -151,20 +149,18 @@ async fn steady_state(ctx: &mut Ctx) -> Result<(), String> {
     let (recorded, id) = record_image(ctx, false).await?;
     let upstream = StaticUpstream::start(recorded).await.map_err(|e| e.to_string())?;
     let keystone = start_keystone(&upstream.url(), &environments(1), Duration::ZERO).await?;
-    let trusted = Facade::start(
-        &ctx.facade_bin,
-        &ctx.dir,
-        "steady-trusted",
-        &trusted_namespace(&upstream.url(), ctx.plan.page_size),
-    )
-    .await?;
-    let keystone_facade = Facade::start(
-        &ctx.facade_bin,
-        &ctx.dir,
-        "steady-keystone",
-        &keystone_namespace(&keystone.url(), &password_file(ctx)?, "rescope"),
-    )
-    .await?;
+    let trusted = ctx
+        .facade(
+            "steady-trusted",
+            &trusted_namespace(&upstream.url(), ctx.plan.page_size),
+        )
+        .await?;
+    let keystone_facade = ctx
+        .facade(
+            "steady-keystone",
+            &keystone_namespace(&keystone.url(), &password_file(ctx)?, "rescope"),
+        )
+        .await?;
     let targets = [
         Target {
             name: "facade, trusted mode".into(),
@@ -219,13 +215,12 @@ async fn scoping(ctx: &mut Ctx) -> Result<(), String> {
     let mut results = Vec::new();
     for method in ["rescope", "password"] {
         let keystone = start_keystone(&upstream.url(), &environments, plan.password_check_delay).await?;
-        let facade = Facade::start(
-            &ctx.facade_bin,
-            &ctx.dir,
-            &format!("scoping-{method}"),
-            &keystone_namespace(&keystone.url(), &password_file(ctx)?, method),
-        )
-        .await?;
+        let facade = ctx
+            .facade(
+                &format!("scoping-{method}"),
+                &keystone_namespace(&keystone.url(), &password_file(ctx)?, method),
+            )
+            .await?;
         let started = Instant::now();
         let mut failure = None;
         for environment in &environments {

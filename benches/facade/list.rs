@@ -103,13 +103,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<(), String> {
     );
     let mut peaks = Vec::new();
     for (count, environment) in counts.iter().zip(&environments) {
-        let facade = Facade::start(
-            &ctx.facade_bin,
-            &ctx.dir,
-            "list",
-            &trusted_namespace(&mock.url(), page_size),
-        )
-        .await?;
+        let facade = ctx.facade("list", &trusted_namespace(&mock.url(), page_size)).await?;
         let outcome = measure_one(ctx, &mock, &facade, *count, environment, page_size).await;
         let memory = facade.memory();
         facade.stop().await;

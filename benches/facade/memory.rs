@@ -48,13 +48,9 @@ async fn one_request(stream: &mut TcpStream, request: &[u8]) -> Result<u16, Stri
 pub async fn run(ctx: &mut Ctx) -> Result<(), String> {
     let (recorded, id) = record_image(ctx, false).await?;
     let upstream = StaticUpstream::start(recorded).await.map_err(|e| e.to_string())?;
-    let facade = Facade::start(
-        &ctx.facade_bin,
-        &ctx.dir,
-        "memory",
-        &trusted_namespace(&upstream.url(), ctx.plan.page_size),
-    )
-    .await?;
+    let facade = ctx
+        .facade("memory", &trusted_namespace(&upstream.url(), ctx.plan.page_size))
+        .await?;
     let outcome = measure(ctx, &facade, &id).await;
     facade.stop().await;
     outcome?;

@@ -340,27 +340,9 @@ impl Oha {
             .map_err(|e| format!("oha printed no JSON ({e}): {}", String::from_utf8_lossy(&output.stdout)))?;
         let number = |value: &Value| value.as_f64().unwrap_or(f64::NAN);
         let percentiles = &report["latencyPercentiles"];
-        let non_200 = report["statusCodeDistribution"]
-            .as_object()
-            .map(|codes| {
-                codes
-                    .iter()
-                    .filter(|(code, _)| code.as_str() != "200")
-                    .map(|(_, count)| count.as_u64().unwrap_or(0))
-                    .sum()
-            })
-            .unwrap_or(0);
-        let errors: u64 = report["errorDistribution"]
-            .as_object()
-            .map(|errors| {
-                errors
-                    .iter()
-                    // Requests still in flight when the run ends.
-                    .filter(|(error, _)| error.as_str() != "aborted due to deadline")
-                    .map(|(_, count)| count.as_u64().unwrap_or(0))
-                    .sum()
-            })
-            .unwrap_or(0);
+        let non_200 = count_except(&report["statusCodeDistribution"], "200");
+        // Requests still in flight when the run ends are not errors.
+        let errors = count_except(&report["errorDistribution"], "aborted due to deadline");
         Ok(Load {
             rps: number(&report["summary"]["requestsPerSec"]),
             p50_ms: number(&percentiles["p50"]) * 1000.0,
@@ -370,4 +352,16 @@ impl Oha {
             non_200: non_200 + errors,
         })
     }
+}
+
+/// The counts of an oha distribution (`{"key": count, ...}`) summed,
+/// leaving out `skip`.
+fn count_except(distribution: &Value, skip: &str) -> u64 {
+    distribution.as_object().map_or(0, |counts| {
+        counts
+            .iter()
+            .filter(|(key, _)| key.as_str() != skip)
+            .map(|(_, count)| count.as_u64().unwrap_or(0))
+            .sum()
+    })
 }

@@ -66,13 +66,9 @@ pub async fn run(ctx: &mut Ctx) -> Result<(), String> {
     let (recorded, id) = record_image(ctx, false).await?;
     let body_bytes = recorded.body.len();
     let upstream = StaticUpstream::start(recorded).await.map_err(|e| e.to_string())?;
-    let facade = Facade::start(
-        &ctx.facade_bin,
-        &ctx.dir,
-        "show",
-        &trusted_namespace(&upstream.url(), ctx.plan.page_size),
-    )
-    .await?;
+    let facade = ctx
+        .facade("show", &trusted_namespace(&upstream.url(), ctx.plan.page_size))
+        .await?;
     let quiet = Facade::start_with_log(
         &ctx.facade_bin,
         &ctx.dir,

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use http::{StatusCode, header};
 
-use super::{import_status, isolation};
+use super::{import_status, isolation, unusable_answer};
 
 use crate::body::{APPLICATION_JSON, ChannelBody, ResponseBody};
 use crate::error::AllianceError;
@@ -111,9 +111,8 @@ struct Prefetch {
 
 impl Prefetch {
     fn start(session: &Session, pager: &Pager, reply: &Reply) -> Self {
-        let guess = (reply.status == StatusCode::OK)
-            .then(|| guess_next_link(&reply.body))
-            .flatten()
+        // `reply` passed the status table: it is a page.
+        let guess = guess_next_link(&reply.body)
             .and_then(|link| pager.peek_path(&link))
             .map(|path| {
                 let session = session.clone();
@@ -137,19 +136,15 @@ impl Prefetch {
             }
         }
     }
-
-    fn cancel(&mut self) {
-        if let Some((_, task)) = self.guess.take() {
-            task.abort();
-        }
-    }
 }
 
 impl Drop for Prefetch {
     /// A list that ends early (client gone, a failed page) drops the request
     /// sent on a guess.
     fn drop(&mut self) {
-        self.cancel();
+        if let Some((_, task)) = self.guess.take() {
+            task.abort();
+        }
     }
 }
 
@@ -198,18 +193,13 @@ async fn read_page(
         let mut writer = writer;
         let mut chunk = writer.chunk(reply.body.len());
         let mut pending = Vec::new();
-        let next = read_image_page(&reply.body, |image| {
-            if !isolation::listable(&image, &environment, community_requested) {
-                return;
-            }
+        let next = read_listable(&reply, &environment, community_requested, |image| {
             if pending.is_empty() && !image.import_outcome_unknown() {
                 writer.image(&mut chunk, image);
             } else {
                 pending.push(image.into_owned());
             }
-        })
-        .map_err(|error| unusable_page(&error))?;
-        let next = next.map(|link| link.to_string());
+        })?;
         Ok::<_, AllianceError>((chunk, writer, pending, next))
     };
     let (mut chunk, mut writer, mut pending, next) = if inline {
@@ -232,9 +222,21 @@ async fn read_page(
     })
 }
 
-fn unusable_page(error: &serde_json::Error) -> AllianceError {
-    tracing::warn!(call = LIST_IMAGES.call, %error, "unusable answer from the image service");
-    AllianceError::bad_gateway("the image service sent an unusable answer")
+/// Hands each image of a page the environment may list to `on_image`, as
+/// it is parsed; returns the page's `next` link.
+fn read_listable<'a>(
+    reply: &'a Reply,
+    environment: &str,
+    community_requested: bool,
+    mut on_image: impl FnMut(V2Image<'a>),
+) -> Result<Option<String>, AllianceError> {
+    let next = read_image_page(&reply.body, |image| {
+        if isolation::listable(&image, environment, community_requested) {
+            on_image(image);
+        }
+    })
+    .map_err(|error| unusable_answer(LIST_IMAGES.call, &error))?;
+    Ok(next.map(|link| link.to_string()))
 }
 
 /// Fetches the pager's next page, if any, and records its `next` link.
@@ -254,16 +256,11 @@ async fn fetch_page(
     call: &Call,
     community_requested: bool,
 ) -> Result<(Vec<V2Image<'static>>, Option<String>), AllianceError> {
-    let reply = session.send(call).await?;
-    LIST_IMAGES.check(&reply)?;
+    let reply = fetch_reply(session, call).await?;
     let mut images = Vec::new();
-    let next = read_image_page(&reply.body, |image| {
-        if isolation::listable(&image, &session.environment, community_requested) {
-            images.push(image.into_owned());
-        }
-    })
-    .map_err(|error| unusable_page(&error))?;
-    let next = next.map(|link| link.to_string());
+    let next = read_listable(&reply, &session.environment, community_requested, |image| {
+        images.push(image.into_owned());
+    })?;
     import_status::report_failed_imports(session, &mut images).await;
     Ok((images, next))
 }

@@ -44,10 +44,13 @@ pub fn image_path(id: &str) -> String {
 
 /// A success body that does not parse is the upstream's fault: 502.
 pub fn parse_json<'a, T: Deserialize<'a>>(reply: &'a Reply, call: &'static str) -> Result<T, AllianceError> {
-    serde_json::from_slice(&reply.body).map_err(|error| {
-        tracing::warn!(call, %error, "unusable answer from the image service");
-        AllianceError::bad_gateway("the image service sent an unusable answer")
-    })
+    serde_json::from_slice(&reply.body).map_err(|error| unusable_answer(call, &error))
+}
+
+/// The 502 for a success body of `call` that does not parse.
+pub fn unusable_answer(call: &'static str, error: &serde_json::Error) -> AllianceError {
+    tracing::warn!(call, %error, "unusable answer from the image service");
+    AllianceError::bad_gateway("the image service sent an unusable answer")
 }
 
 /// The writable fields as Glance v2 names and values, in a fixed order

@@ -139,37 +139,51 @@ fn path_only(path_and_query: &str) -> &str {
 
 impl UpstreamHttp {
     pub fn new(options: &HttpOptions) -> Result<Self, String> {
-        // Built once here so that a bad setting fails at start-up.
-        let clients = build_clients(options)?;
-        let http = UpstreamHttp {
+        // Built once here so that a bad setting fails at start-up; each
+        // thread builds its own on first use.
+        build_clients(options)?;
+        Ok(UpstreamHttp {
             options: options.clone(),
             alive: Arc::new(()),
             user_agent: HeaderValue::from_static(concat!("alliance-glance/", env!("CARGO_PKG_VERSION"))),
-        };
-        http.keep_for_this_thread(clients);
-        Ok(http)
+        })
     }
 
     /// This thread's clients (built on first use).
-    fn clients(&self) -> Clients {
+    fn clients(&self) -> Result<Clients, TransportError> {
         let found = CLIENTS.with_borrow(|clients| {
             clients
                 .iter()
                 .find(|(alive, _)| std::ptr::eq(alive.as_ptr(), Arc::as_ptr(&self.alive)))
                 .map(|(_, clients)| clients.clone())
         });
-        found.unwrap_or_else(|| {
-            let clients = build_clients(&self.options).expect("the options built a client at start-up");
-            self.keep_for_this_thread(clients.clone());
-            clients
-        })
-    }
-
-    fn keep_for_this_thread(&self, clients: Clients) {
+        if let Some(clients) = found {
+            return Ok(clients);
+        }
+        let clients = build_clients(&self.options).map_err(TransportError::Broken)?;
         CLIENTS.with_borrow_mut(|kept| {
             kept.retain(|(alive, _)| alive.strong_count() > 0);
-            kept.push((Arc::downgrade(&self.alive), clients));
+            kept.push((Arc::downgrade(&self.alive), clients.clone()));
         });
+        Ok(clients)
+    }
+
+    /// Every call's headers: the identity headers, then the facade's own
+    /// `Accept`, `User-Agent`, request id and the body's media type.
+    fn outgoing_headers(&self, identity: &HeaderMap, call: &Call, request_id: &str) -> HeaderMap {
+        let mut outgoing = HeaderMap::with_capacity(identity.len() + 4);
+        for (name, value) in identity {
+            outgoing.append(name.clone(), value.clone());
+        }
+        outgoing.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        outgoing.insert(header::USER_AGENT, self.user_agent.clone());
+        if let Ok(value) = HeaderValue::from_str(request_id) {
+            outgoing.insert(request_id::HEADER, value);
+        }
+        if let Some((media_type, _)) = &call.body {
+            outgoing.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
+        }
+        outgoing
     }
 
     /// Sends `call` to `endpoint` + the call's path, with `headers` (identity)
@@ -184,7 +198,7 @@ impl UpstreamHttp {
         request_id: &str,
         may_resend: bool,
     ) -> Result<Reply, TransportError> {
-        let clients = self.clients();
+        let clients = self.clients()?;
         if endpoint.scheme() == "http"
             && let Some(uri) = plain_uri(endpoint, &call.path_and_query)
         {
@@ -225,19 +239,7 @@ impl UpstreamHttp {
         ));
         *request.method_mut() = call.method.clone();
         *request.uri_mut() = uri;
-        let outgoing = request.headers_mut();
-        outgoing.reserve(headers.len() + 4);
-        for (name, value) in headers {
-            outgoing.append(name.clone(), value.clone());
-        }
-        outgoing.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        outgoing.insert(header::USER_AGENT, self.user_agent.clone());
-        if let Ok(value) = HeaderValue::from_str(request_id) {
-            outgoing.insert(request_id::HEADER, value);
-        }
-        if let Some((media_type, _)) = &call.body {
-            outgoing.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
-        }
+        *request.headers_mut() = self.outgoing_headers(headers, call, request_id);
         let exchange = async {
             let response = client
                 .request(request)
@@ -278,15 +280,16 @@ impl UpstreamHttp {
         request_id: &str,
         timeout: Duration,
     ) -> Result<Reply, TransportError> {
+        let mut outgoing = self.outgoing_headers(headers, call, request_id);
+        outgoing.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
         let request = self
-            .request(
-                &self.clients().tls,
-                &join(endpoint, &call.path_and_query),
-                headers,
-                call,
-                request_id,
-            )
-            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .clients()?
+            .tls
+            .request(call.method.clone(), join(endpoint, &call.path_and_query))
+            .headers(outgoing)
             .body(body)
             .timeout(timeout);
         match request.send().await {
@@ -294,23 +297,6 @@ impl UpstreamHttp {
             Err(error) => Err(Attempt::Failed(error)),
         }
         .map_err(Attempt::into_transport_error)
-    }
-
-    /// The facade's own headers on every call, and the identity headers.
-    fn request(
-        &self,
-        client: &reqwest::Client,
-        url: &Url,
-        headers: &HeaderMap,
-        call: &Call,
-        request_id: &str,
-    ) -> reqwest::RequestBuilder {
-        client
-            .request(call.method.clone(), url.clone())
-            .headers(headers.clone())
-            .header(header::ACCEPT, "application/json")
-            .header(header::USER_AGENT, self.user_agent.clone())
-            .header(request_id::HEADER, request_id)
     }
 
     async fn send_once(
@@ -321,9 +307,11 @@ impl UpstreamHttp {
         call: &Call,
         request_id: &str,
     ) -> Result<Reply, Attempt> {
-        let mut request = self.request(client, url, headers, call, request_id);
-        if let Some((media_type, body)) = &call.body {
-            request = request.header(header::CONTENT_TYPE, *media_type).body(body.clone());
+        let mut request = client
+            .request(call.method.clone(), url.clone())
+            .headers(self.outgoing_headers(headers, call, request_id));
+        if let Some((_, body)) = &call.body {
+            request = request.body(body.clone());
         }
         read_reply(request.send().await.map_err(Attempt::Failed)?).await
     }
@@ -402,18 +390,20 @@ fn is_connect_failure(error: &(dyn std::error::Error + 'static)) -> bool {
         .is_some_and(hyper_util::client::legacy::Error::is_connect)
 }
 
+/// `error` and its causes, outermost first.
+fn causes<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |cause| cause.source())
+}
+
 /// Whether an io error of a matching kind is in the error's chain.
 fn has_io_error(error: &(dyn std::error::Error + 'static), kind: impl Fn(std::io::ErrorKind) -> bool) -> bool {
-    let mut source = Some(error);
-    while let Some(cause) = source {
-        if let Some(io_error) = cause.downcast_ref::<std::io::Error>()
-            && kind(io_error.kind())
-        {
-            return true;
-        }
-        source = cause.source();
-    }
-    false
+    causes(error).any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io_error| kind(io_error.kind()))
+    })
 }
 
 /// [`is_stale_connection`] for the `http` path.
@@ -470,27 +460,21 @@ fn is_stale_connection(error: &reqwest::Error) -> bool {
 /// A cause of failure in `error`'s chain that means the connection was
 /// closed under the request (see [`is_stale_connection`]).
 fn stale_cause(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(error);
-    while let Some(cause) = source {
-        if let Some(hyper_error) = cause.downcast_ref::<hyper::Error>()
-            && (hyper_error.is_incomplete_message() || hyper_error.is_canceled())
-        {
-            return true;
-        }
-        if let Some(io_error) = cause.downcast_ref::<std::io::Error>()
-            && matches!(
-                io_error.kind(),
+    let closed_by_hyper = causes(error).any(|cause| {
+        cause
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(|hyper_error| hyper_error.is_incomplete_message() || hyper_error.is_canceled())
+    });
+    closed_by_hyper
+        || has_io_error(error, |kind| {
+            matches!(
+                kind,
                 std::io::ErrorKind::ConnectionReset
                     | std::io::ErrorKind::ConnectionAborted
                     | std::io::ErrorKind::BrokenPipe
                     | std::io::ErrorKind::UnexpectedEof
             )
-        {
-            return true;
-        }
-        source = cause.source();
-    }
-    false
+        })
 }
 
 fn classify(error: reqwest::Error) -> TransportError {
@@ -504,15 +488,8 @@ fn classify(error: reqwest::Error) -> TransportError {
     }
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    causes(error).map(ToString::to_string).collect::<Vec<_>>().join(": ")
 }
 
 #[cfg(test)]
@@ -533,6 +510,23 @@ mod tests {
         );
         let bare = Url::parse("http://h:9292").unwrap();
         assert_eq!(join(&bare, "/v2/images").as_str(), "http://h:9292/v2/images");
+    }
+
+    #[test]
+    fn the_plain_uri_is_the_joined_url_or_nothing() {
+        for (endpoint, path) in [
+            ("http://h/image", "/v2/images?limit=1"),
+            ("http://h:9292/image/", "/v2/images/x"),
+            ("http://h:9292", "/v2/images?name=a%20b&marker=m"),
+        ] {
+            let endpoint = Url::parse(endpoint).unwrap();
+            let uri = plain_uri(&endpoint, path).unwrap();
+            assert_eq!(uri.to_string(), join(&endpoint, path).as_str());
+        }
+        let bare = Url::parse("http://h").unwrap();
+        assert!(plain_uri(&bare, "/v2/images?name=a b").is_none());
+        assert!(plain_uri(&bare, "/v2/images?name={x}").is_none());
+        assert!(plain_uri(&Url::parse("http://h/?q=1").unwrap(), "/v2/images").is_none());
     }
 
     #[test]
