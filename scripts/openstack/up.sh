@@ -293,14 +293,19 @@ EOF
 write_glance glance-keystone "$GK_PORT" keystone
 write_glance glance-trusted "$GT_PORT" trusted
 
-# Each Glance runs as one recorded process: glance-manage db_sync (2-3 s), then the same
-# process execs gunicorn (no arguments; it reads ./gunicorn.conf.py), in the background
-# while Keystone is being set up.
+# Each Glance runs as one recorded process: glance-manage db_sync (2-3 s), the SQLite
+# file switched to WAL, then the same process execs gunicorn (no arguments; it reads
+# ./gunicorn.conf.py), in the background while Keystone is being set up. WAL because
+# with SQLite's default journal an image-data upload that ran while an import task
+# wrote failed at once with "database is locked" (Glance answered 500; seen once in CI).
 for g in glance-keystone glance-trusted; do
     start "$g" "$RUN/$g" "$RUN/$g/glance.log" \
         env "OS_GLANCE_CONFIG_DIR=$RUN/$g" bash -c \
-        'nice -n 19 "$1" --config-file "$2" db_sync && exec "$3"' glance-db-sync-then-serve \
-        "$VENV/bin/glance-manage" "$RUN/$g/glance-api.conf" "$VENV/bin/gunicorn"
+        'nice -n 19 "$1" --config-file "$2" db_sync \
+            && "$4" -c "import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute(\"PRAGMA journal_mode=WAL\")" "$5" \
+            && exec "$3"' glance-db-sync-then-serve \
+        "$VENV/bin/glance-manage" "$RUN/$g/glance-api.conf" "$VENV/bin/gunicorn" \
+        "$VENV/bin/python" "$RUN/$g/glance.sqlite"
     case $g in
     glance-keystone) GK_PID=$LAST_PID ;;
     glance-trusted) GT_PID=$LAST_PID ;;
