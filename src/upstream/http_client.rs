@@ -3,11 +3,11 @@
 //! connect and total timeouts, and one resend of a call that failed on a
 //! stale pooled connection when resending is safe.
 //!
-//! Calls to `http` endpoints go through hyper's pooled client directly;
-//! `https` endpoints and streamed uploads through reqwest (TLS). The direct
-//! path does what reqwest would do for these calls, at a fraction of the
-//! per-call work (reqwest re-parses the URL, runs its redirect, retry and
-//! timeout layers on every call).
+//! Calls to `http` endpoints go through hyper's connection API and a pool of
+//! this module's own ([`PlainPool`]); `https` endpoints and streamed uploads
+//! through reqwest (TLS). The direct path does what reqwest would do for
+//! these calls, at a fraction of the per-call work (reqwest re-parses the
+//! URL, runs its redirect, retry and timeout layers on every call).
 //!
 //! Each thread gets its own clients (and connection pools): the facade runs
 //! one single-threaded runtime per core, and a pooled connection is driven
@@ -20,13 +20,12 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, HeaderValue, Method, Uri, header};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use url::Url;
 
+use super::plain_pool::{ConnectError, PlainPool};
 use super::{Call, Reply};
 use crate::error::AllianceError;
 use crate::request_id;
@@ -55,7 +54,7 @@ pub struct UpstreamHttp {
 #[derive(Clone)]
 struct Clients {
     /// `http` calls.
-    plain: HyperClient<HttpConnector, Full<Bytes>>,
+    plain: PlainPool,
     /// `https` calls and streamed uploads.
     tls: reqwest::Client,
 }
@@ -75,13 +74,7 @@ fn build_clients(options: &HttpOptions) -> Result<Clients, String> {
         .no_proxy()
         .build()
         .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(options.connect_timeout));
-    connector.set_nodelay(true);
-    let plain = HyperClient::builder(TokioExecutor::new())
-        .pool_idle_timeout(options.pool_idle_timeout)
-        .pool_timer(TokioTimer::new())
-        .build(connector);
+    let plain = PlainPool::new(options.connect_timeout, options.pool_idle_timeout);
     Ok(Clients { plain, tls })
 }
 
@@ -171,10 +164,10 @@ impl UpstreamHttp {
     /// Every call's headers: the identity headers, then the facade's own
     /// `Accept`, `User-Agent`, request id and the body's media type.
     fn outgoing_headers(&self, identity: &HeaderMap, call: &Call, request_id: &str) -> HeaderMap {
-        let mut outgoing = HeaderMap::with_capacity(identity.len() + 4);
-        for (name, value) in identity {
-            outgoing.append(name.clone(), value.clone());
-        }
+        // A clone keeps the identity map's hashed slots: cheaper than
+        // appending its headers one by one.
+        let mut outgoing = identity.clone();
+        outgoing.reserve(5);
         outgoing.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         outgoing.insert(header::USER_AGENT, self.user_agent.clone());
         if let Ok(value) = HeaderValue::from_str(request_id) {
@@ -200,13 +193,16 @@ impl UpstreamHttp {
     ) -> Result<Reply, TransportError> {
         let clients = self.clients()?;
         if endpoint.scheme() == "http"
-            && let Some(uri) = plain_uri(endpoint, &call.path_and_query)
+            && let Some((authority, path_and_query)) = plain_target(endpoint, &call.path_and_query)
         {
-            let attempt = || self.send_plain(&clients.plain, uri.clone(), headers, call, request_id);
-            return match attempt().await {
-                Err(PlainAttempt::Failed(error)) if may_resend && is_stale(error.as_ref()) => {
+            let attempt = |fresh| {
+                let target = (&authority, path_and_query.clone());
+                self.send_plain(&clients.plain, target, headers, call, request_id, fresh)
+            };
+            return match attempt(false).await {
+                Err(PlainAttempt::Failed(error)) if may_resend && stale_cause(error.as_ref()) => {
                     tracing::debug!("resending on a fresh connection after a stale pooled one");
-                    attempt().await
+                    attempt(true).await
                 }
                 result => result,
             }
@@ -224,25 +220,34 @@ impl UpstreamHttp {
         .map_err(Attempt::into_transport_error)
     }
 
-    /// One `http` call through hyper's client, bounded as a whole (answer
-    /// body included) by the request timeout.
+    /// One `http` call on a pooled connection (a new one if `fresh`),
+    /// bounded as a whole (connecting and the answer's body included) by the
+    /// request timeout.
     async fn send_plain(
         &self,
-        client: &HyperClient<HttpConnector, Full<Bytes>>,
-        uri: Uri,
+        pool: &PlainPool,
+        (authority, path_and_query): (&Authority, PathAndQuery),
         headers: &HeaderMap,
         call: &Call,
         request_id: &str,
+        fresh: bool,
     ) -> Result<Reply, PlainAttempt> {
         let mut request = http::Request::new(Full::new(
             call.body.as_ref().map_or_else(Bytes::new, |(_, body)| body.clone()),
         ));
         *request.method_mut() = call.method.clone();
-        *request.uri_mut() = uri;
-        *request.headers_mut() = self.outgoing_headers(headers, call, request_id);
+        // Origin form on the wire, the host in `Host` (URLs here carry no
+        // default port: `Url` drops `:80`).
+        *request.uri_mut() = Uri::from(path_and_query);
+        let mut outgoing = self.outgoing_headers(headers, call, request_id);
+        if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+            outgoing.insert(header::HOST, host);
+        }
+        *request.headers_mut() = outgoing;
         let exchange = async {
-            let response = client
-                .request(request)
+            let mut sender = pool.checkout(authority, fresh).await.map_err(PlainAttempt::Connect)?;
+            let response = sender
+                .send_request(request)
                 .await
                 .map_err(|error| PlainAttempt::Failed(Box::new(error)))?;
             let (parts, body) = response.into_parts();
@@ -258,6 +263,7 @@ impl UpstreamHttp {
                     }
                 })?
                 .to_bytes();
+            pool.checkin(authority, sender);
             Ok(Reply {
                 status: parts.status,
                 headers: parts.headers,
@@ -317,26 +323,32 @@ impl UpstreamHttp {
     }
 }
 
-/// The `http` URI of `endpoint` + `path_and_query`, as [`join`] builds it,
-/// without going through `Url`; `None` where it would differ (an endpoint
-/// with a query, characters `Url` would encode).
-fn plain_uri(endpoint: &Url, path_and_query: &str) -> Option<Uri> {
-    if endpoint.query().is_some() || endpoint.fragment().is_some() || !path_and_query.starts_with('/') {
+/// Where an `http` call of `path_and_query` to `endpoint` goes: host and
+/// port, and the path and query of the URL [`join`] builds, without going
+/// through `Url`; `None` where it would differ (an endpoint with a query or
+/// credentials, characters `Url` would encode).
+fn plain_target(endpoint: &Url, path_and_query: &str) -> Option<(Authority, PathAndQuery)> {
+    if endpoint.query().is_some()
+        || endpoint.fragment().is_some()
+        || endpoint.authority().contains('@')
+        || !path_and_query.starts_with('/')
+    {
         return None;
     }
-    let base = endpoint.as_str().trim_end_matches('/');
+    let base = endpoint.path().trim_end_matches('/');
     let mut text = String::with_capacity(base.len() + path_and_query.len());
     text.push_str(base);
     text.push_str(path_and_query);
-    let uri = Uri::try_from(text).ok()?;
     // http::Uri accepts a few characters that Url would percent-encode.
-    let safe = |part: &str| {
-        part.bytes().all(|b| {
-            b.is_ascii_graphic() && !matches!(b, b'"' | b'<' | b'>' | b'`' | b'{' | b'}' | b'\\' | b'^' | b'|')
-        })
-    };
-    uri.path_and_query().filter(|pq| safe(pq.as_str()))?;
-    Some(uri)
+    let safe = text
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'<' | b'>' | b'`' | b'{' | b'}' | b'\\' | b'^' | b'|'));
+    if !safe {
+        return None;
+    }
+    let path_and_query = PathAndQuery::try_from(text).ok()?;
+    let authority = Authority::try_from(endpoint.authority()).ok()?;
+    Some((authority, path_and_query))
 }
 
 /// Reads a whole answer, up to [`MAX_REPLY_BYTES`].
@@ -359,6 +371,7 @@ async fn read_reply(mut response: reqwest::Response) -> Result<Reply, Attempt> {
 
 /// How an `http` call failed.
 enum PlainAttempt {
+    Connect(ConnectError),
     Failed(Box<dyn std::error::Error + Send + Sync>),
     TimedOut,
     TooLarge,
@@ -367,27 +380,14 @@ enum PlainAttempt {
 impl PlainAttempt {
     fn into_transport_error(self) -> TransportError {
         match self {
-            PlainAttempt::TimedOut => TransportError::Timeout("operation timed out".into()),
-            PlainAttempt::TooLarge => TransportError::Broken(format!("answer larger than {MAX_REPLY_BYTES} bytes")),
-            PlainAttempt::Failed(error) => {
-                let detail = error_chain(error.as_ref());
-                if has_io_error(error.as_ref(), |kind| kind == std::io::ErrorKind::TimedOut) {
-                    // The connect timeout.
-                    TransportError::Timeout(detail)
-                } else if is_connect_failure(error.as_ref()) {
-                    TransportError::Unreachable(detail)
-                } else {
-                    TransportError::Broken(detail)
-                }
+            PlainAttempt::TimedOut | PlainAttempt::Connect(ConnectError::TimedOut) => {
+                TransportError::Timeout("operation timed out".into())
             }
+            PlainAttempt::Connect(ConnectError::Unreachable(detail)) => TransportError::Unreachable(detail),
+            PlainAttempt::TooLarge => TransportError::Broken(format!("answer larger than {MAX_REPLY_BYTES} bytes")),
+            PlainAttempt::Failed(error) => TransportError::Broken(error_chain(error.as_ref())),
         }
     }
-}
-
-fn is_connect_failure(error: &(dyn std::error::Error + 'static)) -> bool {
-    error
-        .downcast_ref::<hyper_util::client::legacy::Error>()
-        .is_some_and(hyper_util::client::legacy::Error::is_connect)
 }
 
 /// `error` and its causes, outermost first.
@@ -404,12 +404,6 @@ fn has_io_error(error: &(dyn std::error::Error + 'static), kind: impl Fn(std::io
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io_error| kind(io_error.kind()))
     })
-}
-
-/// [`is_stale_connection`] for the `http` path.
-fn is_stale(error: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
-    let error: &(dyn std::error::Error + 'static) = error;
-    !is_connect_failure(error) && stale_cause(error)
 }
 
 enum Attempt {
@@ -513,20 +507,137 @@ mod tests {
     }
 
     #[test]
-    fn the_plain_uri_is_the_joined_url_or_nothing() {
+    fn the_plain_target_is_the_joined_url_or_nothing() {
         for (endpoint, path) in [
             ("http://h/image", "/v2/images?limit=1"),
             ("http://h:9292/image/", "/v2/images/x"),
             ("http://h:9292", "/v2/images?name=a%20b&marker=m"),
         ] {
             let endpoint = Url::parse(endpoint).unwrap();
-            let uri = plain_uri(&endpoint, path).unwrap();
-            assert_eq!(uri.to_string(), join(&endpoint, path).as_str());
+            let (authority, path_and_query) = plain_target(&endpoint, path).unwrap();
+            assert_eq!(
+                format!("http://{authority}{path_and_query}"),
+                join(&endpoint, path).as_str()
+            );
         }
         let bare = Url::parse("http://h").unwrap();
-        assert!(plain_uri(&bare, "/v2/images?name=a b").is_none());
-        assert!(plain_uri(&bare, "/v2/images?name={x}").is_none());
-        assert!(plain_uri(&Url::parse("http://h/?q=1").unwrap(), "/v2/images").is_none());
+        assert!(plain_target(&bare, "/v2/images?name=a b").is_none());
+        assert!(plain_target(&bare, "/v2/images?name={x}").is_none());
+        assert!(plain_target(&Url::parse("http://h/?q=1").unwrap(), "/v2/images").is_none());
+        assert!(plain_target(&Url::parse("http://u:p@h/").unwrap(), "/v2/images").is_none());
+    }
+
+    /// An upstream on a raw socket: answers every request on keep-alive
+    /// connections, except that the requests numbered in `unanswered` (from
+    /// 0, over all connections) close their connection without an answer -
+    /// a server dropping an idle connection as a request arrives. Returns
+    /// its URL and the number of connections it accepted.
+    async fn raw_upstream(unanswered: &'static [usize]) -> (Url, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let accepted = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                let requests = requests.clone();
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    loop {
+                        // One request: its head, then the body its Content-Length announces.
+                        let request_end = loop {
+                            let text = String::from_utf8_lossy(&buffer).to_lowercase();
+                            if let Some(head) = text.find("\r\n\r\n") {
+                                let length = text[..head]
+                                    .lines()
+                                    .find_map(|line| line.strip_prefix("content-length: "))
+                                    .map_or(0, |value| value.trim().parse::<usize>().unwrap());
+                                if buffer.len() >= head + 4 + length {
+                                    break head + 4 + length;
+                                }
+                            }
+                            let mut chunk = [0; 4096];
+                            match stream.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                        };
+                        buffer.drain(..request_end);
+                        if unanswered.contains(&requests.fetch_add(1, Ordering::SeqCst)) {
+                            return;
+                        }
+                        let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+                        if stream.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, connections)
+    }
+
+    fn test_client() -> UpstreamHttp {
+        UpstreamHttp::new(&HttpOptions {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+            pool_idle_timeout: Duration::from_secs(30),
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn calls_share_a_keep_alive_connection() {
+        let (url, connections) = raw_upstream(&[]).await;
+        let http = test_client();
+        for _ in 0..3 {
+            let reply = http
+                .send(&url, &HeaderMap::new(), &Call::get("/v2/images/x"), "req-1", true)
+                .await
+                .unwrap();
+            assert_eq!((reply.status, &reply.body[..]), (http::StatusCode::OK, &b"{}"[..]));
+        }
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_call_dropped_on_a_pooled_connection_is_resent_only_when_safe() {
+        let (url, connections) = raw_upstream(&[1, 3]).await;
+        let http = test_client();
+        let send = |call: Call, may_resend: bool| {
+            let (http, url) = (&http, &url);
+            async move { http.send(url, &HeaderMap::new(), &call, "req-1", may_resend).await }
+        };
+        send(Call::get("/v2/images/x"), true).await.unwrap();
+        // Request 1 is dropped on the pooled connection; the resend (2) goes
+        // out on a fresh one.
+        let resent = send(Call::get("/v2/images/x"), true).await.unwrap();
+        assert_eq!(resent.status, http::StatusCode::OK);
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // Request 3, a POST, is dropped too: it may have taken effect, so no resend.
+        let post = Call::with_body(Method::POST, "/v2/images", "application/json", b"{}".to_vec());
+        match send(post, false).await {
+            Err(TransportError::Broken(_)) => {}
+            other => panic!("expected a broken exchange, got {:?}", other.map(|reply| reply.status)),
+        }
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_unreachable() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        drop(listener);
+        match test_client()
+            .send(&url, &HeaderMap::new(), &Call::get("/v2/images"), "req-1", true)
+            .await
+        {
+            Err(TransportError::Unreachable(_)) => {}
+            other => panic!("expected unreachable, got {:?}", other.map(|reply| reply.status)),
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod auth;
 mod http_client;
 pub mod keystone;
+mod plain_pool;
 pub mod status;
 
 use std::sync::Arc;
