@@ -106,8 +106,8 @@ impl OnBodyEnd for RequestLog {
 }
 
 impl Drop for RequestLog {
-    /// Text values go in as `Display` and times as whole microseconds: the
-    /// default `Debug` escaping and float formatting were a tenth of a
+    /// Text values go in as `&str` (written as they are) and times as whole
+    /// microseconds: `Debug` escaping and float formatting were a tenth of a
     /// request's instructions (bench/README.md).
     fn drop(&mut self) {
         let micros = |duration: Duration| u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
@@ -117,11 +117,11 @@ impl Drop for RequestLog {
             .map_or(0, |micros| micros.load(Ordering::Relaxed));
         tracing::info!(
             target: "alliance_glance::request",
-            request_id = %self.request_id,
-            method = %self.method.as_str(),
-            namespace = %self.namespace.as_deref().unwrap_or("-"),
-            environment = %self.environment.as_deref().unwrap_or("-"),
-            operation = %self.operation,
+            request_id = self.request_id.as_str(),
+            method = self.method.as_str(),
+            namespace = self.namespace.as_deref().unwrap_or("-"),
+            environment = self.environment.as_deref().unwrap_or("-"),
+            operation = self.operation,
             status = self.status,
             aborted = self.aborted,
             duration_us = micros(self.started.elapsed()),

@@ -7,15 +7,22 @@
 //! the benchmark (bench/README.md). A batch is written out when its thread
 //! ends, panics included; a killed process loses at most one interval of
 //! lines. Every other thread writes its lines at once.
+//!
+//! The text format is written by [`TextLine`] rather than tracing's own
+//! formatter, whose per-field `core::fmt` calls and timestamp formatting
+//! were a tenth of a request's instructions.
 
 use std::cell::RefCell;
-use std::io::{IsTerminal, Write};
-use std::time::Duration;
+use std::fmt::{self, Write as _};
+use std::io::Write;
+use std::time::{Duration, SystemTime};
 
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::field::MakeExt;
-use tracing_subscriber::fmt::FormatFields;
-use tracing_subscriber::fmt::format;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -34,26 +41,121 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(false)
         .with_writer(|| Stderr);
     match format {
-        LogFormat::Text => builder.fmt_fields(plain_fields()).init(),
+        LogFormat::Text => builder.event_format(TextLine).init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
 
-/// `name=value` pairs as the default text format writes them without
-/// colours. The default formatter styles every field name even when colours
-/// are off, which cost more than the rest of a request's log line.
-fn plain_fields() -> impl for<'writer> FormatFields<'writer> + 'static {
-    format::debug_fn(|writer, field, value| {
-        if field.name() == "message" {
-            write!(writer, "{value:?}")
-        } else {
-            write!(writer, "{field}={value:?}")
+/// One text line per event, the layout of tracing's default format without
+/// colours: `2026-11-27T06:28:37.792409Z  INFO target: message name=value
+/// ...`, text values as they are (no quotes), in the order they were given.
+/// The facade opens no spans, so lines carry no span context.
+struct TextLine;
+
+impl<S, N> FormatEvent<S, N> for TextLine
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
+{
+    fn format_event(&self, _: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let metadata = event.metadata();
+        write_timestamp(&mut writer, SystemTime::now())?;
+        writer.write_str(match *metadata.level() {
+            Level::ERROR => " ERROR ",
+            Level::WARN => "  WARN ",
+            Level::INFO => "  INFO ",
+            Level::DEBUG => " DEBUG ",
+            Level::TRACE => " TRACE ",
+        })?;
+        writer.write_str(metadata.target())?;
+        writer.write_char(':')?;
+        let mut fields = PlainFields {
+            writer: &mut writer,
+            result: Ok(()),
+        };
+        event.record(&mut fields);
+        fields.result?;
+        writer.write_char('\n')
+    }
+}
+
+/// ` name=value` per field (` value` for the message).
+struct PlainFields<'a, 'w> {
+    writer: &'a mut Writer<'w>,
+    result: fmt::Result,
+}
+
+impl PlainFields<'_, '_> {
+    fn write(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+        if self.result.is_ok() {
+            self.result = (|| {
+                self.writer.write_char(' ')?;
+                if field.name() != "message" {
+                    self.writer.write_str(field.name())?;
+                    self.writer.write_char('=')?;
+                }
+                value(self.writer)
+            })();
         }
-    })
-    .delimited(" ")
+    }
+}
+
+impl Visit for PlainFields<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.write(field, |writer| writer.write_str(value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.write(field, |writer| writer.write_str(if value { "true" } else { "false" }));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.write(field, |writer| write!(writer, "{value:?}"));
+    }
+}
+
+thread_local! {
+    /// The second last formatted by this thread, and its text up to the
+    /// seconds (`2026-11-27T06:28:37`): formatting a date once a second.
+    static LAST_SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+/// `2026-11-27T06:28:37.792409Z` (UTC, microseconds).
+fn write_timestamp(writer: &mut impl fmt::Write, now: SystemTime) -> fmt::Result {
+    let since_epoch = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let second = since_epoch.as_secs();
+    LAST_SECOND.with_borrow_mut(|(last, text)| {
+        if *last != second {
+            let date = i64::try_from(second)
+                .ok()
+                .and_then(|second| time::OffsetDateTime::from_unix_timestamp(second).ok())
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            text.clear();
+            write!(
+                text,
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                date.year(),
+                u8::from(date.month()),
+                date.day(),
+                date.hour(),
+                date.minute(),
+                date.second()
+            )?;
+            *last = second;
+        }
+        writer.write_str(text)
+    })?;
+    let mut fraction = *b".000000Z";
+    let mut micros = since_epoch.subsec_micros();
+    for digit in fraction[1..7].iter_mut().rev() {
+        // `micros % 10` is below 10: the cast cannot truncate.
+        *digit = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    writer.write_str(std::str::from_utf8(&fraction).map_err(|_| fmt::Error)?)
 }
 
 /// This thread's pending lines, when it batches.
@@ -139,6 +241,64 @@ impl Write for Stderr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_are_utc_with_microseconds() {
+        let at = |micros: u64| SystemTime::UNIX_EPOCH + Duration::from_micros(micros);
+        let mut text = String::new();
+        write_timestamp(&mut text, at(1_795_761_717_792_409)).unwrap();
+        text.push(' ');
+        write_timestamp(&mut text, at(1_795_761_717_000_007)).unwrap();
+        text.push(' ');
+        write_timestamp(&mut text, at(1_795_761_718_000_000)).unwrap();
+        assert_eq!(
+            text,
+            "2026-11-27T06:41:57.792409Z 2026-11-27T06:41:57.000007Z 2026-11-27T06:41:58.000000Z"
+        );
+    }
+
+    #[test]
+    fn text_lines_have_the_default_layout_without_colours() {
+        #[derive(Clone, Default)]
+        struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl Write for Lines {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .event_format(TextLine)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "alliance_glance::request", request_id = "req-1", status = 200_u16, aborted = false);
+            let detail = "refused";
+            tracing::warn!(%detail, quoted = ?"x y", "image service {}", "unreachable");
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let without_times: Vec<&str> = text
+            .lines()
+            .map(|line| {
+                let (time, rest) = line.split_once(' ').unwrap();
+                assert!(time.len() == 27 && time.ends_with('Z'), "{time}");
+                rest
+            })
+            .collect();
+        assert_eq!(
+            without_times,
+            [
+                " INFO alliance_glance::request: request_id=req-1 status=200 aborted=false",
+                " WARN alliance_glance::logging::tests: image service unreachable detail=refused quoted=\"x y\"",
+            ]
+        );
+    }
 
     #[test]
     fn batches_only_where_asked_and_flushes() {
