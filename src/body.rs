@@ -28,7 +28,11 @@ pub fn empty() -> ResponseBody {
 /// A JSON document with its status.
 pub fn json_response(status: StatusCode, value: &impl serde::Serialize) -> http::Response<ResponseBody> {
     // Serializing plain data (strings, numbers, maps with string keys) cannot fail.
-    let bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    json_document(status, serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec()))
+}
+
+/// A JSON document already written, with its status.
+pub fn json_document(status: StatusCode, bytes: Vec<u8>) -> http::Response<ResponseBody> {
     let mut response = http::Response::new(full(bytes));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, APPLICATION_JSON);

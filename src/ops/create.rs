@@ -15,7 +15,7 @@ use url::Url;
 use std::net::SocketAddr;
 
 use super::{delete::DELETE_IMAGE, image_path, parse_json, show, v2_field_values};
-use crate::body::{ResponseBody, json_response};
+use crate::body::{ResponseBody, json_document};
 use crate::copy_from::guard::{Rejection, SystemResolver};
 use crate::copy_from::{fallback, methods};
 use crate::route::Cloud;
@@ -90,7 +90,10 @@ pub async fn apply(
             return Err(refusal);
         }
     }
-    Ok(json_response(StatusCode::CREATED, &AllianceImage::from(created)))
+    Ok(json_document(
+        StatusCode::CREATED,
+        AllianceImage::from(created).to_json(),
+    ))
 }
 
 /// Before any image is made: the URL passes the SSRF guard, and the cloud

@@ -414,8 +414,7 @@ impl ListWriter {
             chunk.push(b',');
         }
         self.wrote_image = true;
-        // Serializing strings and numbers into a Vec cannot fail.
-        let _ = serde_json::to_writer(chunk, &AllianceImage::from(image));
+        AllianceImage::from(image).write_json(chunk);
     }
 
     pub fn finish(self) -> Bytes {

@@ -44,7 +44,9 @@ pub fn image_path(id: &str) -> String {
 
 /// A success body that does not parse is the upstream's fault: 502.
 pub fn parse_json<'a, T: Deserialize<'a>>(reply: &'a Reply, call: &'static str) -> Result<T, AllianceError> {
-    serde_json::from_slice(&reply.body).map_err(|error| unusable_answer(call, &error))
+    crate::reshape::json_text(&reply.body)
+        .and_then(serde_json::from_str)
+        .map_err(|error| unusable_answer(call, &error))
 }
 
 /// The 502 for a success body of `call` that does not parse.

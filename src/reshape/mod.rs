@@ -3,4 +3,4 @@
 pub mod image;
 pub mod message;
 
-pub use image::{AllianceImage, Text, V2Image, read_image_page};
+pub use image::{AllianceImage, Text, V2Image, json_text, read_image_page};
