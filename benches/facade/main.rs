@@ -14,6 +14,7 @@
 //! Missed targets are reported in the table, not by the exit status: it is
 //! non-zero only when a part could not run.
 
+mod bare;
 mod common;
 mod copy_from;
 mod keystone;
@@ -44,6 +45,8 @@ struct Args {
     out: Option<PathBuf>,
     mock_speed: bool,
     serve_upstream: bool,
+    /// `--serve-bare-proxy PORT UPSTREAM` (started by part 1).
+    bare_proxy: Option<(u16, std::net::SocketAddr)>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -58,6 +61,7 @@ fn parse_args() -> Result<Args, String> {
         out: None,
         mock_speed: true,
         serve_upstream: false,
+        bare_proxy: None,
     };
     let mut raw = std::env::args().skip(1);
     while let Some(arg) = raw.next() {
@@ -80,10 +84,17 @@ fn parse_args() -> Result<Args, String> {
             "--out" => args.out = Some(PathBuf::from(value()?)),
             "--no-mock-speed" => args.mock_speed = false,
             "--serve-upstream" => args.serve_upstream = true,
+            "--serve-bare-proxy" => {
+                let port = value()?.parse().map_err(|_| "--serve-bare-proxy needs a port")?;
+                let upstream = value()?
+                    .parse()
+                    .map_err(|_| "--serve-bare-proxy needs an upstream address")?;
+                args.bare_proxy = Some((port, upstream));
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    if args.oha.as_os_str().is_empty() && !args.serve_upstream {
+    if args.oha.as_os_str().is_empty() && !args.serve_upstream && args.bare_proxy.is_none() {
         return Err("--oha PATH is required (bench/run.sh installs oha)".into());
     }
     Ok(args)
@@ -97,6 +108,9 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    if let Some((port, upstream)) = args.bare_proxy {
+        return bare::serve(port, upstream);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -183,6 +183,39 @@ pub struct Nginx {
     dir: PathBuf,
 }
 
+/// The driver itself as `--serve-bare-proxy` (see bare.rs), in front of
+/// `upstream`.
+pub struct BareProxy {
+    child: Child,
+    pub port: u16,
+}
+
+impl BareProxy {
+    pub async fn start(upstream: std::net::SocketAddr) -> Result<BareProxy> {
+        let port = free_port()?;
+        let driver = std::env::current_exe().map_err(|e| format!("the driver's own path: {e}"))?;
+        let mut child = Command::new(driver)
+            .arg("--serve-bare-proxy")
+            .arg(port.to_string())
+            .arg(upstream.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start the bare proxy: {e}"))?;
+        wait_listening(port, &mut child, "the bare proxy").await?;
+        Ok(BareProxy { child, port })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn stop(mut self) {
+        stop(&mut self.child, "TERM").await;
+    }
+}
+
 /// Idle upstream connections each nginx worker keeps (`keepalive N`).
 pub const NGINX_KEEPALIVE: u32 = 256;
 

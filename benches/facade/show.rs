@@ -6,7 +6,7 @@ use std::time::Duration;
 use alliance_glance::mock::glance;
 
 use crate::common::*;
-use crate::procs::{Facade, Mode, Nginx};
+use crate::procs::{BareProxy, Facade, Mode, Nginx};
 use crate::report::{Verdict, ms, ratio, rps};
 use crate::upstream::{Recorded, StaticUpstream};
 
@@ -81,24 +81,41 @@ pub async fn run(ctx: &mut Ctx) -> Result<(), String> {
         Some(bin) => Some(Nginx::start(bin, &ctx.dir, upstream.addr).await?),
         None => None,
     };
-    let outcome = measure(ctx, &upstream, &facade, &quiet, nginx.as_ref(), &id, body_bytes).await;
+    let bare = BareProxy::start(upstream.addr).await?;
+    let paths = Paths {
+        upstream: &upstream,
+        nginx: nginx.as_ref(),
+        bare: &bare,
+        facade: &facade,
+        quiet: &quiet,
+    };
+    let outcome = measure(ctx, &paths, &id, body_bytes).await;
     facade.stop().await;
     quiet.stop().await;
+    bare.stop().await;
     if let Some(nginx) = nginx {
         nginx.stop().await;
     }
     outcome
 }
 
-async fn measure(
-    ctx: &mut Ctx,
-    upstream: &StaticUpstream,
-    facade: &Facade,
-    quiet: &Facade,
-    nginx: Option<&Nginx>,
-    id: &str,
-    body_bytes: usize,
-) -> Result<(), String> {
+/// What part 1 compares, all in front of the same static upstream.
+struct Paths<'a> {
+    upstream: &'a StaticUpstream,
+    nginx: Option<&'a Nginx>,
+    bare: &'a BareProxy,
+    facade: &'a Facade,
+    quiet: &'a Facade,
+}
+
+async fn measure(ctx: &mut Ctx, paths: &Paths<'_>, id: &str, body_bytes: usize) -> Result<(), String> {
+    let Paths {
+        upstream,
+        nginx,
+        bare,
+        facade,
+        quiet,
+    } = *paths;
     // Each path answers 200 with an image before anything is timed.
     let check = with_headers(
         ctx.client.get(format!("{}/images/{id}", facade.url())),
@@ -124,6 +141,12 @@ async fn measure(
             headers: trusted_headers(ENV),
         });
     }
+    let bare_index = targets.len();
+    targets.push(Target {
+        name: "bare hyper proxy".into(),
+        url: format!("{}/images/{id}", bare.url()),
+        headers: alliance_headers(ENV),
+    });
     targets.push(Target {
         name: "facade".into(),
         url: format!("{}/images/{id}", facade.url()),
@@ -141,6 +164,7 @@ async fn measure(
     let (quiet_load, quiet_rate) = results[results.len() - 1];
     let (facade_load, facade_rate) = results[results.len() - 2];
     let nginx_result = nginx.map(|_| results[1]);
+    let (bare_load, _) = results[bare_index];
 
     let load_line = format!(
         "{} connections, {} x {:.1} s, median",
@@ -156,6 +180,20 @@ async fn measure(
             .row(PART, "throughput, nginx proxy_pass", rps(nginx_load.rps))
             .compared(format!("{} of direct", ratio(nginx_load.rps / direct.rps)));
     }
+    report
+        .row(
+            PART,
+            "throughput, bare hyper proxy (the facade's stack, no translation)",
+            rps(bare_load.rps),
+        )
+        .compared(match nginx_result {
+            Some((nginx_load, _)) => format!(
+                "{} of nginx; the facade does {} of it",
+                ratio(bare_load.rps / nginx_load.rps),
+                ratio(facade_load.rps / bare_load.rps)
+            ),
+            None => format!("the facade does {} of it", ratio(facade_load.rps / bare_load.rps)),
+        });
     let facade_row = report
         .row(PART, "throughput, facade", rps(facade_load.rps))
         .compared(format!("{} of direct", ratio(facade_load.rps / direct.rps)));
