@@ -35,20 +35,18 @@ phase() { printf '== bench: %s (+%ss)\n' "$1" "$(( $(date +%s) - started ))" >&2
 # --- tools -----------------------------------------------------------------
 OHA_VERSION=1.16.0
 oha="$cache/tools/bin/oha"
-oha_install=""
 if [[ ! -x "$oha" ]] || ! "$oha" --version 2>/dev/null | grep -q "$OHA_VERSION"; then
-    phase "installing oha $OHA_VERSION from crates.io in the background (first run only)"
+    phase "installing oha $OHA_VERSION from crates.io (first run only, a few minutes)"
     # native-tls links the system OpenSSL (libssl-dev, pkg-config); building
     # oha without any TLS feature fails, and rustls would build aws-lc.
-    # It builds beside the release binaries below: each build spends minutes
-    # on one core (the last crates, LTO), so together they take little more
-    # than the longer one.
     cargo install oha --version "$OHA_VERSION" --locked --no-default-features \
-        --features native-tls --root "$cache/tools" >"$cache/oha-install.log" 2>&1 &
-    oha_install=$!
-    # Not left building if this script stops early.
-    trap 'kill "$oha_install" 2>/dev/null || true' EXIT
+        --features native-tls --root "$cache/tools" >"$cache/oha-install.log" 2>&1 || {
+        tail -30 "$cache/oha-install.log" >&2
+        echo "run.sh: cargo install oha failed (log: $cache/oha-install.log)" >&2
+        exit 1
+    }
 fi
+
 # nginx: Debian's package, unpacked into the cache rather than installed, so
 # that no system service is started (the package's postinst would start one
 # on port 80). A system nginx is used if there is one.
@@ -86,15 +84,6 @@ cargo bench --locked --bench facade --no-run >&2 2>"$cache/bench-build.log" || {
     exit 1
 }
 
-if [[ -n "$oha_install" ]]; then
-    phase "waiting for the oha build"
-    wait "$oha_install" || {
-        tail -30 "$cache/oha-install.log" >&2
-        echo "run.sh: cargo install oha failed (log: $cache/oha-install.log)" >&2
-        exit 1
-    }
-fi
-
 # --- run -------------------------------------------------------------------
 work=$(mktemp -d /tmp/alliance-bench.XXXXXX)
 chmod 755 "$work"
@@ -104,7 +93,6 @@ cp "$nginx" "$work/nginx-bin"
 chmod 755 "$work/nginx-bin"
 nginx_run="$work/nginx-bin"
 cleanup() {
-    if [[ -n "$oha_install" ]]; then kill "$oha_install" 2>/dev/null || true; fi
     # nginx is stopped by the driver; this only covers a driver that died.
     if [[ -f "$work/nginx/nginx.pid" ]]; then
         kill -TERM "$(cat "$work/nginx/nginx.pid")" 2>/dev/null || true

@@ -377,10 +377,23 @@ impl<'o> JsonObject<'o> {
     }
 }
 
+/// The bytes serde_json escapes in a string: control characters, `"`, `\`.
+static ESCAPED: [bool; 256] = {
+    let mut escaped = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        escaped[byte] = true;
+        byte += 1;
+    }
+    escaped[b'"' as usize] = true;
+    escaped[b'\\' as usize] = true;
+    escaped
+};
+
 /// `text` as a JSON string: as it is when nothing in it needs escaping (the
 /// usual case), else escaped by serde_json.
 fn write_json_string(out: &mut Vec<u8>, text: &str) {
-    if text.bytes().all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\') {
+    if !text.bytes().any(|byte| ESCAPED[usize::from(byte)]) {
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());
         out.push(b'"');

@@ -38,8 +38,10 @@ const MAX_REPLY_BYTES: usize = 32 * 1024 * 1024;
 pub struct HttpOptions {
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
-    /// Idle pooled connections are dropped after this; keep it below the
-    /// upstream server's keep-alive timeout (gunicorn's default is 2 s).
+    /// Pooled connections idle longer than this are not used again (they are
+    /// closed at the next call, or when the upstream closes them); keep it
+    /// below the upstream server's keep-alive timeout (gunicorn's default is
+    /// 2 s).
     pub pool_idle_timeout: Duration,
 }
 
@@ -531,19 +533,27 @@ mod tests {
     /// connections, except that the requests numbered in `unanswered` (from
     /// 0, over all connections) close their connection without an answer -
     /// a server dropping an idle connection as a request arrives. Returns
-    /// its URL and the number of connections it accepted.
-    async fn raw_upstream(unanswered: &'static [usize]) -> (Url, Arc<std::sync::atomic::AtomicUsize>) {
+    /// its URL, the number of connections it accepted and the request heads
+    /// it read.
+    async fn raw_upstream(
+        unanswered: &'static [usize],
+    ) -> (
+        Url,
+        Arc<std::sync::atomic::AtomicUsize>,
+        Arc<std::sync::Mutex<Vec<String>>>,
+    ) {
         use std::sync::atomic::{AtomicUsize, Ordering};
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
-        let accepted = connections.clone();
+        let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (accepted, seen) = (connections.clone(), heads.clone());
         tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
                 accepted.fetch_add(1, Ordering::SeqCst);
-                let requests = requests.clone();
+                let (requests, seen) = (requests.clone(), seen.clone());
                 tokio::spawn(async move {
                     let mut buffer = Vec::new();
                     loop {
@@ -565,7 +575,10 @@ mod tests {
                                 Ok(n) => buffer.extend_from_slice(&chunk[..n]),
                             }
                         };
-                        buffer.drain(..request_end);
+                        let request: Vec<u8> = buffer.drain(..request_end).collect();
+                        let text = String::from_utf8_lossy(&request);
+                        let head = text.split("\r\n\r\n").next().unwrap_or_default();
+                        seen.lock().unwrap().push(head.to_owned());
                         if unanswered.contains(&requests.fetch_add(1, Ordering::SeqCst)) {
                             return;
                         }
@@ -577,21 +590,38 @@ mod tests {
                 });
             }
         });
-        (url, connections)
+        (url, connections, heads)
     }
 
     fn test_client() -> UpstreamHttp {
+        client_with_idle_timeout(Duration::from_secs(30))
+    }
+
+    fn client_with_idle_timeout(pool_idle_timeout: Duration) -> UpstreamHttp {
         UpstreamHttp::new(&HttpOptions {
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(5),
-            pool_idle_timeout: Duration::from_secs(30),
+            pool_idle_timeout,
         })
         .unwrap()
     }
 
     #[tokio::test]
+    async fn connections_idle_past_the_timeout_are_not_used_again() {
+        let (url, connections, _) = raw_upstream(&[]).await;
+        let http = client_with_idle_timeout(Duration::from_millis(100));
+        let call = Call::get("/v2/images/x");
+        http.send(&url, &HeaderMap::new(), &call, "req-1", true).await.unwrap();
+        http.send(&url, &HeaderMap::new(), &call, "req-2", true).await.unwrap();
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        http.send(&url, &HeaderMap::new(), &call, "req-3", true).await.unwrap();
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
     async fn calls_share_a_keep_alive_connection() {
-        let (url, connections) = raw_upstream(&[]).await;
+        let (url, connections, heads) = raw_upstream(&[]).await;
         let http = test_client();
         for _ in 0..3 {
             let reply = http
@@ -601,11 +631,27 @@ mod tests {
             assert_eq!((reply.status, &reply.body[..]), (http::StatusCode::OK, &b"{}"[..]));
         }
         assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // Origin form, the endpoint's host and port in Host, the facade's own headers.
+        let head = heads.lock().unwrap()[0].to_lowercase();
+        let mut lines: Vec<&str> = head.lines().collect();
+        assert_eq!(lines.remove(0), "get /v2/images/x http/1.1");
+        lines.sort_unstable();
+        let host = format!("host: {}", url.authority());
+        let user_agent = format!("user-agent: alliance-glance/{}", env!("CARGO_PKG_VERSION"));
+        assert_eq!(
+            lines,
+            [
+                "accept: application/json",
+                host.as_str(),
+                user_agent.as_str(),
+                "x-openstack-request-id: req-1"
+            ]
+        );
     }
 
     #[tokio::test]
     async fn a_call_dropped_on_a_pooled_connection_is_resent_only_when_safe() {
-        let (url, connections) = raw_upstream(&[1, 3]).await;
+        let (url, connections, _) = raw_upstream(&[1, 3]).await;
         let http = test_client();
         let send = |call: Call, may_resend: bool| {
             let (http, url) = (&http, &url);
