@@ -16,9 +16,9 @@ use crate::upstream::keystone::settings::{self, ProcessEnvironment};
 
 use crate::upstream::{Authenticator, HttpOptions, Session, UpstreamHttp};
 
-/// Idle pooled connections to Glance are closed after this, below gunicorn's
-/// default keep-alive of 2 s, so a request rarely meets a connection the
-/// server is closing.
+/// Idle pooled connections to Glance are not used again after this, below
+/// gunicorn's default keep-alive of 2 s, so a request rarely meets a
+/// connection the server is closing.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// One configured namespace, ready to serve.
