@@ -1,5 +1,6 @@
 //! Part 1: `GET /images/{id}` through the facade, directly against the
-//! upstream, and through nginx as a plain `proxy_pass`, side by side.
+//! upstream, through nginx as a plain `proxy_pass` and through the bare
+//! hyper proxy of bare.rs, side by side.
 
 use std::time::Duration;
 
