@@ -88,9 +88,10 @@ pub fn worker_count() -> usize {
 /// core idled: throughput varied by a third from one load run to the next.
 /// Port 0 becomes the port the first socket got.
 pub fn bind_workers(address: SocketAddr, workers: usize) -> std::io::Result<Vec<TcpSocket>> {
-    let mut sockets: Vec<TcpSocket> = Vec::with_capacity(workers.max(1));
+    let count = workers.max(1);
+    let mut sockets: Vec<TcpSocket> = Vec::with_capacity(count);
     let mut address = address;
-    for _ in 0..workers.max(1) {
+    for _ in 0..count {
         let socket = if address.is_ipv4() {
             TcpSocket::new_v4()?
         } else {

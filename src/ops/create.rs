@@ -14,15 +14,15 @@ use url::Url;
 
 use std::net::SocketAddr;
 
-use super::{delete::DELETE_IMAGE, image_path, parse_json, show, v2_field_values};
-use crate::body::{ResponseBody, json_document};
+use super::{delete::DELETE_IMAGE, image_path, image_response, parse_json, show, v2_field_values};
+use crate::body::ResponseBody;
 use crate::copy_from::guard::{Rejection, SystemResolver};
 use crate::copy_from::{fallback, methods};
 use crate::route::Cloud;
 
 use crate::error::AllianceError;
 use crate::inbound::{CreateImage, Visibility};
-use crate::reshape::{AllianceImage, V2Image};
+use crate::reshape::V2Image;
 use crate::upstream::status::{CLIENT_REFUSALS, StatusTable};
 use crate::upstream::{Call, JSON, Session};
 
@@ -90,10 +90,7 @@ pub async fn apply(
             return Err(refusal);
         }
     }
-    Ok(json_document(
-        StatusCode::CREATED,
-        AllianceImage::from(created).to_json(),
-    ))
+    Ok(image_response(StatusCode::CREATED, created))
 }
 
 /// Before any image is made: the URL passes the SSRF guard, and the cloud

@@ -14,9 +14,10 @@ pub mod update;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
-use crate::body::ResponseBody;
+use crate::body::{ResponseBody, json_document};
 use crate::error::AllianceError;
 use crate::inbound::Operation;
+use crate::reshape::{AllianceImage, V2Image};
 use crate::route::Cloud;
 use crate::upstream::{Reply, Session};
 
@@ -40,6 +41,12 @@ const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remo
 /// `/v2/images/{id}`; ids that come from Glance are encoded, not trusted.
 pub fn image_path(id: &str) -> String {
     format!("/v2/images/{}", utf8_percent_encode(id, PATH_SEGMENT))
+}
+
+/// The answer of show, create and update: the image as the Alliance document
+/// shows it.
+pub fn image_response(status: http::StatusCode, image: V2Image<'_>) -> http::Response<ResponseBody> {
+    json_document(status, AllianceImage::from(image).to_json())
 }
 
 /// A success body that does not parse is the upstream's fault: 502.

@@ -4,12 +4,12 @@
 
 use http::StatusCode;
 
-use super::{image_path, import_status, isolation, lookup, parse_json};
+use super::{image_path, image_response, import_status, isolation, lookup, parse_json};
 
-use crate::body::{ResponseBody, json_document};
+use crate::body::ResponseBody;
 use crate::error::AllianceError;
 use crate::inbound::ImageRef;
-use crate::reshape::{AllianceImage, V2Image};
+use crate::reshape::V2Image;
 use crate::route::Cloud;
 use crate::upstream::status::{CLIENT_REFUSALS, StatusTable};
 use crate::upstream::{Call, Session};
@@ -28,7 +28,7 @@ pub async fn apply(
     let mut image = lookup::image(session, cloud, image_ref).await?;
     isolation::ensure_visible(session, &image).await?;
     import_status::report_failed_imports(session, std::slice::from_mut(&mut image)).await;
-    Ok(json_document(StatusCode::OK, AllianceImage::from(image).to_json()))
+    Ok(image_response(StatusCode::OK, image))
 }
 
 pub async fn get_image(session: &Session, id: &str) -> Result<V2Image<'static>, AllianceError> {

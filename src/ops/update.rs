@@ -9,12 +9,12 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::isolation::{self, Write};
-use super::{image_path, import_status, lookup, parse_json, v2_field_values};
+use super::{image_path, image_response, import_status, lookup, parse_json, v2_field_values};
 
-use crate::body::{ResponseBody, json_document};
+use crate::body::ResponseBody;
 use crate::error::AllianceError;
 use crate::inbound::{ImageFields, ImageRef, UpdateImage};
-use crate::reshape::{AllianceImage, V2Image};
+use crate::reshape::V2Image;
 use crate::route::Cloud;
 use crate::upstream::status::{CLIENT_REFUSALS, StatusTable};
 use crate::upstream::{Call, JSON_PATCH, Session};
@@ -47,7 +47,7 @@ pub async fn apply(
     PATCH_IMAGE.check(&reply)?;
     let mut image: V2Image = parse_json(&reply, PATCH_IMAGE.call)?;
     import_status::report_failed_imports(session, std::slice::from_mut(&mut image)).await;
-    Ok(json_document(StatusCode::OK, AllianceImage::from(image).to_json()))
+    Ok(image_response(StatusCode::OK, image))
 }
 
 pub fn json_patch(fields: &ImageFields) -> Value {

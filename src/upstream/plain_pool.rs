@@ -73,19 +73,19 @@ impl PlainPool {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let host = match idle.iter().position(|host| host.authority == *authority) {
-            Some(index) => &mut idle[index],
-            None => {
+        let index = idle
+            .iter()
+            .position(|host| host.authority == *authority)
+            .unwrap_or_else(|| {
                 idle.push(HostIdle {
                     authority: authority.clone(),
                     connections: Vec::new(),
                 });
-                let last = idle.len() - 1;
-                &mut idle[last]
-            }
-        };
-        if host.connections.len() < MAX_IDLE_PER_HOST {
-            host.connections.push((sender, Instant::now()));
+                idle.len() - 1
+            });
+        let connections = &mut idle[index].connections;
+        if connections.len() < MAX_IDLE_PER_HOST {
+            connections.push((sender, Instant::now()));
         }
     }
 
