@@ -3,6 +3,9 @@ FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY mock ./mock
+COPY benches ./benches
+COPY tests ./tests
 COPY config ./config
 RUN cargo build --release --locked
 

@@ -19,17 +19,17 @@ phase() { printf '\n== test.sh: %s (+%ss)\n' "$1" "$(( $(date +%s) - started ))"
 
 phase "format and lints"
 cargo fmt --check
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 phase "build the tests"
-cargo test --locked --no-run
+cargo test --workspace --locked --no-run
 
 phase "start real Keystone and Glance"
 trap 'scripts/openstack/down.sh' EXIT
 scripts/openstack/up.sh
 
 phase "run every test, real-service scenarios included"
-cargo test --locked -- --include-ignored
+cargo test --workspace --locked -- --include-ignored
 
 phase "benchmark harness, smoke mode"
 scripts/bench-smoke.sh

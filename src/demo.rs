@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use crate::app::App;
 use crate::config::Config;
-use crate::mock::files::{FileServer, tiny_qcow2};
-use crate::mock::glance;
 use crate::server;
+use openstack_mock::files::{FileServer, tiny_qcow2};
+use openstack_mock::glance;
 
 /// The environment (project) the printed examples use.
 pub const DEMO_ENVIRONMENT: &str = "54915a05b0bb43dcbb218525c426b6a5";

@@ -10,12 +10,12 @@ pub mod app;
 pub mod body;
 pub mod config;
 pub mod copy_from;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
 pub mod ids;
 pub mod inbound;
 pub mod logging;
-pub mod mock;
 pub mod ops;
 pub mod request_id;
 pub mod reshape;

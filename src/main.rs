@@ -1,6 +1,5 @@
 //! `alliance-glance`: serve the facade, or run the demo.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,9 +9,7 @@ use clap::{Parser, Subcommand};
 
 use alliance_glance::app::App;
 use alliance_glance::config::Config;
-use alliance_glance::demo;
 use alliance_glance::logging::{self, LogFormat};
-use alliance_glance::mock::glance;
 use alliance_glance::server;
 
 #[global_allocator]
@@ -40,14 +37,16 @@ enum Command {
     },
     /// Start a mock Glance v2 and the facade in front of it, on loopback,
     /// and print example requests.
+    #[cfg(feature = "demo")]
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
+        listen: std::net::SocketAddr,
     },
     /// Run only the mock Glance v2 (for docker-compose and benchmarks).
+    #[cfg(feature = "demo")]
     MockGlance {
         #[arg(long, default_value = "127.0.0.1:9292")]
-        listen: SocketAddr,
+        listen: std::net::SocketAddr,
         /// URL path prefix, e.g. /image as in DevStack.
         #[arg(long, default_value = "")]
         prefix: String,
@@ -65,9 +64,11 @@ fn main() -> ExitCode {
     logging::init(cli.log_format);
     let outcome = match cli.command {
         Command::Serve { config } => serve(config),
+        #[cfg(feature = "demo")]
         Command::Demo { listen } => {
-            runtime().and_then(|runtime| runtime.block_on(demo::run(listen, shutdown_signal())))
+            runtime().and_then(|runtime| runtime.block_on(alliance_glance::demo::run(listen, shutdown_signal())))
         }
+        #[cfg(feature = "demo")]
         Command::MockGlance { listen, prefix } => {
             runtime().and_then(|runtime| runtime.block_on(mock_glance(listen, prefix)))
         }
@@ -83,6 +84,7 @@ fn main() -> ExitCode {
 }
 
 /// The demo and the mock: one work-stealing runtime.
+#[cfg(feature = "demo")]
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -115,7 +117,10 @@ fn check_config(path: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-async fn mock_glance(listen: SocketAddr, prefix: String) -> Result<(), String> {
+/// The mock Glance alone (it records no requests: that log is for tests).
+#[cfg(feature = "demo")]
+async fn mock_glance(listen: std::net::SocketAddr, prefix: String) -> Result<(), String> {
+    use openstack_mock::glance;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|error| format!("cannot listen on {listen}: {error}"))?;

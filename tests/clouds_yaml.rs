@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use alliance_glance::mock::{glance, keystone};
+use openstack_mock::{glance, keystone};
 
 #[tokio::test]
 async fn a_namespace_can_name_a_cloud_of_clouds_yaml() {

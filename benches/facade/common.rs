@@ -9,7 +9,7 @@ use crate::report::Report;
 
 pub const NAMESPACE: &str = "ccsr1";
 /// The environment most parts act as (the mock Keystone's `alpha`).
-pub const ENV: &str = alliance_glance::mock::keystone::ALPHA;
+pub const ENV: &str = openstack_mock::keystone::ALPHA;
 pub const FACADE_USER: &str = "alliance-bench";
 
 /// Durations and sizes of one run.
@@ -126,7 +126,7 @@ auth = {{ type = "trusted", user_id = "{FACADE_USER}" }}
 
 /// A `[namespaces.ccsr1]` table in keystone mode (Glance from the catalog).
 pub fn keystone_namespace(auth_url: &str, password_file: &std::path::Path, scope_method: &str) -> String {
-    use alliance_glance::mock::keystone::SERVICE_USER;
+    use openstack_mock::keystone::SERVICE_USER;
     format!(
         r#"[namespaces.{NAMESPACE}]
 auth = {{ type = "keystone", auth_url = "{auth_url}", username = "{SERVICE_USER}", user_domain_id = "default", password_file = "{}", scope_method = "{scope_method}" }}

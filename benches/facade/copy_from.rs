@@ -5,8 +5,8 @@
 
 use std::time::Instant;
 
-use alliance_glance::mock::glance;
 use futures_util::StreamExt;
+use openstack_mock::glance;
 use serde_json::json;
 
 use crate::common::*;

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alliance_glance::mock::glance;
-use alliance_glance::mock::keystone::{self, Project, SERVICE_PASSWORD, SERVICE_USER_ID};
+use openstack_mock::glance;
+use openstack_mock::keystone::{self, Project, SERVICE_PASSWORD, SERVICE_USER_ID};
 
 use crate::common::*;
 use crate::report::{ms, ratio, rps};
@@ -103,7 +103,7 @@ async fn first_requests(ctx: &mut Ctx, scope_method: &str) -> Result<(), String>
     let elapsed = started.elapsed();
     facade.stop().await;
     mock.shutdown().await;
-    keystone.shutdown();
+    keystone.shutdown().await;
     let (tokens, scoped, checks) = (
         keystone.token_requests(),
         keystone.scoped_token_requests(),
@@ -177,7 +177,7 @@ async fn steady_state(ctx: &mut Ctx) -> Result<(), String> {
     let tokens = keystone.token_requests();
     trusted.stop().await;
     keystone_facade.stop().await;
-    keystone.shutdown();
+    keystone.shutdown().await;
     let results = outcome?;
     let ((trusted_load, trusted_rate), (keystone_load, keystone_rate)) = (results[0], results[1]);
     let plan = &ctx.plan;
@@ -238,7 +238,7 @@ async fn scoping(ctx: &mut Ctx) -> Result<(), String> {
         }
         let elapsed = started.elapsed();
         facade.stop().await;
-        keystone.shutdown();
+        keystone.shutdown().await;
         if let Some(failure) = failure {
             return Err(failure);
         }

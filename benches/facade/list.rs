@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use alliance_glance::mock::glance;
+use openstack_mock::glance;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 

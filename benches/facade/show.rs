@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use alliance_glance::mock::glance;
+use openstack_mock::glance;
 
 use crate::common::*;
 use crate::procs::{BareProxy, Facade, Mode, Nginx};

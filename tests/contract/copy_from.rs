@@ -6,8 +6,8 @@ use reqwest::Method;
 
 use serde_json::json;
 
-use alliance_glance::mock::files::{FileServer, tiny_qcow2};
-use alliance_glance::mock::glance::{Fault, FaultAction, Options};
+use openstack_mock::files::{FileServer, tiny_qcow2};
+use openstack_mock::glance::{Fault, FaultAction, Options};
 
 use crate::support::*;
 

@@ -3,8 +3,8 @@
 use reqwest::Method;
 use serde_json::json;
 
-use alliance_glance::mock::files::{FileServer, tiny_qcow2};
-use alliance_glance::mock::glance::Options;
+use openstack_mock::files::{FileServer, tiny_qcow2};
+use openstack_mock::glance::Options;
 
 use crate::support::*;
 

@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use alliance_glance::mock::glance::{Fault, FaultAction};
+use openstack_mock::glance::{Fault, FaultAction};
 
 use crate::support::*;
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
-use alliance_glance::mock::glance::{self, Fault, FaultAction};
-use alliance_glance::mock::keystone::{self, GAMMA, Project, SERVICE_USER_ID};
+use openstack_mock::glance::{self, Fault, FaultAction};
+use openstack_mock::keystone::{self, GAMMA, Project, SERVICE_USER_ID};
 
 use crate::support::*;
 
@@ -242,7 +242,11 @@ async fn identity_service_failures() {
 
     // A Keystone that fails (a mock server with injected answers standing in): 502, then 504.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let failing = glance::spawn(listener, glance::Options::default()).await;
+    let recording = glance::Options {
+        record_requests: true,
+        ..glance::Options::default()
+    };
+    let failing = glance::spawn(listener, recording).await;
     failing.inject(Fault {
         method: None,
         path_suffix: None,

@@ -110,15 +110,15 @@ async fn a_failing_later_page_aborts_the_response() {
             .glance_create(ENV_A, json!({"name": format!("img-{index}")}))
             .await;
     }
-    harness.glance.inject(alliance_glance::mock::glance::Fault {
+    harness.glance.inject(openstack_mock::glance::Fault {
         method: Some(http::Method::GET),
         path_suffix: None,
-        action: alliance_glance::mock::glance::FaultAction::Delay(std::time::Duration::ZERO),
+        action: openstack_mock::glance::FaultAction::Delay(std::time::Duration::ZERO),
     });
-    harness.glance.inject(alliance_glance::mock::glance::Fault {
+    harness.glance.inject(openstack_mock::glance::Fault {
         method: Some(http::Method::GET),
         path_suffix: None,
-        action: alliance_glance::mock::glance::FaultAction::Respond {
+        action: openstack_mock::glance::FaultAction::Respond {
             status: 500,
             content_type: "text/plain".into(),
             body: "boom".into(),

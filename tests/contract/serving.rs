@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use reqwest::Method;
 
-use alliance_glance::mock::glance::{Fault, FaultAction};
 use alliance_glance::request_id::is_openstack_request_id;
+use openstack_mock::glance::{Fault, FaultAction};
 
 use crate::support::*;
 

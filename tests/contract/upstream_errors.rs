@@ -8,7 +8,7 @@ use http::Method as HttpMethod;
 use reqwest::Method;
 use serde_json::json;
 
-use alliance_glance::mock::glance::{Fault, FaultAction};
+use openstack_mock::glance::{Fault, FaultAction};
 
 use crate::support::*;
 

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use alliance_glance::config::Config;
-use alliance_glance::mock::files::{FileServer, tiny_qcow2};
-use alliance_glance::mock::{glance, keystone};
 use alliance_glance::server::RunningServer;
 use md5::{Digest, Md5};
+use openstack_mock::files::{FileServer, tiny_qcow2};
+use openstack_mock::{glance, keystone};
 
 use crate::support::{TempFile, alliance_call, client, start_facade};
 

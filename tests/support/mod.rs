@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use alliance_glance::app::App;
 use alliance_glance::config::Config;
-use alliance_glance::mock::glance::{self, Handle, RecordedRequest};
 use alliance_glance::server::RunningServer;
+use openstack_mock::glance::{self, Handle, RecordedRequest};
 use serde_json::Value;
 
 pub const NAMESPACE: &str = "ccsr1";
@@ -86,6 +86,7 @@ impl Harness {
         if glance_options.prefix.is_empty() {
             glance_options.prefix = "/image".into();
         }
+        glance_options.record_requests = true;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let glance = glance::spawn(listener, glance_options).await;
         let facade = start_facade(&facade_config(&glance.url(), &facade_options)).await;
@@ -328,7 +329,7 @@ where
 /// Keystone mode: a mock Keystone, a mock Glance behind keystonemiddleware
 /// (found through the catalog), and a facade namespace in `keystone` mode.
 pub struct KeystoneHarness {
-    pub keystone: alliance_glance::mock::keystone::Handle,
+    pub keystone: openstack_mock::keystone::Handle,
     pub glance: Handle,
     pub facade: RunningServer,
     pub client: reqwest::Client,
@@ -360,10 +361,10 @@ impl KeystoneHarness {
     /// `adjust` edits the mock Keystone's options; `auth_extra` is added to
     /// the namespace's auth table (TOML inline-table entries).
     pub async fn start_with(
-        adjust: impl FnOnce(alliance_glance::mock::keystone::Options) -> alliance_glance::mock::keystone::Options,
+        adjust: impl FnOnce(openstack_mock::keystone::Options) -> openstack_mock::keystone::Options,
         auth_extra: &str,
     ) -> Self {
-        use alliance_glance::mock::keystone;
+        use openstack_mock::keystone;
         let glance_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let glance_url = format!("http://{}/image", glance_listener.local_addr().expect("addr"));
         let keystone_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -379,6 +380,7 @@ impl KeystoneHarness {
             glance::Options {
                 prefix: "/image".into(),
                 keystone: Some(keystone.clone()),
+                record_requests: true,
                 ..glance::Options::default()
             },
         )

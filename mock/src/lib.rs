@@ -4,3 +4,4 @@
 pub mod files;
 pub mod glance;
 pub mod keystone;
+mod server;

@@ -2,7 +2,7 @@
 //! `keystone-30.0.0-transcripts/` where the facade and the mock Glance rely
 //! on it: token issue (20, 22-29), validation and revocation (30-44).
 
-use alliance_glance::mock::keystone::{self, ALPHA, GAMMA, SERVICE_PASSWORD, SERVICE_USER};
+use openstack_mock::keystone::{self, ALPHA, GAMMA, SERVICE_PASSWORD, SERVICE_USER};
 use serde_json::{Value, json};
 
 struct Exchange {

@@ -24,12 +24,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
+
+use crate::server::Server;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 #[derive(Debug, Clone)]
 pub struct User {
@@ -162,7 +161,7 @@ impl Shared {
 pub struct Handle {
     shared: Arc<Shared>,
     addr: SocketAddr,
-    task: Arc<JoinHandle<()>>,
+    server: Arc<Mutex<Option<Server>>>,
 }
 
 impl std::fmt::Debug for Handle {
@@ -184,20 +183,14 @@ pub async fn spawn(listener: TcpListener, options: Options) -> std::io::Result<H
         base_url: format!("http://{addr}"),
     });
     let serving = Arc::clone(&shared);
-    let task = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let shared = Arc::clone(&serving);
-            let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                let shared = Arc::clone(&shared);
-                async move { Ok::<_, Infallible>(answer(&shared, request).await) }
-            });
-            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service));
-        }
+    let server = Server::spawn(listener, move |request| {
+        let shared = Arc::clone(&serving);
+        async move { Ok::<_, Infallible>(answer(&shared, request).await) }
     });
     Ok(Handle {
         shared,
         addr,
-        task: Arc::new(task),
+        server: Arc::new(Mutex::new(Some(server))),
     })
 }
 
@@ -258,8 +251,16 @@ impl Handle {
             .retain(|(user, project, _)| !(user == user_id && project == project_id));
     }
 
-    pub fn shutdown(&self) {
-        self.task.abort();
+    /// Stops serving (every clone of this handle).
+    pub async fn shutdown(&self) {
+        let server = self
+            .server
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(server) = server {
+            server.stop().await;
+        }
     }
 }
 

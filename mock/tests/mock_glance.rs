@@ -1,9 +1,9 @@
 //! Integration tests of the mock Glance v2 server, driven over real HTTP and checked
 //! against the Glance 33.0.0 transcripts (numbers in comments refer to them).
 
-use alliance_glance::mock::glance::{self, Fault, FaultAction, Handle, MAX_IMAGE_BYTES, Options};
 use bytes::Bytes;
 use md5::{Digest, Md5};
+use openstack_mock::glance::{self, Fault, FaultAction, Handle, MAX_IMAGE_BYTES, Options};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::Sha512;
@@ -97,7 +97,8 @@ impl Mock {
         Mock::start_with(Options::default()).await
     }
 
-    async fn start_with(options: Options) -> Mock {
+    async fn start_with(mut options: Options) -> Mock {
+        options.record_requests = true;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let handle = glance::spawn(listener, options).await;
         let client = reqwest::Client::builder()

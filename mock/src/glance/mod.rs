@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use alliance_glance::mock::glance::{self, Options};
+//! use openstack_mock::glance::{self, Options};
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let glance = glance::spawn(listener, Options { prefix: "/image".into(), ..Options::default() }).await;
 //! let ids = glance.seed_images("a1a1a1a1a1a14a1a8a1aa1a1a1a1a1a1", 3, "seed-");
@@ -39,27 +39,19 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
+
+use crate::server::Server;
 
 /// Largest request body (and web-download) the mock accepts, in bytes. Bodies are
 /// held in memory; a larger upload is answered 413 like Glance's `image_size_cap`.
 pub const MAX_IMAGE_BYTES: usize = 64 * 1024 * 1024;
-
-/// How long shutdown waits for open connections to finish their current request.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-/// Pause after a failed `accept` (for instance when out of file descriptors).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 
 /// Configuration of a mock server; the defaults match the recorded deployment.
 #[derive(Debug, Clone)]
@@ -86,9 +78,9 @@ pub struct Options {
     pub import_delay: Duration,
     /// `Some`: the keystone paste flavor - `X-Auth-Token` validated by this
     /// Keystone, identity headers ignored. `None`: the trusted-auth flavor.
-    pub keystone: Option<crate::mock::keystone::Handle>,
-    /// Keep every request for [`Handle::requests`]; off for benchmarks,
-    /// where the log would only grow.
+    pub keystone: Option<crate::keystone::Handle>,
+    /// Keep every request for [`Handle::requests`]. Off by default: the log
+    /// only grows, so it is for tests, never for a long-running mock.
     pub record_requests: bool,
 }
 
@@ -103,7 +95,7 @@ impl Default for Options {
             limit_max: 1000,
             import_delay: Duration::from_millis(100),
             keystone: None,
-            record_requests: true,
+            record_requests: false,
         }
     }
 }
@@ -233,8 +225,7 @@ impl Shared {
 #[derive(Clone)]
 pub struct Handle {
     shared: Arc<Shared>,
-    stop: Arc<watch::Sender<bool>>,
-    server: Arc<Mutex<Option<JoinHandle<()>>>>,
+    server: Arc<Mutex<Option<Server>>>,
 }
 
 impl std::fmt::Debug for Handle {
@@ -264,11 +255,10 @@ pub async fn spawn(listener: TcpListener, mut options: Options) -> Handle {
         faults: Mutex::default(),
         background: Mutex::default(),
     });
-    let (stop, stopped) = watch::channel(false);
-    let server = tokio::spawn(serve(listener, Arc::clone(&shared), stopped));
+    let serving = Arc::clone(&shared);
+    let server = Server::spawn(listener, move |request| handle(Arc::clone(&serving), request));
     Handle {
         shared,
-        stop: Arc::new(stop),
         server: Arc::new(Mutex::new(Some(server))),
     }
 }
@@ -290,13 +280,26 @@ impl Handle {
 
     /// Every request received so far, in the order their bodies were complete
     /// (faulted ones included).
+    ///
+    /// # Panics
+    /// When the mock was started without [`Options::record_requests`]: an
+    /// empty log would make "nothing was sent" pass for the wrong reason.
     pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.assert_recording();
         lock(&self.shared.log).clone()
     }
 
     /// Like [`Handle::requests`], and clears the log.
     pub fn take_requests(&self) -> Vec<RecordedRequest> {
+        self.assert_recording();
         std::mem::take(&mut *lock(&self.shared.log))
+    }
+
+    fn assert_recording(&self) {
+        assert!(
+            self.shared.options.record_requests,
+            "this mock Glance was started without Options::record_requests"
+        );
     }
 
     /// Queues a fault for the next matching request.
@@ -328,39 +331,12 @@ impl Handle {
     /// Stops accepting connections, lets open requests finish (for a short grace
     /// period) and aborts imports still running.
     pub async fn shutdown(self) {
-        self.stop.send_replace(true);
         let server = lock(&self.server).take();
         if let Some(server) = server {
-            // The accept loop only ends by itself; a failed join means it panicked.
-            let _ = server.await;
+            server.stop().await;
         }
         lock(&self.shared.background).abort_all();
     }
-}
-
-async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let graceful = GracefulShutdown::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let shared = Arc::clone(&shared);
-                    let service = service_fn(move |request| handle(Arc::clone(&shared), request));
-                    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-                    let connection = graceful.watch(connection);
-                    tokio::spawn(async move {
-                        // Connection errors (resets, dropped faults) only end that connection.
-                        let _ = connection.await;
-                    });
-                }
-                Err(_) => tokio::time::sleep(ACCEPT_BACKOFF).await,
-            },
-            // Fires on shutdown, and when every handle is gone.
-            _ = stop.changed() => break,
-        }
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
 }
 
 /// Reads the whole body. Past [`MAX_IMAGE_BYTES`] the bytes are discarded but still

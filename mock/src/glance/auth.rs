@@ -5,7 +5,7 @@ use super::errors::ApiError;
 use super::model::{Image, Visibility};
 use http::HeaderMap;
 
-use crate::mock::keystone;
+use crate::keystone;
 
 /// Longest inbound `X-Openstack-Request-Id` Glance accepts (`max_request_id_length`).
 const MAX_REQUEST_ID_LENGTH: usize = 64;

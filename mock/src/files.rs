@@ -7,15 +7,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+
+use crate::server::Server;
 
 /// Serves fixed files by path; anything else is 404. Stops when dropped.
 pub struct FileServer {
     pub addr: SocketAddr,
-    task: JoinHandle<()>,
+    _server: Server,
 }
 
 impl FileServer {
@@ -23,38 +22,24 @@ impl FileServer {
         let files = Arc::new(files);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let files = Arc::clone(&files);
-                let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                    let found = files
-                        .iter()
-                        .find(|(path, _)| path == request.uri().path())
-                        .map(|(_, bytes)| bytes.clone());
-                    async move {
-                        let mut response = http::Response::new(Full::new(found.clone().unwrap_or_default()));
-                        if found.is_none() {
-                            *response.status_mut() = http::StatusCode::NOT_FOUND;
-                        }
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                tokio::spawn(
-                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service),
-                );
+        let server = Server::spawn(listener, move |request: http::Request<hyper::body::Incoming>| {
+            let found = files
+                .iter()
+                .find(|(path, _)| path == request.uri().path())
+                .map(|(_, bytes)| bytes.clone());
+            async move {
+                let mut response = http::Response::new(Full::new(found.clone().unwrap_or_default()));
+                if found.is_none() {
+                    *response.status_mut() = http::StatusCode::NOT_FOUND;
+                }
+                Ok::<_, Infallible>(response)
             }
         });
-        Ok(FileServer { addr, task })
+        Ok(FileServer { addr, _server: server })
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
-    }
-}
-
-impl Drop for FileServer {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
