@@ -9,9 +9,10 @@ use http::{HeaderValue, Method};
 use hyper::body::Body;
 
 use crate::body::{GuardedBody, OnBodyEnd, ResponseBody};
+use crate::config::EnvironmentIdFormat;
 use crate::config::{Config, ConfigError};
 use crate::error::AllianceError;
-use crate::inbound::{self, Caller};
+use crate::inbound::{self, Caller, InboundPolicy};
 use crate::ops;
 use crate::request_id;
 use crate::route::Clouds;
@@ -66,6 +67,17 @@ impl App {
         let session = cloud.session(&alliance.environment, request_id);
         log.upstream_micros = Some(session.upstream_timer());
         ops::apply(alliance.operation, cloud, session).await
+    }
+}
+
+/// What inbound validation needs from the configuration.
+impl InboundPolicy for Clouds {
+    fn max_body_bytes(&self) -> usize {
+        Clouds::max_body_bytes(self)
+    }
+
+    fn environment_id_format(&self, namespace: &str) -> Option<EnvironmentIdFormat> {
+        self.get(namespace).map(|cloud| cloud.environment_id_format)
     }
 }
 

@@ -4,13 +4,11 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::Deserialize;
 use url::Url;
-
-use crate::copy_from::guard::GuardConfig;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +55,33 @@ pub struct NamespaceConfig {
     /// What to do for `copy_from` when the cloud offers no web-download import.
     #[serde(default)]
     pub copy_from_fallback: FallbackConfig,
+}
+
+/// Where `copy_from` URLs may point: the SSRF guard's per-namespace policy
+/// (`[namespaces.X.copy_from]`), checked by `copy_from::guard`. Every field is optional; the default (all
+/// empty) is the default policy alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GuardConfig {
+    /// Hosts (names, case-insensitive, trailing dot ignored, or IP literals)
+    /// whose addresses skip the default range check. Exact matches only: a
+    /// wildcard here would let any subdomain point anywhere. They are still
+    /// resolved, port-checked and checked against `deny_cidrs`.
+    pub allow_hosts: Vec<String>,
+    /// Hosts refused outright, before DNS. `*.example.com` matches every
+    /// subdomain of `example.com` but not `example.com` itself (list both).
+    pub deny_hosts: Vec<String>,
+    /// Resolved addresses inside these pass even when a default range
+    /// blocks them (e.g. `"127.0.0.1/32"` for tests). A prefix is required.
+    pub allow_cidrs: Vec<IpNet>,
+    /// Further blocked ranges, checked against each address and the IPv4
+    /// address it embeds; they beat every allow list.
+    pub deny_cidrs: Vec<IpNet>,
+    /// Empty: any port but 0. Otherwise only these, matched against the
+    /// URL's effective port (explicit, or 80/443 by scheme).
+    pub allow_ports: Vec<u16>,
+    /// Ports refused; they beat `allow_ports`.
+    pub deny_ports: Vec<u16>,
 }
 
 /// The facade-side `copy_from`: when Glance offers no web-download import,

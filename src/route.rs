@@ -9,7 +9,6 @@ use crate::config::{AuthConfig, Config, ConfigError, EnvironmentIdFormat, Fallba
 use crate::copy_from::guard::Guard;
 use crate::copy_from::methods::ImportMethods;
 
-use crate::inbound::InboundPolicy;
 use crate::upstream::auth::TrustedAuth;
 use crate::upstream::keystone::KeystoneAuth;
 use crate::upstream::keystone::settings::{self, ProcessEnvironment};
@@ -104,14 +103,8 @@ impl Clouds {
     pub fn get(&self, namespace: &str) -> Option<&Arc<Cloud>> {
         self.by_name.get(namespace)
     }
-}
 
-impl InboundPolicy for Clouds {
-    fn max_body_bytes(&self) -> usize {
+    pub fn max_body_bytes(&self) -> usize {
         self.max_body_bytes
-    }
-
-    fn environment_id_format(&self, namespace: &str) -> Option<EnvironmentIdFormat> {
-        self.get(namespace).map(|cloud| cloud.environment_id_format)
     }
 }

@@ -12,14 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use http::Method;
-use serde_json::json;
 use url::Url;
 
 use crate::config::FallbackConfig;
-use crate::ops::image_path;
-use crate::reshape::message::glance_message;
-use crate::upstream::{Call, JSON_PATCH, Session};
+use crate::upstream::{Session, glance};
 
 /// The custom property that records a failed facade-side transfer.
 pub const ERROR_PROPERTY: &str = "alliance_copy_from_error";
@@ -93,25 +89,18 @@ async fn transfer(
         }
         Ok(chunk)
     });
-    let call = Call {
-        method: Method::PUT,
-        path_and_query: format!("{}/file", image_path(image_id)),
-        body: None,
-    };
-    let reply = session.upload(&call, reqwest::Body::wrap_stream(body), timeout).await;
+    let uploaded = glance::upload_data(session, image_id, reqwest::Body::wrap_stream(body), timeout).await;
     let outcome = moved
         .lock()
         .map(|state| state.clone())
         .unwrap_or_else(|_| Err("transfer state lost".into()));
     let bytes = outcome?;
-    let reply = reply.map_err(|error| format!("the image service did not take the data: {}", error.message))?;
-    if reply.status != http::StatusCode::NO_CONTENT {
-        return Err(format!(
-            "the image service refused the data ({}): {}",
-            reply.status,
-            glance_message(&reply.body)
-        ));
-    }
+    uploaded.map_err(|error| {
+        format!(
+            "the image service did not take the data ({}): {}",
+            error.status, error.message
+        )
+    })?;
     Ok(bytes)
 }
 
@@ -125,16 +114,7 @@ fn without_url(error: &reqwest::Error) -> String {
 }
 
 async fn record_failure(session: &Session, image_id: &str, reason: &str) {
-    let patch = json!([{"op": "add", "path": format!("/{ERROR_PROPERTY}"), "value": reason}]);
-    let call = Call::with_body(
-        Method::PATCH,
-        image_path(image_id),
-        JSON_PATCH,
-        patch.to_string().into_bytes(),
-    );
-    match session.send(&call).await {
-        Ok(reply) if reply.status.is_success() => {}
-        Ok(reply) => tracing::error!(%image_id, status = %reply.status, "could not record a failed copy_from"),
-        Err(error) => tracing::error!(%image_id, %error, "could not record a failed copy_from"),
+    if let Err(error) = glance::add_property(session, image_id, ERROR_PROPERTY, reason).await {
+        tracing::error!(%image_id, %error, "could not record a failed copy_from");
     }
 }

@@ -6,34 +6,13 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use http::HeaderMap;
-use serde::Deserialize;
-
 use crate::error::AllianceError;
-use crate::upstream::status::StatusTable;
-use crate::upstream::{Call, Session};
+use crate::upstream::{Session, glance};
 
 pub const WEB_DOWNLOAD: &str = "web-download";
 
 /// How long the cloud's answer is trusted.
 const CACHE_FOR: Duration = Duration::from_secs(300);
-
-pub const INFO_IMPORT: StatusTable = StatusTable {
-    call: "GET /v2/info/import",
-    success: 200,
-    refused: &[403, 404],
-};
-
-#[derive(Deserialize)]
-struct InfoImport {
-    #[serde(rename = "import-methods")]
-    import_methods: InfoValue,
-}
-
-#[derive(Deserialize)]
-struct InfoValue {
-    value: Vec<String>,
-}
 
 /// The import methods of one cloud, cached.
 #[derive(Default)]
@@ -42,42 +21,19 @@ pub struct ImportMethods {
 }
 
 impl ImportMethods {
-    /// The methods the cloud offers, or `None` when it does not say (an
-    /// older Glance without `/v2/info/import`, or a policy hiding it).
+    /// The methods the cloud offers, or `None` when it does not say.
     pub async fn get(&self, session: &Session) -> Result<Option<Vec<String>>, AllianceError> {
         if let Some((at, methods)) = self.cached.lock().ok().and_then(|cached| cached.clone())
             && at.elapsed() < CACHE_FOR
         {
             return Ok(methods);
         }
-        let reply = session.send(&Call::get("/v2/info/import")).await?;
-        let methods = match INFO_IMPORT.check(&reply) {
-            Ok(()) => serde_json::from_slice::<InfoImport>(&reply.body)
-                .map(|info| Some(info.import_methods.value))
-                .unwrap_or_else(|error| {
-                    tracing::warn!(%error, "unusable /v2/info/import answer");
-                    None
-                }),
-            Err(error) if error.status.is_client_error() => None,
-            Err(error) => return Err(error),
-        };
+        let methods = glance::import_methods(session).await?;
         if let Ok(mut cached) = self.cached.lock() {
             *cached = Some((Instant::now(), methods.clone()));
         }
         Ok(methods)
     }
-}
-
-/// `OpenStack-image-import-methods: glance-direct,web-download`.
-pub fn from_header(headers: &HeaderMap) -> Option<Vec<String>> {
-    let value = headers.get("openstack-image-import-methods")?.to_str().ok()?;
-    Some(
-        value
-            .split(',')
-            .map(|method| method.trim().to_owned())
-            .filter(|method| !method.is_empty())
-            .collect(),
-    )
 }
 
 pub fn offers_web_download(methods: &[String]) -> bool {
@@ -89,16 +45,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_create_reply_header() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(from_header(&headers), None);
-        headers.insert(
-            "openstack-image-import-methods",
-            "glance-direct, web-download".parse().unwrap(),
-        );
-        let methods = from_header(&headers).unwrap();
-        assert_eq!(methods, ["glance-direct", "web-download"]);
-        assert!(offers_web_download(&methods));
+    fn web_download_must_be_named() {
+        assert!(offers_web_download(&[
+            "glance-direct".to_owned(),
+            "web-download".to_owned()
+        ]));
         assert!(!offers_web_download(&["glance-direct".to_owned()]));
+        assert!(!offers_web_download(&[]));
     }
 }

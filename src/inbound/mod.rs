@@ -12,7 +12,6 @@ pub mod image_fields;
 pub mod list_query;
 mod path;
 
-use http::Method;
 use hyper::body::Body;
 
 use crate::config::EnvironmentIdFormat;
@@ -20,6 +19,7 @@ use crate::error::AllianceError;
 pub use image_fields::{CreateImage, ImageFields, UpdateImage, Visibility};
 pub use list_query::ListQuery;
 pub use path::ImageRef;
+use path::Route;
 
 /// A validated Alliance call.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,15 +88,12 @@ where
     let environment = headers::environment_id(headers, format)?;
     caller.environment = Some(environment.clone());
 
-    let operation = match (route, request.method().clone()) {
-        (path::Route::Collection, Method::GET) => Operation::List(ListQuery::parse(request.uri().query())?),
-        (path::Route::Collection, _) => {
-            let image = read_image_object(request, policy).await?;
-            Operation::Create(CreateImage::from_json(image)?)
-        }
-        (path::Route::Item(image_ref), Method::GET) => Operation::Show(image_ref),
-        (path::Route::Item(image_ref), Method::DELETE) => Operation::Delete(image_ref),
-        (path::Route::Item(image_ref), _) => {
+    let operation = match route {
+        Route::List => Operation::List(ListQuery::parse(request.uri().query())?),
+        Route::Create => Operation::Create(CreateImage::from_json(read_image_object(request, policy).await?)?),
+        Route::Show(image_ref) => Operation::Show(image_ref),
+        Route::Delete(image_ref) => Operation::Delete(image_ref),
+        Route::Update(image_ref) => {
             let image = read_image_object(request, policy).await?;
             Operation::Update(image_ref, UpdateImage::from_json(image)?)
         }

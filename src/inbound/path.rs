@@ -1,6 +1,8 @@
 //! Routes: `/images` and `/images/` (list, create), `/images/{ref}` (show,
 //! update, delete). Anything else is 404; a known path with another method
-//! is 405 with `Allow`.
+//! is 405 with `Allow`. Which call a method on a resource is, and so which
+//! methods a resource allows, is written once: in [`COLLECTION`] and
+//! [`ITEM`].
 
 use http::Method;
 use percent_encoding::percent_decode_str;
@@ -8,8 +10,22 @@ use percent_encoding::percent_decode_str;
 use crate::error::AllianceError;
 use crate::ids;
 
-const COLLECTION_METHODS: &str = "GET, POST";
-const ITEM_METHODS: &str = "GET, PATCH, PUT, DELETE";
+/// The calls on `/images`, by method.
+const COLLECTION: &[(Method, Route)] = &[(Method::GET, Route::List), (Method::POST, Route::Create)];
+/// An item call, given the image the path names.
+type ItemRoute = fn(ImageRef) -> Route;
+
+/// The calls on `/images/{ref}`, by method.
+const ITEM: &[(Method, ItemRoute)] = &[
+    (Method::GET, Route::Show),
+    (Method::PATCH, Route::Update),
+    (Method::PUT, Route::Update),
+    (Method::DELETE, Route::Delete),
+];
+
+/// `Allow` of each resource: the methods of its table, in order.
+const COLLECTION_ALLOW: &str = "GET, POST";
+const ITEM_ALLOW: &str = "GET, PATCH, PUT, DELETE";
 
 /// How a client names an image in the path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,17 +37,21 @@ pub enum ImageRef {
     Name(String),
 }
 
+/// The five Alliance calls, as the path and method name them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    Collection,
-    Item(ImageRef),
+    List,
+    Create,
+    Show(ImageRef),
+    Update(ImageRef),
+    Delete(ImageRef),
 }
 
 pub fn route(method: &Method, path: &str) -> Result<Route, AllianceError> {
     let not_found = || AllianceError::not_found(format!("no such resource: {path}"));
     let rest = path.strip_prefix("/images").ok_or_else(not_found)?;
-    let route = match rest {
-        "" | "/" => Route::Collection,
+    let image = match rest {
+        "" | "/" => None,
         _ => {
             let segment = rest.strip_prefix('/').ok_or_else(not_found)?;
             if segment.contains('/') {
@@ -45,29 +65,26 @@ pub fn route(method: &Method, path: &str) -> Result<Route, AllianceError> {
                     "image reference is empty or has control characters",
                 ));
             }
-            if ids::is_dashed_uuid(&decoded) {
-                Route::Item(ImageRef::Id(decoded.to_ascii_lowercase()))
+            Some(if ids::is_dashed_uuid(&decoded) {
+                ImageRef::Id(decoded.to_ascii_lowercase())
             } else {
-                Route::Item(ImageRef::Name(decoded.into_owned()))
-            }
+                ImageRef::Name(decoded.into_owned())
+            })
         }
     };
-    let allowed = matches!(
-        (&route, method),
-        (Route::Collection, &Method::GET | &Method::POST)
-            | (
-                Route::Item(_),
-                &Method::GET | &Method::PATCH | &Method::PUT | &Method::DELETE
-            )
-    );
-    if !allowed {
-        let allow = match route {
-            Route::Collection => COLLECTION_METHODS,
-            Route::Item(_) => ITEM_METHODS,
-        };
-        return Err(AllianceError::method_not_allowed(allow));
+    match image {
+        None => find(COLLECTION, method, COLLECTION_ALLOW).cloned(),
+        Some(image) => find(ITEM, method, ITEM_ALLOW).map(|route| route(image)),
     }
-    Ok(route)
+}
+
+/// The entry of `table` for `method`, or 405 with `allow`.
+fn find<'a, T>(table: &'a [(Method, T)], method: &Method, allow: &'static str) -> Result<&'a T, AllianceError> {
+    table
+        .iter()
+        .find(|(allowed, _)| allowed == method)
+        .map(|(_, entry)| entry)
+        .ok_or_else(|| AllianceError::method_not_allowed(allow))
 }
 
 #[cfg(test)]
@@ -76,20 +93,35 @@ mod tests {
 
     #[test]
     fn collection_and_items() {
-        assert_eq!(route(&Method::GET, "/images").unwrap(), Route::Collection);
-        assert_eq!(route(&Method::POST, "/images/").unwrap(), Route::Collection);
+        assert_eq!(route(&Method::GET, "/images").unwrap(), Route::List);
+        assert_eq!(route(&Method::POST, "/images/").unwrap(), Route::Create);
         assert_eq!(
             route(&Method::GET, "/images/75DA8211-b8d3-4329-a12b-953e7db4690a").unwrap(),
-            Route::Item(ImageRef::Id("75da8211-b8d3-4329-a12b-953e7db4690a".into()))
+            Route::Show(ImageRef::Id("75da8211-b8d3-4329-a12b-953e7db4690a".into()))
         );
-        assert_eq!(
-            route(&Method::PUT, "/images/ubuntu_image").unwrap(),
-            Route::Item(ImageRef::Name("ubuntu_image".into()))
-        );
+        for method in [Method::PUT, Method::PATCH] {
+            assert_eq!(
+                route(&method, "/images/ubuntu_image").unwrap(),
+                Route::Update(ImageRef::Name("ubuntu_image".into()))
+            );
+        }
         assert_eq!(
             route(&Method::DELETE, "/images/a%2Fb%20c").unwrap(),
-            Route::Item(ImageRef::Name("a/b c".into()))
+            Route::Delete(ImageRef::Name("a/b c".into()))
         );
+    }
+
+    #[test]
+    fn allow_lists_each_table() {
+        fn methods<T>(table: &[(Method, T)]) -> String {
+            table
+                .iter()
+                .map(|(method, _)| method.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+        assert_eq!(methods(COLLECTION), COLLECTION_ALLOW);
+        assert_eq!(methods(ITEM), ITEM_ALLOW);
     }
 
     #[test]
@@ -110,9 +142,9 @@ mod tests {
     #[test]
     fn wrong_methods_are_405_with_allow() {
         let error = route(&Method::DELETE, "/images").unwrap_err();
-        assert_eq!((error.status.as_u16(), error.allow), (405, Some(COLLECTION_METHODS)));
+        assert_eq!((error.status.as_u16(), error.allow), (405, Some(COLLECTION_ALLOW)));
         let error = route(&Method::POST, "/images/x").unwrap_err();
-        assert_eq!((error.status.as_u16(), error.allow), (405, Some(ITEM_METHODS)));
+        assert_eq!((error.status.as_u16(), error.allow), (405, Some(ITEM_ALLOW)));
         assert_eq!(route(&Method::HEAD, "/images").unwrap_err().status, 405);
     }
 

@@ -8,37 +8,22 @@
 //! without any state in the facade. If the import is refused, the image
 //! just created is deleted and the refusal returned.
 
-use http::{Method, StatusCode};
-use serde_json::{Map, Value, json};
-use url::Url;
-
 use std::net::SocketAddr;
 
-use super::{delete::DELETE_IMAGE, image_path, image_response, parse_json, show, v2_field_values};
+use http::StatusCode;
+use serde_json::{Map, Value};
+use url::Url;
+
+use super::fields;
 use crate::body::ResponseBody;
 use crate::copy_from::guard::{Rejection, SystemResolver};
 use crate::copy_from::{fallback, methods};
-use crate::route::Cloud;
-
 use crate::error::AllianceError;
 use crate::inbound::{CreateImage, Visibility};
-use crate::reshape::V2Image;
-use crate::upstream::status::{CLIENT_REFUSALS, StatusTable};
-use crate::upstream::{Call, JSON, Session};
-
-pub const CREATE_IMAGE: StatusTable = StatusTable {
-    call: "POST /v2/images",
-    success: 201,
-    refused: CLIENT_REFUSALS,
-};
-
-/// 404 (the image just created is gone) and 415 (the facade's own request
-/// was wrong) are not the client's doing, so they are left to the 502 row.
-pub const IMPORT_IMAGE: StatusTable = StatusTable {
-    call: "POST /v2/images/{id}/import",
-    success: 202,
-    refused: &[400, 403, 409, 413],
-};
+use crate::reshape::{V2Image, image_response};
+use crate::route::Cloud;
+use crate::upstream::Session;
+use crate::upstream::glance::{self, CREATE_IMAGE, IMPORT_IMAGE};
 
 /// v1 images were private unless made public; Glance v2 would make them
 /// `shared`, so the facade asks for `private` when the client says nothing.
@@ -62,15 +47,12 @@ pub async fn apply(
         None => None,
     };
     let body = serde_json::to_vec(&v2_create_body(&image)).unwrap_or_default();
-    let reply = session
-        .send(&Call::with_body(Method::POST, "/v2/images", JSON, body))
-        .await?;
-    CREATE_IMAGE.check(&reply)?;
-    let created: V2Image = parse_json(&reply, CREATE_IMAGE.call)?;
+    let reply = glance::create_image(session, body).await?;
+    let created: V2Image = glance::parse_json(&reply, CREATE_IMAGE.call)?;
     if let (Some(url), Some(transfer)) = (image.copy_from, transfer) {
         // The create reply says again which imports this image may use.
         let refused_here =
-            methods::from_header(&reply.headers).is_some_and(|offered| !methods::offers_web_download(&offered));
+            glance::import_methods_header(&reply).is_some_and(|offered| !methods::offers_web_download(&offered));
         let started = match transfer {
             Transfer::WebDownload if refused_here => Err(no_copy_from_here()),
             Transfer::WebDownload => start_import(session, &created.id, &url).await,
@@ -133,8 +115,7 @@ fn no_copy_from_here() -> AllianceError {
 /// or is a conflict, the image itself says whether an import is already
 /// under way - a retried import is then a success, not an error.
 async fn start_import(session: &Session, id: &str, url: &Url) -> Result<(), AllianceError> {
-    let body = serde_json::to_vec(&web_download_body(url)).unwrap_or_default();
-    let call = Call::with_body(Method::POST, format!("{}/import", image_path(id)), JSON, body);
+    let call = glance::web_download_call(id, url);
     let reply = match session.send(&call).await {
         Ok(reply) => reply,
         Err(lost) => {
@@ -148,7 +129,7 @@ async fn start_import(session: &Session, id: &str, url: &Url) -> Result<(), Alli
     if reply.status == StatusCode::CONFLICT && import_under_way(session, id).await {
         return Ok(());
     }
-    IMPORT_IMAGE.check(&reply).map_err(|error| {
+    IMPORT_IMAGE.check(reply.status, &reply.body).map_err(|error| {
         if error.status.is_client_error() {
             AllianceError::new(error.status, format!("the cloud refused copy_from: {}", error.message))
         } else {
@@ -159,7 +140,7 @@ async fn start_import(session: &Session, id: &str, url: &Url) -> Result<(), Alli
 
 /// The image is importing, or already imported.
 async fn import_under_way(session: &Session, id: &str) -> bool {
-    match show::get_image(session, id).await {
+    match glance::get_image(session, id).await {
         Ok(image) => {
             matches!(image.status.as_deref(), Some("importing" | "active"))
                 || image
@@ -174,11 +155,7 @@ async fn import_under_way(session: &Session, id: &str) -> bool {
 /// Best effort: the client gets the import's refusal either way; an image
 /// left behind is logged for the operator.
 async fn delete_orphan(session: &Session, id: &str) {
-    let outcome = match session.send(&Call::delete(image_path(id))).await {
-        Ok(reply) => DELETE_IMAGE.check(&reply),
-        Err(error) => Err(error),
-    };
-    if let Err(error) = outcome {
+    if let Err(error) = glance::delete_image(session, id).await {
         tracing::error!(image_id = id, %error, "could not delete an image whose import was refused");
     }
 }
@@ -190,7 +167,7 @@ pub fn v2_create_body(image: &CreateImage) -> Value {
     if let Some(id) = &image.id {
         body.insert("id".into(), Value::from(id.as_str()));
     }
-    for (name, value) in v2_field_values(&image.fields) {
+    for (name, value) in fields::v2_values(&image.fields) {
         body.insert(name.into(), value);
     }
     if image.fields.visibility.is_none() {
@@ -202,14 +179,10 @@ pub fn v2_create_body(image: &CreateImage) -> Value {
     Value::Object(body)
 }
 
-pub fn web_download_body(url: &Url) -> Value {
-    json!({"method": {"name": "web-download", "uri": url.as_str()}})
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inbound::CreateImage;
+    use serde_json::json;
 
     fn create(value: Value) -> CreateImage {
         match value {
@@ -228,10 +201,6 @@ mod tests {
         assert_eq!(
             v2_create_body(&image).to_string(),
             r#"{"name":"remote_image","disk_format":"qcow2","container_format":"bare","min_ram":1,"min_disk":500,"visibility":"private","copy_from":"http://cloudhyd.com/openstack/images/cirros-0.3.0-i386-disk.img"}"#
-        );
-        assert_eq!(
-            web_download_body(image.copy_from.as_ref().unwrap()).to_string(),
-            r#"{"method":{"name":"web-download","uri":"http://cloudhyd.com/openstack/images/cirros-0.3.0-i386-disk.img"}}"#
         );
     }
 

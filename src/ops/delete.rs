@@ -7,19 +7,12 @@
 use http::StatusCode;
 
 use super::isolation::{self, Write};
-use super::{image_path, lookup};
+use super::lookup;
 use crate::body::{self, ResponseBody};
 use crate::error::AllianceError;
 use crate::inbound::ImageRef;
 use crate::route::Cloud;
-use crate::upstream::status::{CLIENT_REFUSALS, StatusTable};
-use crate::upstream::{Call, Session};
-
-pub const DELETE_IMAGE: StatusTable = StatusTable {
-    call: "DELETE /v2/images/{id}",
-    success: 204,
-    refused: CLIENT_REFUSALS,
-};
+use crate::upstream::{Session, glance};
 
 pub async fn apply(
     session: &Session,
@@ -30,8 +23,7 @@ pub async fn apply(
         .await
         .map_err(as_delete_not_found)?;
     isolation::ensure_writable(session, &image, Write::Delete).await?;
-    let reply = session.send(&Call::delete(image_path(&image.id))).await?;
-    DELETE_IMAGE.check(&reply)?;
+    glance::delete_image(session, &image.id).await?;
     let mut response = http::Response::new(body::empty());
     *response.status_mut() = StatusCode::OK;
     Ok(response)

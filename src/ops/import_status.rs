@@ -6,33 +6,13 @@
 //! `killed`, as Glance v1 did. Only such images cost an extra call.
 
 use futures_util::StreamExt;
-use serde::Deserialize;
 
-use super::image_path;
 use crate::reshape::V2Image;
 use crate::upstream::Session;
-use crate::upstream::status::StatusTable;
-
-pub const GET_TASKS: StatusTable = StatusTable {
-    call: "GET /v2/images/{id}/tasks",
-    success: 200,
-    refused: &[403, 404],
-};
+use crate::upstream::glance::{self, Task};
 
 /// Task look-ups run at once for one page.
 const CONCURRENT_LOOKUPS: usize = 8;
-
-#[derive(Debug, Deserialize)]
-struct TaskList {
-    tasks: Vec<Task>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Task {
-    pub status: String,
-    #[serde(default)]
-    pub created_at: String,
-}
 
 /// The status to report for an image whose latest import task is `latest`.
 pub fn reported_status(latest: Option<&Task>) -> Option<&'static str> {
@@ -58,7 +38,7 @@ pub async fn report_failed_imports(session: &Session, images: &mut [V2Image<'_>]
         .iter()
         .enumerate()
         .filter(|(_, image)| image.import_outcome_unknown())
-        .map(|(index, image)| lookup(session, index, format!("{}/tasks", image_path(&image.id))))
+        .map(|(index, image)| lookup(session, index, &image.id))
         .collect();
     if lookups.is_empty() {
         return;
@@ -74,29 +54,15 @@ pub async fn report_failed_imports(session: &Session, images: &mut [V2Image<'_>]
     }
 }
 
-async fn lookup(session: &Session, index: usize, path: String) -> (usize, bool) {
-    (index, failed(session, path).await)
-}
-
-async fn failed(session: &Session, path: String) -> bool {
-    let reply = match session.send(&crate::upstream::Call::get(path)).await {
-        Ok(reply) => reply,
+async fn lookup(session: &Session, index: usize, id: &str) -> (usize, bool) {
+    let failed = match glance::image_tasks(session, id).await {
+        Ok(tasks) => reported_status(latest(&tasks)).is_some(),
         Err(error) => {
             tracing::warn!(%error, "import task look-up failed");
-            return false;
-        }
-    };
-    if let Err(error) = GET_TASKS.check(&reply) {
-        tracing::warn!(%error, "import task look-up refused");
-        return false;
-    }
-    match serde_json::from_slice::<TaskList>(&reply.body) {
-        Ok(list) => reported_status(latest(&list.tasks)).is_some(),
-        Err(error) => {
-            tracing::warn!(%error, "unusable task list from the image service");
             false
         }
-    }
+    };
+    (index, failed)
 }
 
 #[cfg(test)]

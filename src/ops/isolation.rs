@@ -4,11 +4,9 @@
 //! never with another project's data - even if Glance's credentials were
 //! broader than the environment (an admin role, a misconfigured policy).
 
-use super::image_path;
 use crate::error::AllianceError;
 use crate::reshape::V2Image;
-use crate::upstream::status::StatusTable;
-use crate::upstream::{Call, Session};
+use crate::upstream::{Session, glance};
 
 /// How an image relates to the environment, from its own fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,13 +41,6 @@ pub fn listable(image: &V2Image<'_>, environment: &str, community_requested: boo
         Access::Hidden => false,
     }
 }
-
-/// Membership lookup: 200 when the environment is a member (any status).
-pub const GET_MEMBER: StatusTable = StatusTable {
-    call: "GET /v2/images/{id}/members/{member}",
-    success: 200,
-    refused: &[404, 403],
-};
 
 /// The write a caller is about to make, for Glance's wording.
 #[derive(Debug, Clone, Copy)]
@@ -88,19 +79,7 @@ async fn is_visible(session: &Session, image: &V2Image<'_>) -> Result<bool, Alli
             tracing::warn!(image_id = %image.id, "image service returned another project's private image; hidden");
             Ok(false)
         }
-        Access::IfMember => {
-            let path = format!(
-                "{}/members/{}",
-                image_path(&image.id),
-                percent_encoding::utf8_percent_encode(&session.environment, percent_encoding::NON_ALPHANUMERIC)
-            );
-            let reply = session.send(&Call::get(path)).await?;
-            match GET_MEMBER.check(&reply) {
-                Ok(()) => Ok(true),
-                Err(error) if error.status == 404 || error.status == 403 => Ok(false),
-                Err(error) => Err(error),
-            }
-        }
+        Access::IfMember => glance::is_member(session, &image.id, &session.environment).await,
     }
 }
 

@@ -13,21 +13,14 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use http::{StatusCode, header};
 
-use super::{import_status, isolation, unusable_answer};
+use super::{import_status, isolation};
 
 use crate::body::{APPLICATION_JSON, ChannelBody, ResponseBody};
 use crate::error::AllianceError;
 use crate::inbound::ListQuery;
 use crate::reshape::{AllianceImage, V2Image, read_image_page};
 use crate::route::Cloud;
-use crate::upstream::status::{CLIENT_REFUSALS, StatusTable};
-use crate::upstream::{Call, Reply, Session};
-
-pub const LIST_IMAGES: StatusTable = StatusTable {
-    call: "GET /v2/images",
-    success: 200,
-    refused: CLIENT_REFUSALS,
-};
+use crate::upstream::{Call, Reply, Session, glance};
 
 /// Smaller pages are parsed on the event loop (a thread hand-off would
 /// cost more than the parse).
@@ -50,7 +43,7 @@ pub async fn apply(
     let call = pager
         .take_call()?
         .ok_or_else(|| AllianceError::bad_gateway("no page to fetch"))?;
-    let reply = fetch_reply(&session, &call).await?;
+    let reply = glance::list_page(&session, &call).await?;
     // Dropped (its request aborted) if the first page fails.
     let prefetch = Prefetch::start(&session, &pager, &reply);
     // The status is decided by the first page.
@@ -117,7 +110,10 @@ impl Prefetch {
             .map(|path| {
                 let session = session.clone();
                 let call = Call::get(path.clone());
-                (path, tokio::spawn(async move { fetch_reply(&session, &call).await }))
+                (
+                    path,
+                    tokio::spawn(async move { glance::list_page(&session, &call).await }),
+                )
             });
         Prefetch { guess }
     }
@@ -132,7 +128,7 @@ impl Prefetch {
                 if let Some((_, task)) = other {
                     task.abort();
                 }
-                fetch_reply(session, call).await
+                glance::list_page(session, call).await
             }
         }
     }
@@ -158,13 +154,6 @@ fn guess_next_link(body: &[u8]) -> Option<String> {
     let value = rest.trim_start().strip_prefix(':')?.trim_start();
     let value = value.trim_end().strip_suffix('}')?.trim_end();
     serde_json::from_str::<String>(value).ok()
-}
-
-/// One page's call, answered as the status table allows.
-async fn fetch_reply(session: &Session, call: &Call) -> Result<Reply, AllianceError> {
-    let reply = session.send(call).await?;
-    LIST_IMAGES.check(&reply)?;
-    Ok(reply)
 }
 
 /// A page as the client gets it: its listable images, written.
@@ -235,7 +224,7 @@ fn read_listable<'a>(
             on_image(image);
         }
     })
-    .map_err(|error| unusable_answer(LIST_IMAGES.call, &error))?;
+    .map_err(|error| glance::unusable_answer(glance::LIST_IMAGES.call, &error))?;
     Ok(next.map(|link| link.to_string()))
 }
 
@@ -256,7 +245,7 @@ async fn fetch_page(
     call: &Call,
     community_requested: bool,
 ) -> Result<(Vec<V2Image<'static>>, Option<String>), AllianceError> {
-    let reply = fetch_reply(session, call).await?;
+    let reply = glance::list_page(session, call).await?;
     let mut images = Vec::new();
     let next = read_listable(&reply, &session.environment, community_requested, |image| {
         images.push(image.into_owned());

@@ -2,12 +2,12 @@
 //! match exactly one image visible to the environment (Glance's `name`
 //! filter): none -> 404, several -> 409 naming the ids.
 
-use super::{list, show};
+use super::list;
 use crate::error::AllianceError;
 use crate::inbound::{ImageRef, ListQuery};
 use crate::reshape::V2Image;
 use crate::route::Cloud;
-use crate::upstream::Session;
+use crate::upstream::{Session, glance};
 
 pub async fn by_name(session: &Session, cloud: &Cloud, name: &str) -> Result<V2Image<'static>, AllianceError> {
     let mut matches = list::collect(session, cloud, &ListQuery::by_name(name)).await?;
@@ -19,7 +19,7 @@ pub async fn by_name(session: &Session, cloud: &Cloud, name: &str) -> Result<V2I
 /// The image behind a reference: fetched by id, or found by name.
 pub async fn image(session: &Session, cloud: &Cloud, image_ref: ImageRef) -> Result<V2Image<'static>, AllianceError> {
     match image_ref {
-        ImageRef::Id(id) => show::get_image(session, &id).await,
+        ImageRef::Id(id) => glance::get_image(session, &id).await,
         ImageRef::Name(name) => by_name(session, cloud, &name).await,
     }
 }

@@ -4,21 +4,14 @@
 
 use http::StatusCode;
 
-use super::{image_path, image_response, import_status, isolation, lookup, parse_json};
+use super::{import_status, isolation, lookup};
 
 use crate::body::ResponseBody;
 use crate::error::AllianceError;
 use crate::inbound::ImageRef;
-use crate::reshape::V2Image;
+use crate::reshape::image_response;
 use crate::route::Cloud;
-use crate::upstream::status::{CLIENT_REFUSALS, StatusTable};
-use crate::upstream::{Call, Session};
-
-pub const GET_IMAGE: StatusTable = StatusTable {
-    call: "GET /v2/images/{id}",
-    success: 200,
-    refused: CLIENT_REFUSALS,
-};
+use crate::upstream::Session;
 
 pub async fn apply(
     session: &Session,
@@ -29,10 +22,4 @@ pub async fn apply(
     isolation::ensure_visible(session, &image).await?;
     import_status::report_failed_imports(session, std::slice::from_mut(&mut image)).await;
     Ok(image_response(StatusCode::OK, image))
-}
-
-pub async fn get_image(session: &Session, id: &str) -> Result<V2Image<'static>, AllianceError> {
-    let reply = session.send(&Call::get(image_path(id))).await?;
-    GET_IMAGE.check(&reply)?;
-    parse_json(&reply, GET_IMAGE.call).map(V2Image::into_owned)
 }

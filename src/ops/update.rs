@@ -5,27 +5,19 @@
 //! property, which always exists, so `replace` never meets Glance's 409 for
 //! a missing property).
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::isolation::{self, Write};
-use super::{image_path, image_response, import_status, lookup, parse_json, v2_field_values};
+use super::{fields, import_status, lookup};
 
 use crate::body::ResponseBody;
 use crate::error::AllianceError;
 use crate::inbound::{ImageFields, ImageRef, UpdateImage};
-use crate::reshape::V2Image;
+use crate::reshape::{V2Image, image_response};
 use crate::route::Cloud;
-use crate::upstream::status::{CLIENT_REFUSALS, StatusTable};
-use crate::upstream::{Call, JSON_PATCH, Session};
-
-/// Glance's 403 (formats of a non-queued image, not the owner), 404 and 409
-/// come back with their own status and message.
-pub const PATCH_IMAGE: StatusTable = StatusTable {
-    call: "PATCH /v2/images/{id}",
-    success: 200,
-    refused: CLIENT_REFUSALS,
-};
+use crate::upstream::Session;
+use crate::upstream::glance::{self, PATCH_IMAGE};
 
 pub async fn apply(
     session: &Session,
@@ -36,23 +28,15 @@ pub async fn apply(
     let image = lookup::image(session, cloud, image_ref).await?;
     isolation::ensure_writable(session, &image, Write::Modify).await?;
     let patch = serde_json::to_vec(&json_patch(&update.fields)).unwrap_or_default();
-    let reply = session
-        .send(&Call::with_body(
-            Method::PATCH,
-            image_path(&image.id),
-            JSON_PATCH,
-            patch,
-        ))
-        .await?;
-    PATCH_IMAGE.check(&reply)?;
-    let mut image: V2Image = parse_json(&reply, PATCH_IMAGE.call)?;
+    let reply = glance::patch_image(session, &image.id, patch).await?;
+    let mut image: V2Image = glance::parse_json(&reply, PATCH_IMAGE.call)?;
     import_status::report_failed_imports(session, std::slice::from_mut(&mut image)).await;
     Ok(image_response(StatusCode::OK, image))
 }
 
 pub fn json_patch(fields: &ImageFields) -> Value {
     Value::Array(
-        v2_field_values(fields)
+        fields::v2_values(fields)
             .into_iter()
             .map(|(name, value)| json!({"op": "replace", "path": format!("/{name}"), "value": value}))
             .collect(),

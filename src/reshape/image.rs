@@ -8,6 +8,14 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
+
+use crate::body::{ResponseBody, json_document};
+/// The answer of show, create and update: the image as the Alliance
+/// document shows it.
+pub fn image_response(status: http::StatusCode, image: V2Image<'_>) -> http::Response<ResponseBody> {
+    json_document(status, AllianceImage::from(image).to_json())
+}
+
 #[cfg(test)]
 use serde::Serialize;
 

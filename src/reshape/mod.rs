@@ -2,5 +2,6 @@
 
 pub mod image;
 pub mod message;
+pub mod status;
 
-pub use image::{AllianceImage, Text, V2Image, json_text, read_image_page};
+pub use image::{AllianceImage, Text, V2Image, image_response, json_text, read_image_page};

@@ -5,10 +5,9 @@
 //! headers from the namespace's authenticator, and the body's media type.
 
 pub mod auth;
-mod http_client;
+pub mod glance;
 pub mod keystone;
-mod plain_pool;
-pub mod status;
+mod transport;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +18,7 @@ use http::{HeaderMap, Method, StatusCode};
 use url::Url;
 
 pub use auth::{Authenticator, Credentials};
-pub use http_client::{HttpOptions, Service, TransportError, UpstreamHttp, is_idempotent};
+pub use transport::{HttpOptions, Service, TransportError, UpstreamHttp, is_idempotent};
 
 use crate::error::AllianceError;
 
@@ -146,7 +145,7 @@ impl Session {
     pub async fn upload(&self, call: &Call, body: reqwest::Body, timeout: Duration) -> Result<Reply, AllianceError> {
         let credentials = self.auth.credentials(&self.environment, &self.request_id).await?;
         self.http
-            .send_stream(
+            .upload(
                 &credentials.endpoint,
                 &credentials.headers,
                 call,

@@ -1,5 +1,5 @@
-//! Keep-alive connections to `http` upstreams: hyper's connection API under
-//! a small pool of idle connections per upstream host.
+//! The transport for `http` upstreams: hyper's connection API under a small
+//! pool of idle keep-alive connections per upstream host.
 //!
 //! A call takes the most recently used idle connection that is still open
 //! and younger than the idle timeout (or opens one), and puts it back once
@@ -12,25 +12,20 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::Uri;
 use http::uri::Authority;
 use http_body_util::Full;
 use hyper::client::conn::http1::{Builder, SendRequest};
 use hyper_util::rt::TokioIo;
 
+use super::{Outgoing, Reply, Transport, TransportError, failed, read_answer};
+
 /// The request side of one upstream connection.
-pub type Sender = SendRequest<Full<Bytes>>;
+type Sender = SendRequest<Full<Bytes>>;
 
 /// Idle connections kept per upstream host (like nginx's `keepalive N`);
 /// more are closed as they come back.
 const MAX_IDLE_PER_HOST: usize = 256;
-
-/// Why no connection could be had.
-#[derive(Debug)]
-pub enum ConnectError {
-    /// Refused, unreachable, or the name did not resolve.
-    Unreachable(String),
-    TimedOut,
-}
 
 #[derive(Clone)]
 pub struct PlainPool {
@@ -45,6 +40,31 @@ struct HostIdle {
     connections: Vec<(Sender, Instant)>,
 }
 
+impl Transport for PlainPool {
+    async fn exchange(&self, request: Outgoing, fresh: bool) -> Result<Reply, TransportError> {
+        let Outgoing {
+            method,
+            authority,
+            path_and_query,
+            headers,
+            body,
+        } = request;
+        let mut hyper_request = http::Request::new(Full::new(body));
+        *hyper_request.method_mut() = method;
+        // Origin form on the wire; the host is in `Host`.
+        *hyper_request.uri_mut() = Uri::from(path_and_query);
+        *hyper_request.headers_mut() = headers;
+        let mut sender = self.checkout(&authority, fresh).await?;
+        let response = sender
+            .send_request(hyper_request)
+            .await
+            .map_err(|error| failed(&error))?;
+        let reply = read_answer(response).await?;
+        self.checkin(&authority, sender);
+        Ok(reply)
+    }
+}
+
 impl PlainPool {
     pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
         PlainPool {
@@ -55,7 +75,7 @@ impl PlainPool {
     }
 
     /// An open connection to `authority`: a pooled one unless `fresh`.
-    pub async fn checkout(&self, authority: &Authority, fresh: bool) -> Result<Sender, ConnectError> {
+    async fn checkout(&self, authority: &Authority, fresh: bool) -> Result<Sender, TransportError> {
         if !fresh {
             while let Some(mut sender) = self.take_idle(authority) {
                 // Ready at once unless the upstream closed it meanwhile.
@@ -68,7 +88,7 @@ impl PlainPool {
     }
 
     /// Puts a connection whose last answer was read to the end back.
-    pub fn checkin(&self, authority: &Authority, sender: Sender) {
+    fn checkin(&self, authority: &Authority, sender: Sender) {
         if sender.is_closed() {
             return;
         }
@@ -108,20 +128,20 @@ impl PlainPool {
         None
     }
 
-    async fn connect(&self, authority: &Authority) -> Result<Sender, ConnectError> {
+    async fn connect(&self, authority: &Authority) -> Result<Sender, TransportError> {
         // `Authority::host` keeps an IPv6 address's brackets.
         let host = authority.host().trim_start_matches('[').trim_end_matches(']');
         let port = authority.port_u16().unwrap_or(80);
         let stream = tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect((host, port)))
             .await
-            .map_err(|_| ConnectError::TimedOut)?
-            .map_err(|error| ConnectError::Unreachable(format!("cannot connect to {authority}: {error}")))?;
+            .map_err(|_| TransportError::Timeout)?
+            .map_err(|error| TransportError::Unreachable(format!("cannot connect to {authority}: {error}")))?;
         // Requests are written whole; Nagle would only delay them.
         let _ = stream.set_nodelay(true);
         let (sender, connection) = Builder::new()
             .handshake(TokioIo::new(stream))
             .await
-            .map_err(|error| ConnectError::Unreachable(format!("connection to {authority}: {error}")))?;
+            .map_err(|error| TransportError::Unreachable(format!("connection to {authority}: {error}")))?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "upstream connection ended");

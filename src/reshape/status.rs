@@ -1,5 +1,6 @@
-//! Upstream status -> Alliance status. Each operation declares one explicit
-//! [`StatusTable`] per Glance call: its success status, the refusals the
+//! Upstream status -> Alliance status. Each Glance call has one explicit
+//! [`StatusTable`] (next to the call, in `upstream::glance`): its success
+//! status, the refusals the
 //! client sees as Glance gave them (status and plain message), and - for
 //! every call - 401 as the facade's own credentials failing (502). A status
 //! missing from the table is never passed through: it becomes a generic 502
@@ -7,9 +8,8 @@
 
 use http::StatusCode;
 
-use super::Reply;
+use super::message::glance_message;
 use crate::error::AllianceError;
-use crate::reshape::message::glance_message;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -46,22 +46,22 @@ impl StatusTable {
     }
 
     /// `Ok` for a success row; the Alliance error for anything else.
-    pub fn check(&self, reply: &Reply) -> Result<(), AllianceError> {
-        match self.outcome(reply.status) {
+    pub fn check(&self, status: StatusCode, body: &[u8]) -> Result<(), AllianceError> {
+        match self.outcome(status) {
             Some(Outcome::Success) => Ok(()),
             Some(Outcome::Refused) => {
-                let message = glance_message(&reply.body);
+                let message = glance_message(body);
                 let message = if message.is_empty() {
-                    reply.status.canonical_reason().unwrap_or("refused").to_owned()
+                    status.canonical_reason().unwrap_or("refused").to_owned()
                 } else {
                     message
                 };
-                Err(AllianceError::new(reply.status, message))
+                Err(AllianceError::new(status, message))
             }
             Some(Outcome::CredentialsRejected) => {
                 tracing::warn!(
                     call = self.call,
-                    status = reply.status.as_u16(),
+                    status = status.as_u16(),
                     "image service rejected the facade's credentials"
                 );
                 Err(AllianceError::bad_gateway(
@@ -71,8 +71,8 @@ impl StatusTable {
             None => {
                 tracing::warn!(
                     call = self.call,
-                    status = reply.status.as_u16(),
-                    message = %glance_message(&reply.body),
+                    status = status.as_u16(),
+                    message = %glance_message(body),
                     "unexpected answer from the image service"
                 );
                 Err(AllianceError::bad_gateway("the image service answered unexpectedly"))
@@ -84,8 +84,6 @@ impl StatusTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
-    use http::HeaderMap;
 
     const TABLE: StatusTable = StatusTable {
         call: "GET /v2/images/{id}",
@@ -93,28 +91,26 @@ mod tests {
         refused: &[404],
     };
 
-    fn reply(status: u16, body: &str) -> Reply {
-        Reply {
-            status: StatusCode::from_u16(status).unwrap(),
-            headers: HeaderMap::new(),
-            body: Bytes::from(body.to_owned()),
-        }
+    fn reply(status: u16, body: &str) -> (StatusCode, &[u8]) {
+        (StatusCode::from_u16(status).unwrap(), body.as_bytes())
+    }
+
+    fn check((status, body): (StatusCode, &[u8])) -> Result<(), AllianceError> {
+        TABLE.check(status, body)
     }
 
     #[test]
     fn applies_each_row() {
-        assert!(TABLE.check(&reply(200, "{}")).is_ok());
-        let refused = TABLE
-            .check(&reply(404, r#"{"message": "No image found with ID x<br /><br />"}"#))
-            .unwrap_err();
+        assert!(check(reply(200, "{}")).is_ok());
+        let refused = check(reply(404, r#"{"message": "No image found with ID x<br /><br />"}"#)).unwrap_err();
         assert_eq!(
             (refused.status.as_u16(), refused.message.as_str()),
             (404, "No image found with ID x")
         );
-        assert_eq!(TABLE.check(&reply(401, "")).unwrap_err().status, 502);
-        let unexpected = TABLE.check(&reply(500, "Traceback: secret details")).unwrap_err();
+        assert_eq!(check(reply(401, "")).unwrap_err().status, 502);
+        let unexpected = check(reply(500, "Traceback: secret details")).unwrap_err();
         assert_eq!(unexpected.status, 502);
         assert!(!unexpected.message.contains("secret"));
-        assert_eq!(TABLE.check(&reply(404, "")).unwrap_err().message, "Not Found");
+        assert_eq!(check(reply(404, "")).unwrap_err().message, "Not Found");
     }
 }

@@ -1,0 +1,302 @@
+//! The Glance v2 API as the facade uses it: every call it makes, each with
+//! its one explicit status table ([`StatusTable`], see
+//! [`crate::reshape::status`]), the paths, and how answers are read. The
+//! operations (`crate::ops`) decide which calls to make and in what order;
+//! this module knows how each one is made.
+
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use serde::Deserialize;
+use url::Url;
+
+use super::{Call, JSON, JSON_PATCH, Reply, Session};
+use crate::error::AllianceError;
+use crate::reshape::V2Image;
+use crate::reshape::status::{CLIENT_REFUSALS, StatusTable};
+
+/// Characters left as they are in a path segment (RFC 3986 unreserved).
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `/v2/images/{id}`; ids that come from Glance are encoded, not trusted.
+pub fn image_path(id: &str) -> String {
+    format!("/v2/images/{}", segment(id))
+}
+
+fn segment(text: &str) -> percent_encoding::PercentEncode<'_> {
+    percent_encoding::utf8_percent_encode(text, PATH_SEGMENT)
+}
+
+/// A success body that does not parse is the upstream's fault: 502.
+pub fn parse_json<'a, T: Deserialize<'a>>(reply: &'a Reply, call: &'static str) -> Result<T, AllianceError> {
+    crate::reshape::json_text(&reply.body)
+        .and_then(serde_json::from_str)
+        .map_err(|error| unusable_answer(call, &error))
+}
+
+/// The 502 for a success body of `call` that does not parse.
+pub fn unusable_answer(call: &'static str, error: &serde_json::Error) -> AllianceError {
+    tracing::warn!(call, %error, "unusable answer from the image service");
+    AllianceError::bad_gateway("the image service sent an unusable answer")
+}
+
+/// Sends `call` and applies `table`: the reply if it is the call's success.
+async fn checked(session: &Session, table: &StatusTable, call: &Call) -> Result<Reply, AllianceError> {
+    let reply = session.send(call).await?;
+    table.check(reply.status, &reply.body)?;
+    Ok(reply)
+}
+
+pub const GET_IMAGE: StatusTable = StatusTable {
+    call: "GET /v2/images/{id}",
+    success: 200,
+    refused: CLIENT_REFUSALS,
+};
+
+/// One image, detached from Glance's answer.
+pub async fn get_image(session: &Session, id: &str) -> Result<V2Image<'static>, AllianceError> {
+    let reply = checked(session, &GET_IMAGE, &Call::get(image_path(id))).await?;
+    parse_json(&reply, GET_IMAGE.call).map(V2Image::into_owned)
+}
+
+pub const LIST_IMAGES: StatusTable = StatusTable {
+    call: "GET /v2/images",
+    success: 200,
+    refused: CLIENT_REFUSALS,
+};
+
+/// One page of the image list; `call` is the first page's or a `next` link's.
+pub async fn list_page(session: &Session, call: &Call) -> Result<Reply, AllianceError> {
+    checked(session, &LIST_IMAGES, call).await
+}
+
+pub const CREATE_IMAGE: StatusTable = StatusTable {
+    call: "POST /v2/images",
+    success: 201,
+    refused: CLIENT_REFUSALS,
+};
+
+/// `body`: the v2 image document. The reply carries the image and the
+/// import methods this image may use (`OpenStack-image-import-methods`).
+pub async fn create_image(session: &Session, body: Vec<u8>) -> Result<Reply, AllianceError> {
+    checked(
+        session,
+        &CREATE_IMAGE,
+        &Call::with_body(Method::POST, "/v2/images", JSON, body),
+    )
+    .await
+}
+
+/// Glance's 403 (formats of a non-queued image, not the owner), 404 and 409
+/// come back with their own status and message.
+pub const PATCH_IMAGE: StatusTable = StatusTable {
+    call: "PATCH /v2/images/{id}",
+    success: 200,
+    refused: CLIENT_REFUSALS,
+};
+
+/// `patch`: a JSON-Patch document in Glance's dialect. The reply carries
+/// the image as it now is.
+pub async fn patch_image(session: &Session, id: &str, patch: Vec<u8>) -> Result<Reply, AllianceError> {
+    let call = Call::with_body(Method::PATCH, image_path(id), JSON_PATCH, patch);
+    checked(session, &PATCH_IMAGE, &call).await
+}
+
+pub const DELETE_IMAGE: StatusTable = StatusTable {
+    call: "DELETE /v2/images/{id}",
+    success: 204,
+    refused: CLIENT_REFUSALS,
+};
+
+pub async fn delete_image(session: &Session, id: &str) -> Result<(), AllianceError> {
+    checked(session, &DELETE_IMAGE, &Call::delete(image_path(id)))
+        .await
+        .map(drop)
+}
+
+/// 404 (the image just created is gone) and 415 (the facade's own request
+/// was wrong) are not the client's doing, so they are left to the 502 row.
+pub const IMPORT_IMAGE: StatusTable = StatusTable {
+    call: "POST /v2/images/{id}/import",
+    success: 202,
+    refused: &[400, 403, 409, 413],
+};
+
+/// The web-download import of `uri` into image `id` (sent by the caller,
+/// which decides what a lost answer or a conflict means).
+pub fn web_download_call(id: &str, uri: &Url) -> Call {
+    let body = serde_json::json!({"method": {"name": "web-download", "uri": uri.as_str()}});
+    Call::with_body(
+        Method::POST,
+        format!("{}/import", image_path(id)),
+        JSON,
+        body.to_string().into_bytes(),
+    )
+}
+
+/// Membership lookup: 200 when the environment is a member (any status).
+pub const GET_MEMBER: StatusTable = StatusTable {
+    call: "GET /v2/images/{id}/members/{member}",
+    success: 200,
+    refused: &[404, 403],
+};
+
+/// Whether `member` is a member of image `id` (404 and 403 mean no).
+pub async fn is_member(session: &Session, id: &str, member: &str) -> Result<bool, AllianceError> {
+    let call = Call::get(format!("{}/members/{}", image_path(id), segment(member)));
+    let reply = session.send(&call).await?;
+    match GET_MEMBER.check(reply.status, &reply.body) {
+        Ok(()) => Ok(true),
+        Err(error) if error.status == StatusCode::NOT_FOUND || error.status == StatusCode::FORBIDDEN => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+pub const GET_TASKS: StatusTable = StatusTable {
+    call: "GET /v2/images/{id}/tasks",
+    success: 200,
+    refused: &[403, 404],
+};
+
+/// An import task of an image, as much of it as the facade reads.
+#[derive(Debug, Deserialize)]
+pub struct Task {
+    pub status: String,
+    #[serde(default)]
+    pub created_at: String,
+}
+
+#[derive(Deserialize)]
+struct TaskList {
+    tasks: Vec<Task>,
+}
+
+/// The import tasks of image `id`.
+pub async fn image_tasks(session: &Session, id: &str) -> Result<Vec<Task>, AllianceError> {
+    let reply = checked(session, &GET_TASKS, &Call::get(format!("{}/tasks", image_path(id)))).await?;
+    parse_json::<TaskList>(&reply, GET_TASKS.call).map(|list| list.tasks)
+}
+
+pub const INFO_IMPORT: StatusTable = StatusTable {
+    call: "GET /v2/info/import",
+    success: 200,
+    refused: &[403, 404],
+};
+
+#[derive(Deserialize)]
+struct InfoImport {
+    #[serde(rename = "import-methods")]
+    import_methods: InfoValue,
+}
+
+#[derive(Deserialize)]
+struct InfoValue {
+    value: Vec<String>,
+}
+
+/// The import methods the cloud offers, or `None` when it does not say (an
+/// older Glance without `/v2/info/import`, a policy hiding it, an answer
+/// that does not parse).
+pub async fn import_methods(session: &Session) -> Result<Option<Vec<String>>, AllianceError> {
+    let reply = session.send(&Call::get("/v2/info/import")).await?;
+    match INFO_IMPORT.check(reply.status, &reply.body) {
+        Ok(()) => Ok(serde_json::from_slice::<InfoImport>(&reply.body)
+            .map(|info| Some(info.import_methods.value))
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "unusable /v2/info/import answer");
+                None
+            })),
+        Err(error) if error.status.is_client_error() => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// `OpenStack-image-import-methods: glance-direct,web-download`, as a
+/// create reply gives it.
+pub fn import_methods_header(reply: &Reply) -> Option<Vec<String>> {
+    let value = reply.headers.get("openstack-image-import-methods")?.to_str().ok()?;
+    Some(
+        value
+            .split(',')
+            .map(|method| method.trim().to_owned())
+            .filter(|method| !method.is_empty())
+            .collect(),
+    )
+}
+
+pub const UPLOAD_DATA: StatusTable = StatusTable {
+    call: "PUT /v2/images/{id}/file",
+    success: 204,
+    refused: CLIENT_REFUSALS,
+};
+
+/// Streams image data into image `id`, bounded by `timeout` as a whole.
+pub async fn upload_data(
+    session: &Session,
+    id: &str,
+    data: reqwest::Body,
+    timeout: Duration,
+) -> Result<(), AllianceError> {
+    let call = Call {
+        method: Method::PUT,
+        path_and_query: format!("{}/file", image_path(id)),
+        body: None,
+    };
+    let reply = session.upload(&call, data, timeout).await?;
+    UPLOAD_DATA.check(reply.status, &reply.body)
+}
+
+/// Adds a custom property to image `id` (JSON-Patch `add`).
+pub async fn add_property(session: &Session, id: &str, name: &str, value: &str) -> Result<(), AllianceError> {
+    let patch = serde_json::json!([{"op": "add", "path": format!("/{name}"), "value": value}]);
+    patch_image(session, id, patch.to_string().into_bytes()).await.map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_paths_are_encoded() {
+        assert_eq!(
+            image_path("75da8211-b8d3-4329-a12b-953e7db4690a"),
+            "/v2/images/75da8211-b8d3-4329-a12b-953e7db4690a"
+        );
+        assert_eq!(image_path("../x?y"), "/v2/images/..%2Fx%3Fy");
+    }
+
+    #[test]
+    fn the_web_download_body() {
+        let url = Url::parse("http://cloudhyd.com/openstack/images/cirros-0.3.0-i386-disk.img").unwrap();
+        let call = web_download_call("i", &url);
+        assert_eq!(call.path_and_query, "/v2/images/i/import");
+        let (media_type, body) = call.body.unwrap();
+        assert_eq!(media_type, JSON);
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            r#"{"method":{"name":"web-download","uri":"http://cloudhyd.com/openstack/images/cirros-0.3.0-i386-disk.img"}}"#
+        );
+    }
+
+    #[test]
+    fn reads_the_create_reply_header() {
+        let mut reply = Reply {
+            status: StatusCode::CREATED,
+            headers: http::HeaderMap::new(),
+            body: bytes::Bytes::new(),
+        };
+        assert_eq!(import_methods_header(&reply), None);
+        reply.headers.insert(
+            "openstack-image-import-methods",
+            "glance-direct, web-download".parse().unwrap(),
+        );
+        assert_eq!(
+            import_methods_header(&reply).unwrap(),
+            ["glance-direct", "web-download"]
+        );
+    }
+}
