@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Benchmark harness of alliance-glance: builds the release binary, installs
-# what the measurement needs (cached under .cache/bench/), runs the Rust
-# driver (benches/facade/) and prints one table.
+# Benchmark harness of alliance-glance: builds the binaries, installs what
+# the measurement needs (cached under .cache/bench/), runs the Rust driver
+# (benches/facade/) and prints one table.
 #
-#   bench/run.sh            full run (about 5 minutes once installed)
-#   bench/run.sh --smoke    every part with tiny durations (CI: checks only that it runs)
+#   bench/run.sh            full run (about 5 minutes once installed; the first
+#                           run builds oha and the release binaries, ~10 minutes)
+#   bench/run.sh --smoke    every part with tiny durations (CI: checks only that it
+#                           runs): the test profile's binaries, the driver's own load
+#                           generator - nothing to compile beyond what the tests built
 #   bench/run.sh --record   full run, and write the table to bench/RESULTS.md
 #   bench/run.sh -- ARGS    extra driver arguments, e.g. -- --only show,list --rate 3000
 #
@@ -35,7 +38,7 @@ phase() { printf '== bench: %s (+%ss)\n' "$1" "$(( $(date +%s) - started ))" >&2
 # --- tools -----------------------------------------------------------------
 OHA_VERSION=1.16.0
 oha="$cache/tools/bin/oha"
-if [[ ! -x "$oha" ]] || ! "$oha" --version 2>/dev/null | grep -q "$OHA_VERSION"; then
+if [[ $mode == full ]] && { [[ ! -x "$oha" ]] || ! "$oha" --version 2>/dev/null | grep -q "$OHA_VERSION"; }; then
     phase "installing oha $OHA_VERSION from crates.io (first run only, a few minutes)"
     # native-tls links the system OpenSSL (libssl-dev, pkg-config); building
     # oha without any TLS feature fails, and rustls would build aws-lc.
@@ -77,9 +80,22 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # --- build -----------------------------------------------------------------
-phase "building release binaries"
-cargo build --release --locked --bin alliance-glance >&2
-cargo bench --locked --bench facade --no-run >&2 2>"$cache/bench-build.log" || {
+# The full run measures release binaries; the smoke only proves the harness
+# runs, on the test profile's binaries (which the test command has built).
+if [[ $mode == full ]]; then
+    phase "building release binaries"
+    cargo build --release --locked --bin alliance-glance >&2
+    facade_bin="$root/target/release/alliance-glance"
+    driver=(cargo bench --locked --bench facade --)
+    load=(--oha "$oha")
+else
+    phase "building test-profile binaries"
+    cargo build --locked --bin alliance-glance >&2
+    facade_bin="$root/target/debug/alliance-glance"
+    driver=(cargo test --locked --bench facade --)
+    load=(--builtin-load)
+fi
+"${driver[@]:0:5}" --no-run >&2 2>"$cache/bench-build.log" || {
     cat "$cache/bench-build.log" >&2
     exit 1
 }
@@ -102,10 +118,10 @@ cleanup() {
 trap cleanup EXIT
 
 phase "measuring ($mode)"
-args=(--oha "$oha" --nginx "$nginx_run" --facade-bin "$root/target/release/alliance-glance" --work-dir "$work" --out "$cache/table.md")
+args=("${load[@]}" --nginx "$nginx_run" --facade-bin "$facade_bin" --work-dir "$work" --out "$cache/table.md")
 [[ $mode == smoke ]] && args+=(--smoke)
 status=0
-cargo bench --locked --bench facade -- "${args[@]}" "${driver_args[@]}" || status=$?
+"${driver[@]}" "${args[@]}" "${driver_args[@]}" || status=$?
 
 machine() {
     echo "- nproc: $(nproc)"

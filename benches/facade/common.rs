@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::procs::{Load, Mode, Oha};
+use crate::load::{Load, LoadTool, Mode};
 use crate::report::Report;
 
 pub const NAMESPACE: &str = "ccsr1";
@@ -16,7 +16,7 @@ pub const FACADE_USER: &str = "alliance-bench";
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub smoke: bool,
-    /// Length of one `oha` run.
+    /// Length of one load run.
     pub load: Duration,
     pub warmup: Duration,
     /// Each comparison is repeated this many times, targets interleaved;
@@ -98,7 +98,7 @@ pub struct Ctx {
     pub plan: Plan,
     pub facade_bin: PathBuf,
     pub nginx_bin: Option<PathBuf>,
-    pub oha: Oha,
+    pub load_tool: LoadTool,
     /// Configs, logs, nginx's prefix.
     pub dir: PathBuf,
     pub report: Report,
@@ -208,7 +208,7 @@ pub async fn compare(ctx: &Ctx, targets: &[Target]) -> Result<Vec<(Load, Load)>,
         connections: plan.rate_connections,
     };
     for target in targets {
-        ctx.oha
+        ctx.load_tool
             .run(&target.url, &headers(target), throughput_mode, plan.warmup)
             .await?;
     }
@@ -217,7 +217,7 @@ pub async fn compare(ctx: &Ctx, targets: &[Target]) -> Result<Vec<(Load, Load)>,
     for round in 0..plan.rounds {
         for (index, target) in targets.iter().enumerate() {
             let load = ctx
-                .oha
+                .load_tool
                 .run(&target.url, &headers(target), throughput_mode, plan.load)
                 .await?;
             eprintln!(
@@ -230,7 +230,10 @@ pub async fn compare(ctx: &Ctx, targets: &[Target]) -> Result<Vec<(Load, Load)>,
             throughput[index].push(load);
         }
         for (index, target) in targets.iter().enumerate() {
-            let load = ctx.oha.run(&target.url, &headers(target), rate_mode, plan.load).await?;
+            let load = ctx
+                .load_tool
+                .run(&target.url, &headers(target), rate_mode, plan.load)
+                .await?;
             eprintln!(
                 "    round {} {:<28} at {} req/s: p50 {:.3} p99 {:.3} p99.9 {:.3} ms",
                 round + 1,

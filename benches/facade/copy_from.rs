@@ -54,7 +54,12 @@ pub async fn run(ctx: &mut Ctx) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
-    let mock = glance::spawn(listener, glance::Options::default()).await;
+    // The part counts the facade's calls to Glance.
+    let recording = glance::Options {
+        record_requests: true,
+        ..glance::Options::default()
+    };
+    let mock = glance::spawn(listener, recording).await;
     let total = plan.copy_from_images;
     let lists = [
         ("plain", format!("{:032x}", 0xcf00), 0),

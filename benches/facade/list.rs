@@ -109,7 +109,6 @@ pub async fn run(ctx: &mut Ctx) -> Result<(), String> {
         facade.stop().await;
         outcome?;
         peaks.push((*count, memory?.peak_kib));
-        mock.take_requests();
     }
     let (count, peak) = *peaks.last().ok_or("no list measured")?;
     ctx.report

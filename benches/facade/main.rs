@@ -1,16 +1,16 @@
 //! The benchmark driver of `bench/run.sh` (run it through that script, which
-//! builds the release binary and installs nginx and oha):
+//! builds the binaries and installs nginx, and oha for a full run):
 //!
 //! ```text
-//! cargo bench --bench facade -- --oha PATH [--nginx PATH] [--smoke]
+//! cargo bench --bench facade -- (--oha PATH | --builtin-load) [--nginx PATH] [--smoke]
 //!     [--facade-bin PATH] [--work-dir DIR] [--only PARTS] [--rate N] [--out FILE]
 //! ```
 //!
 //! It hosts the upstreams in-process (the mock Glance and Keystone, and a
-//! static upstream), starts the facade's release binary and nginx as
-//! separate processes (so their RSS can be read from `/proc`), drives
-//! `oha`, and prints one Markdown table. Parts: `show` (1), `list` (2),
-//! `keystone` (3), `memory` (4), `copy_from` (5), `scoping` (6).
+//! static upstream), starts the facade's binary and nginx as separate
+//! processes (so their RSS and CPU time can be read from `/proc`), drives
+//! the load tool, and prints one Markdown table. Parts: `show` (1), `list`
+//! (2), `keystone` (3), `memory` (4), `copy_from` (5), `scoping` (6).
 //! Missed targets are reported in the table, not by the exit status: it is
 //! non-zero only when a part could not run.
 
@@ -19,6 +19,7 @@ mod common;
 mod copy_from;
 mod keystone;
 mod list;
+mod load;
 mod memory;
 mod procs;
 mod report;
@@ -28,87 +29,100 @@ mod upstream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
+
 use common::{Ctx, Plan};
-use procs::Oha;
+use load::LoadTool;
 use report::Report;
 
-const PARTS: [&str; 6] = ["show", "list", "keystone", "memory", "copy_from", "scoping"];
-
-struct Args {
-    smoke: bool,
-    oha: PathBuf,
-    nginx: Option<PathBuf>,
-    facade_bin: PathBuf,
-    work_dir: Option<PathBuf>,
-    only: Vec<String>,
-    rate: Option<u32>,
-    out: Option<PathBuf>,
-    mock_speed: bool,
-    serve_upstream: bool,
-    /// `--serve-bare-proxy PORT UPSTREAM` (started by part 1).
-    bare_proxy: Option<(u16, std::net::SocketAddr)>,
+/// The parts, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    Show,
+    List,
+    Keystone,
+    Memory,
+    #[value(name = "copy_from")]
+    CopyFrom,
+    Scoping,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        smoke: false,
-        oha: PathBuf::new(),
-        nginx: None,
-        facade_bin: PathBuf::from(env!("CARGO_BIN_EXE_alliance-glance")),
-        work_dir: None,
-        only: PARTS.iter().map(|part| (*part).to_owned()).collect(),
-        rate: None,
-        out: None,
-        mock_speed: true,
-        serve_upstream: false,
-        bare_proxy: None,
-    };
-    let mut raw = std::env::args().skip(1);
-    while let Some(arg) = raw.next() {
-        let mut value = || raw.next().ok_or_else(|| format!("{arg} needs a value"));
-        match arg.as_str() {
-            // `cargo bench` passes this to every bench target.
-            "--bench" => {}
-            "--smoke" => args.smoke = true,
-            "--oha" => args.oha = PathBuf::from(value()?),
-            "--nginx" => args.nginx = Some(PathBuf::from(value()?)),
-            "--facade-bin" => args.facade_bin = PathBuf::from(value()?),
-            "--work-dir" => args.work_dir = Some(PathBuf::from(value()?)),
-            "--only" => {
-                args.only = value()?.split(',').map(str::to_owned).collect();
-                if let Some(unknown) = args.only.iter().find(|part| !PARTS.contains(&part.as_str())) {
-                    return Err(format!("unknown part {unknown}; parts: {}", PARTS.join(",")));
-                }
-            }
-            "--rate" => args.rate = Some(value()?.parse().map_err(|_| "--rate needs a number")?),
-            "--out" => args.out = Some(PathBuf::from(value()?)),
-            "--no-mock-speed" => args.mock_speed = false,
-            "--serve-upstream" => args.serve_upstream = true,
-            "--serve-bare-proxy" => {
-                let port = value()?.parse().map_err(|_| "--serve-bare-proxy needs a port")?;
-                let upstream = value()?
-                    .parse()
-                    .map_err(|_| "--serve-bare-proxy needs an upstream address")?;
-                args.bare_proxy = Some((port, upstream));
-            }
-            other => return Err(format!("unknown argument {other}")),
+impl Part {
+    const ALL: [Part; 6] = [
+        Part::Show,
+        Part::List,
+        Part::Keystone,
+        Part::Memory,
+        Part::CopyFrom,
+        Part::Scoping,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Part::Show => "show",
+            Part::List => "list",
+            Part::Keystone => "keystone",
+            Part::Memory => "memory",
+            Part::CopyFrom => "copy_from",
+            Part::Scoping => "scoping",
         }
     }
-    if args.oha.as_os_str().is_empty() && !args.serve_upstream && args.bare_proxy.is_none() {
-        return Err("--oha PATH is required (bench/run.sh installs oha)".into());
-    }
-    Ok(args)
+}
+
+#[derive(Parser)]
+#[command(about = "The benchmark driver of bench/run.sh")]
+struct Args {
+    /// Every part with tiny durations and sizes (checks only that it runs).
+    #[arg(long)]
+    smoke: bool,
+    /// The load tool: oha at this path.
+    #[arg(long, required_unless_present_any = ["builtin_load", "serve_upstream", "serve_bare_proxy"])]
+    oha: Option<PathBuf>,
+    /// The load tool: the driver's own small generator (no oha to build).
+    #[arg(long, conflicts_with = "oha")]
+    builtin_load: bool,
+    /// nginx, for the `proxy_pass` comparison (left out when not given).
+    #[arg(long)]
+    nginx: Option<PathBuf>,
+    /// The facade binary to measure.
+    #[arg(long, default_value = env!("CARGO_BIN_EXE_alliance-glance"))]
+    facade_bin: PathBuf,
+    /// Configs, logs and nginx's prefix (a temporary folder otherwise).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// The parts to run, comma-separated (all by default).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Part>,
+    /// The fixed request rate of the latency runs.
+    #[arg(long)]
+    rate: Option<u32>,
+    /// Also write the table here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Skip the mock Glance's own throughput row of part 1.
+    #[arg(long)]
+    no_mock_speed: bool,
+    /// Only serve part 1's static upstream, until killed (for profiling by hand).
+    #[arg(long)]
+    serve_upstream: bool,
+    /// Serve the bare hyper proxy on PORT in front of UPSTREAM (started by part 1).
+    #[arg(long, num_args = 2, value_names = ["PORT", "UPSTREAM"])]
+    serve_bare_proxy: Option<Vec<String>>,
+    /// Passed by `cargo bench` to every bench target.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 fn main() -> std::process::ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("bench: {message}");
+    let args = Args::parse();
+    if let Some(values) = &args.serve_bare_proxy {
+        let (Some(Ok(port)), Some(Ok(upstream))) = (
+            values.first().map(|port| port.parse()),
+            values.get(1).map(|upstream| upstream.parse()),
+        ) else {
+            eprintln!("bench: --serve-bare-proxy needs a port and an upstream address");
             return std::process::ExitCode::from(2);
-        }
-    };
-    if let Some((port, upstream)) = args.bare_proxy {
+        };
         return bare::serve(port, upstream);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -145,7 +159,10 @@ async fn run(args: Args) -> std::process::ExitCode {
         plan,
         facade_bin: args.facade_bin.clone(),
         nginx_bin: args.nginx.clone(),
-        oha: Oha { bin: args.oha.clone() },
+        load_tool: match &args.oha {
+            Some(oha) => LoadTool::Oha(oha.clone()),
+            None => LoadTool::Builtin,
+        },
         dir: dir.clone(),
         report: Report::default(),
         client,
@@ -156,45 +173,46 @@ async fn run(args: Args) -> std::process::ExitCode {
     }
     let started = Instant::now();
     let mut failed = 0;
-    for part in PARTS {
-        if !args.only.iter().any(|only| only == part) {
+    for part in Part::ALL {
+        if !args.only.is_empty() && !args.only.contains(&part) {
             continue;
         }
+        let name = part.name();
         let part_started = Instant::now();
-        eprintln!("bench: part {part} ...");
+        eprintln!("bench: part {name} ...");
         let outcome = match part {
-            "show" => {
+            Part::Show => {
                 let outcome = show::run(&mut ctx).await;
-                if outcome.is_ok() && args.mock_speed && !ctx.plan.smoke {
+                if outcome.is_ok() && !args.no_mock_speed && !ctx.plan.smoke {
                     if let Err(error) = show::mock_speed(&mut ctx).await {
                         eprintln!("bench: mock speed: {error}");
                     }
                 }
                 outcome
             }
-            "list" => list::run(&mut ctx).await,
-            "keystone" => keystone::run(&mut ctx).await,
-            "memory" => memory::run(&mut ctx).await,
-            "copy_from" => copy_from::run(&mut ctx).await,
-            "scoping" => keystone::run_scoping(&mut ctx).await,
-            _ => unreachable!("parts are checked on parsing"),
+            Part::List => list::run(&mut ctx).await,
+            Part::Keystone => keystone::run(&mut ctx).await,
+            Part::Memory => memory::run(&mut ctx).await,
+            Part::CopyFrom => copy_from::run(&mut ctx).await,
+            Part::Scoping => keystone::run_scoping(&mut ctx).await,
         };
         if let Err(error) = outcome {
-            eprintln!("bench: part {part} failed: {error}");
-            ctx.report.failed(part, &error);
+            eprintln!("bench: part {name} failed: {error}");
+            ctx.report.failed(name, &error);
             failed += 1;
         }
-        eprintln!("bench: part {part} took {:.1} s", part_started.elapsed().as_secs_f64());
+        eprintln!("bench: part {name} took {:.1} s", part_started.elapsed().as_secs_f64());
     }
     ctx.report.note(format!(
-        "Mode: {}; measured in {:.0} s. Load tool: oha (open loop at the fixed rate, with latency correction). \
+        "Mode: {}; measured in {:.0} s. Load tool: {} (open loop at the fixed rate, with latency correction). \
          Ratios compare figures of this same run.",
         if ctx.plan.smoke {
             "smoke (tiny durations; figures mean nothing)"
         } else {
             "full"
         },
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        ctx.load_tool.name()
     ));
     let table = ctx.report.markdown();
     println!("{table}");
@@ -221,7 +239,7 @@ async fn serve_upstream(client: reqwest::Client) -> std::process::ExitCode {
         plan: Plan::full(),
         facade_bin: PathBuf::new(),
         nginx_bin: None,
-        oha: Oha { bin: PathBuf::new() },
+        load_tool: LoadTool::Builtin,
         dir: std::env::temp_dir(),
         report: Report::default(),
         client,

@@ -6,7 +6,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::common::*;
-use crate::procs::{Facade, Mode};
+use crate::load::Mode;
+use crate::procs::Facade;
 use crate::report::mib;
 use crate::show::record_image;
 use crate::upstream::StaticUpstream;
@@ -65,7 +66,7 @@ async fn measure(ctx: &mut Ctx, facade: &Facade, id: &str) -> Result<(), String>
     // be dropped (1.5 s idle timeout).
     let headers = alliance_headers(ENV);
     let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-    ctx.oha
+    ctx.load_tool
         .run(
             &format!("{}/images/{id}", facade.url()),
             &headers,
@@ -154,7 +155,7 @@ fn binary_size(ctx: &mut Ctx) {
         .map(|m| m.len());
     let _ = std::fs::remove_file(&stripped_path);
     ctx.report
-        .row(PART, "binary size (release, as built)", mib(size / 1024))
+        .row(PART, "binary size (as built)", mib(size / 1024))
         .compared(match stripped {
             Some(stripped) => format!("{} stripped", mib(stripped / 1024)),
             None => "strip not available".into(),

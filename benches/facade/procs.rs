@@ -1,12 +1,10 @@
-//! Processes the driver starts and measures: the facade's release binary,
-//! nginx (as a plain `proxy_pass`), and the load tool `oha`. Each is stopped
-//! by its own pid when dropped.
+//! Processes the driver starts and measures: the facade's binary and nginx
+//! (as a plain `proxy_pass`). Each is stopped by its own pid when dropped.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use tokio::process::{Child, Command};
 
 pub type Result<T> = std::result::Result<T, String>;
@@ -305,96 +303,4 @@ http {{
         stop(&mut self.child, "TERM").await;
         let _ = std::fs::remove_file(self.dir.join("access.log"));
     }
-}
-
-/// What one `oha` run measured.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Load {
-    pub rps: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub p999_ms: f64,
-    pub success_rate: f64,
-    /// Responses that were not 200.
-    pub non_200: u64,
-}
-
-/// How `oha` drives the target.
-#[derive(Debug, Clone, Copy)]
-pub enum Mode {
-    /// As fast as possible with this many connections (closed loop).
-    Throughput { connections: u32 },
-    /// A fixed request rate (open loop; latency counted from when each
-    /// request was due, so a stall is not hidden).
-    Rate { rate: u32, connections: u32 },
-}
-
-pub struct Oha {
-    pub bin: PathBuf,
-}
-
-impl Oha {
-    pub async fn run(&self, url: &str, headers: &[(&str, &str)], mode: Mode, duration: Duration) -> Result<Load> {
-        let mut command = Command::new(&self.bin);
-        command
-            .arg("--no-tui")
-            .args(["--output-format", "json"])
-            .arg("-z")
-            .arg(format!("{}ms", duration.as_millis()));
-        match mode {
-            Mode::Throughput { connections } => {
-                command.arg("-c").arg(connections.to_string());
-            }
-            Mode::Rate { rate, connections } => {
-                command
-                    .arg("-c")
-                    .arg(connections.to_string())
-                    .arg("-q")
-                    .arg(rate.to_string())
-                    .arg("--latency-correction");
-            }
-        }
-        for (name, value) in headers {
-            command.arg("-H").arg(format!("{name}: {value}"));
-        }
-        command.arg(url).stdin(Stdio::null()).kill_on_drop(true);
-        let output = command
-            .output()
-            .await
-            .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
-        if !output.status.success() {
-            return Err(format!(
-                "oha failed ({}): {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-        let report: Value = serde_json::from_slice(&output.stdout)
-            .map_err(|e| format!("oha printed no JSON ({e}): {}", String::from_utf8_lossy(&output.stdout)))?;
-        let number = |value: &Value| value.as_f64().unwrap_or(f64::NAN);
-        let percentiles = &report["latencyPercentiles"];
-        let non_200 = count_except(&report["statusCodeDistribution"], "200");
-        // Requests still in flight when the run ends are not errors.
-        let errors = count_except(&report["errorDistribution"], "aborted due to deadline");
-        Ok(Load {
-            rps: number(&report["summary"]["requestsPerSec"]),
-            p50_ms: number(&percentiles["p50"]) * 1000.0,
-            p99_ms: number(&percentiles["p99"]) * 1000.0,
-            p999_ms: number(&percentiles["p99.9"]) * 1000.0,
-            success_rate: number(&report["summary"]["successRate"]),
-            non_200: non_200 + errors,
-        })
-    }
-}
-
-/// The counts of an oha distribution (`{"key": count, ...}`) summed,
-/// leaving out `skip`.
-fn count_except(distribution: &Value, skip: &str) -> u64 {
-    distribution.as_object().map_or(0, |counts| {
-        counts
-            .iter()
-            .filter(|(key, _)| key.as_str() != skip)
-            .map(|(_, count)| count.as_u64().unwrap_or(0))
-            .sum()
-    })
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 use openstack_mock::glance;
 
 use crate::common::*;
-use crate::procs::{BareProxy, Facade, Mode, Nginx};
+use crate::load::Mode;
+use crate::procs::{BareProxy, Facade, Nginx};
 use crate::report::{Verdict, ms, ratio, rps};
 use crate::upstream::{Recorded, StaticUpstream};
 
@@ -218,7 +219,7 @@ async fn measure(ctx: &mut Ctx, paths: &Paths<'_>, id: &str, body_bytes: usize) 
             None => String::new(),
         });
     let rate_line = format!("at {} req/s, {} connections", plan.rate, plan.rate_connections);
-    let mut latency = |name: &str, load: crate::procs::Load| {
+    let mut latency = |name: &str, load: crate::load::Load| {
         report
             .row(
                 PART,
@@ -275,7 +276,7 @@ pub async fn mock_speed(ctx: &mut Ctx) -> Result<(), String> {
     let headers = trusted_headers(ENV);
     let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
     let load = ctx
-        .oha
+        .load_tool
         .run(
             &format!("{}/v2/images/{id}", mock.url()),
             &headers,
