@@ -1,5 +1,5 @@
 //! Mock Keystone v3: the token API the facade and Glance use, answering
-//! like Keystone 30.0.0 in `keystone-30.0.0-transcripts/`.
+//! like Keystone 30.0.0 in the exchanges recorded in `tests/fixtures/keystone-30.0.0/`.
 //!
 //! - `POST /v3/auth/tokens`: `password` (user by id, or name + domain),
 //!   `token` (re-scope) and `application_credential` methods; scoped to a

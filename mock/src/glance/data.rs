@@ -138,7 +138,7 @@ pub(crate) fn upload(call: &Call, id: &str) -> Result<Reply, ApiError> {
     let mut image = image.clone();
     let data = call.body.clone();
     // The bytes reach the store before the format check; Glance keeps the location
-    // and hashes of refused data (124).
+    // and hashes of refused data (transcript 124).
     record_location(&mut image, &data);
     store.data_written = true;
     image.updated_at = now();

@@ -1,5 +1,6 @@
-//! Version documents and the discovery resources: `/versions` (001, 002, 211, 212),
-//! `/v2/info/*` (128-131) and `/v2/schemas/*` (006, 007).
+//! Version documents and the discovery resources: `/versions` (transcripts 001,
+//! 002, 211 and 212), `/v2/info/*` (transcripts 128-131) and `/v2/schemas/*`
+//! (transcripts 006 and 007).
 
 use super::auth::{Rule, Target, enforce};
 use super::call::Call;

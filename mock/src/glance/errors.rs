@@ -339,7 +339,8 @@ mod tests {
 
     #[test]
     fn detail_and_special_templates_match_lengths() {
-        // 035: explanation plus detail, 210: 405 template, 082: 415 template.
+        // Transcript 035: explanation plus detail; transcript 210: the 405
+        // template; transcript 082: the 415 template.
         let reserved = ApiError::with_detail(403, "Attribute 'os_glance_foo' is reserved.").into_reply(None);
         assert_eq!(reserved.body().len(), 205);
         let not_allowed = ApiError::method_not_allowed("PUT", "GET, POST").into_reply(None);

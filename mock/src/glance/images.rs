@@ -112,7 +112,7 @@ pub(crate) fn list(call: &Call) -> Result<Reply, ApiError> {
 
 /// `POST /v2/images`.
 pub(crate) fn create(call: &Call) -> Result<Reply, ApiError> {
-    // A JSON list passes validation and then breaks Glance's deserializer: 500 (040).
+    // A JSON list passes validation and then breaks Glance's deserializer: 500 (transcript 040).
     let Value::Object(body) = call.json_body()? else {
         return Err(ApiError::internal());
     };

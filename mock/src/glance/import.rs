@@ -1,7 +1,8 @@
 //! Interoperable image import (`POST /v2/images/{id}/import`): request checks in
-//! Glance's order (133-148, 160, 163) and a background task that really downloads
-//! `web-download` URIs, then leaves the image `active` or back in `queued` with the
-//! `os_glance_*` bookkeeping of 134, 136, 152, 157 and 165.
+//! Glance's order (transcripts 133-148, 160 and 163) and a background task that
+//! really downloads `web-download` URIs, then leaves the image `active` or back in
+//! `queued` with the `os_glance_*` bookkeeping of transcripts 134, 136, 152, 157
+//! and 165.
 
 use super::Shared;
 use super::auth::{Rule, enforce_on_image};

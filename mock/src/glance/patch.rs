@@ -1,5 +1,6 @@
 //! `PATCH /v2/images/{id}`: Glance's JSON-patch dialects (v2.1 draft-10 style and the
-//! older v2.0 draft-4 style) with the same validation order and texts (072-103, 111-113).
+//! older v2.0 draft-4 style) with the same validation order and texts (transcripts
+//! 072-103 and 111-113).
 
 use super::auth::{Rule, Target, enforce_on_image, enforce_visibility};
 use super::call::{Call, no_image, visible};

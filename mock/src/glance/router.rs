@@ -40,7 +40,7 @@ pub(crate) fn respond(shared: &Arc<Shared>, parts: &Parts, body: &Bytes) -> Resp
     let host = host.strip_suffix(":80").map_or_else(|| host.clone(), str::to_owned);
     let base_url = format!("http://{host}{prefix}");
 
-    // oslo.middleware's CORS filter answers preflights before anything else (213).
+    // oslo.middleware's CORS filter answers preflights before anything else (transcript 213).
     let preflight = headers.contains_key("origin") && headers.contains_key("access-control-request-method");
     if parts.method == http::Method::OPTIONS && preflight {
         return Reply::new(200).header("content-length", "0").into_response(None);
@@ -51,7 +51,7 @@ pub(crate) fn respond(shared: &Arc<Shared>, parts: &Parts, body: &Bytes) -> Resp
             .into_response(None);
     }
 
-    // Version negotiation happens before authentication (001, 002, 211).
+    // Version negotiation happens before authentication (transcripts 001, 002 and 211).
     let path = rest.trim_start_matches('/');
     if path.split('/').next() == Some("versions") {
         return discovery::versions(&base_url, 200).into_response(None);
@@ -83,7 +83,8 @@ pub(crate) fn respond(shared: &Arc<Shared>, parts: &Parts, body: &Bytes) -> Resp
         host,
     };
     let reply = route(&call, &v2_path, &base_url).unwrap_or_else(|e| e.into_reply(accept));
-    // No route answers HEAD, so this is always an error page, sent without its body (115).
+    // No route answers HEAD, so this is always an error page, sent without its
+    // body (transcript 115).
     let reply = if parts.method == http::Method::HEAD {
         reply.without_body()
     } else {

@@ -5,9 +5,9 @@ use super::errors::ApiError;
 use super::pyfmt;
 use serde_json::{Map, Value};
 
-/// `GET /v2/schemas/image`, byte for byte as recorded (006).
+/// `GET /v2/schemas/image`, byte for byte as recorded (transcript 006).
 pub(crate) const IMAGE_SCHEMA: &str = include_str!("documents/schema-image.json");
-/// `GET /v2/schemas/images`, byte for byte as recorded (007).
+/// `GET /v2/schemas/images`, byte for byte as recorded (transcript 007).
 pub(crate) const IMAGES_SCHEMA: &str = include_str!("documents/schema-images.json");
 
 /// One property of the image schema, with its `pprint` rendering for error texts.

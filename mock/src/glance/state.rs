@@ -69,7 +69,7 @@ pub(crate) struct Store {
     indexes: HashMap<SortKey, BTreeSet<(SortValue, u64)>>,
     tasks: HashMap<String, Vec<Task>>,
     /// Glance lists its reserved staging stores in `OpenStack-image-store-ids` once
-    /// image data has gone through the store (compare 044 with 132).
+    /// image data has gone through the store (compare transcripts 044 and 132).
     pub data_written: bool,
 }
 

@@ -1,0 +1,195 @@
+//! The mock Keystone answers like Keystone 30.0.0 where the facade and the
+//! mock Glance rely on it: token issue (keystone transcripts 20, 22, 24, 25,
+//! 26 and 28) and validation and revocation (keystone transcripts 30, 35, 41
+//! and 42), recorded in `tests/fixtures/keystone-30.0.0/`.
+
+#[macro_use]
+#[path = "support/cases.rs"]
+mod cases;
+
+use openstack_mock::keystone::{self, ALPHA, GAMMA, SERVICE_PASSWORD, SERVICE_USER};
+use serde_json::{Value, json};
+
+struct Exchange {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl Exchange {
+    fn token(&self) -> String {
+        self.headers["x-subject-token"].to_str().unwrap().to_owned()
+    }
+}
+
+async fn start() -> keystone::Handle {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    keystone::spawn(listener, keystone::Options::standard("http://127.0.0.1:9292"))
+        .await
+        .unwrap()
+}
+
+async fn post_token(mock: &keystone::Handle, body: Value) -> Exchange {
+    let response = reqwest::Client::new()
+        .post(format!("{}/auth/tokens", mock.url()))
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.unwrap();
+    Exchange {
+        status,
+        headers,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
+}
+
+fn password_auth(password: &str, project: Option<&str>) -> Value {
+    let mut body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": SERVICE_USER, "domain": {"id": "default"}, "password": password}}}}});
+    if let Some(project) = project {
+        body["auth"]["scope"] = json!({"project": {"id": project}});
+    }
+    body
+}
+
+/// A token request of `caller` about `subject` (validate, revoke).
+fn about_token(
+    mock: &keystone::Handle,
+    method: reqwest::Method,
+    caller: &str,
+    subject: &str,
+) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .request(method, format!("{}/auth/tokens", mock.url()))
+        .header("X-Auth-Token", caller)
+        .header("X-Subject-Token", subject)
+}
+
+const UNAUTHORIZED: &str =
+    r#"{"error":{"code":401,"message":"The request you have made requires authentication.","title":"Unauthorized"}}"#;
+
+#[tokio::test]
+async fn scoped_token() {
+    // keystone transcript 20: roles (implied ones expanded) and the image catalog.
+    let mock = start().await;
+    let scoped = post_token(&mock, password_auth(SERVICE_PASSWORD, Some(ALPHA))).await;
+    assert_eq!(scoped.status, 201);
+    let token = scoped.token();
+    assert_eq!(token.len(), 183);
+    assert!(token.starts_with("gAAAAA"));
+    let body = &scoped.body["token"];
+    assert_eq!(body["project"]["id"], ALPHA);
+    assert!(body["expires_at"].as_str().unwrap().ends_with(".000000Z"));
+    let mut roles: Vec<&str> = body["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    roles.sort_unstable();
+    assert_eq!(roles, ["member", "reader"]);
+    assert_eq!(body["catalog"][0]["type"], "image");
+    assert_eq!(body["catalog"][0]["endpoints"][0]["url"], "http://127.0.0.1:9292");
+}
+
+/// Wrong password, no role, no such project: the same 401, after a password check.
+async fn refused(password: &str, project: &str) {
+    let mock = start().await;
+    let refused = post_token(&mock, password_auth(password, Some(project))).await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.body.to_string(), UNAUTHORIZED);
+    assert!(
+        refused.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Keystone uri=")
+    );
+    assert_eq!(mock.password_checks(), 1);
+}
+
+cases!(refused {
+    // keystone transcript 22
+    wrong_password => ("WRONG", ALPHA),
+    // keystone transcript 24
+    project_without_a_role => (SERVICE_PASSWORD, GAMMA),
+    // keystone transcript 25
+    no_such_project => (SERVICE_PASSWORD, "0123456789abcdef0123456789abcdef"),
+});
+
+#[tokio::test]
+async fn malformed_body() {
+    // keystone transcript 26
+    let mock = start().await;
+    let malformed = post_token(&mock, json!({"auth": {"identity": {"methods": ["password"]}}})).await;
+    assert_eq!(malformed.status, 400);
+    assert!(
+        malformed.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Expecting to find password in identity.")
+    );
+    assert_eq!(mock.password_checks(), 0);
+}
+
+#[tokio::test]
+async fn unscoped_token() {
+    // keystone transcript 28: no project, no catalog.
+    let mock = start().await;
+    let unscoped = post_token(&mock, password_auth(SERVICE_PASSWORD, None)).await;
+    assert_eq!(unscoped.status, 201);
+    assert!(unscoped.body["token"].get("project").is_none() && unscoped.body["token"].get("catalog").is_none());
+}
+
+#[tokio::test]
+async fn rescoping_by_token_checks_no_password() {
+    // Not recorded: an unscoped token exchanged for a scoped one.
+    let mock = start().await;
+    let unscoped = post_token(&mock, password_auth(SERVICE_PASSWORD, None)).await.token();
+    let rescoped = post_token(
+        &mock,
+        json!({"auth": {"identity": {"methods": ["token"], "token": {"id": unscoped}}, "scope": {"project": {"id": ALPHA}}}}),
+    )
+    .await;
+    assert_eq!(rescoped.status, 201);
+    assert_eq!(rescoped.body["token"]["methods"], json!(["token"]));
+    assert_eq!(mock.password_checks(), 1, "re-scoping checks no password");
+}
+
+#[tokio::test]
+async fn validate_then_revoke() {
+    // keystone transcripts 30, 41 and 42
+    let mock = start().await;
+    let token = post_token(&mock, password_auth(SERVICE_PASSWORD, Some(ALPHA)))
+        .await
+        .token();
+    let other = post_token(&mock, password_auth(SERVICE_PASSWORD, None)).await.token();
+    let validated = about_token(&mock, reqwest::Method::GET, &token, &token).send().await;
+    assert_eq!(validated.unwrap().status(), 200);
+    let revoked = about_token(&mock, reqwest::Method::DELETE, &token, &token).send().await;
+    assert_eq!(revoked.unwrap().status(), 204);
+    assert!(mock.validate(&token).is_none());
+    let revoked = about_token(&mock, reqwest::Method::GET, &other, &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 404);
+    assert_eq!(
+        revoked.text().await.unwrap(),
+        r#"{"error":{"code":404,"message":"Failed to validate token","title":"Not Found"}}"#
+    );
+}
+
+#[tokio::test]
+async fn garbage_caller_token() {
+    // keystone transcript 35
+    let mock = start().await;
+    let subject = post_token(&mock, password_auth(SERVICE_PASSWORD, None)).await.token();
+    let garbage = about_token(&mock, reqwest::Method::GET, "garbage", &subject)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), 401);
+}
