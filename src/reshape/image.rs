@@ -441,7 +441,8 @@ impl<'a> From<V2Image<'a>> for AllianceImage<'a> {
 mod tests {
     use super::*;
 
-    /// Glance 33's answer for an image created with copy_from (transcript 025).
+    /// Glance 33's answer for an image created with copy_from
+    /// (mock/tests/fixtures/glance-33.0.0/025-create-A2-copy_from.txt).
     const GLANCE_IMAGE: &str = r#"{"copy_from": "http://example.invalid/images/cirros.qcow2", "hw_disk_bus": "virtio", "name": "A2-with-copy_from", "disk_format": "qcow2", "container_format": "bare", "visibility": "shared", "size": null, "virtual_size": null, "status": "queued", "checksum": null, "protected": false, "min_ram": 256, "min_disk": 2, "owner": "a1a1a1a1a1a14a1a8a1aa1a1a1a1a1a1", "os_hidden": false, "os_hash_algo": null, "os_hash_value": null, "id": "149eb9f0-0015-462e-bdfa-0c7f22c6e997", "created_at": "2026-11-26T23:04:26Z", "updated_at": "2026-11-26T23:04:26Z", "tags": [], "self": "/v2/images/149eb9f0-0015-462e-bdfa-0c7f22c6e997", "file": "/v2/images/149eb9f0-0015-462e-bdfa-0c7f22c6e997/file", "schema": "/v2/schemas/image"}"#;
 
     #[test]
