@@ -13,6 +13,7 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
+use super::IDENTITY_ROOM;
 use super::keystone::{KeystoneAuth, ScopedToken};
 use crate::error::AllianceError;
 
@@ -55,8 +56,9 @@ impl Authenticator {
 
 pub struct TrustedAuth {
     endpoint: Url,
-    user_id: HeaderValue,
-    roles: HeaderValue,
+    /// The headers every call carries whatever the project; each call's
+    /// map is a clone of this one (cheaper than inserting them one by one).
+    fixed: HeaderMap,
 }
 
 const IDENTITY_STATUS: HeaderName = HeaderName::from_static("x-identity-status");
@@ -68,21 +70,18 @@ impl TrustedAuth {
     pub fn new(endpoint: Url, user_id: &str, roles: &[String]) -> Result<Self, String> {
         let header =
             |value: &str| HeaderValue::from_str(value).map_err(|_| format!("{value:?} is not a valid header value"));
-        Ok(TrustedAuth {
-            endpoint,
-            user_id: header(user_id)?,
-            roles: header(&roles.join(","))?,
-        })
+        let mut fixed = HeaderMap::with_capacity(4 + IDENTITY_ROOM);
+        fixed.insert(IDENTITY_STATUS, HeaderValue::from_static("Confirmed"));
+        fixed.insert(USER_ID, header(user_id)?);
+        fixed.insert(ROLES, header(&roles.join(","))?);
+        Ok(TrustedAuth { endpoint, fixed })
     }
 
     fn credentials(&self, environment: &str) -> Result<Credentials, AllianceError> {
         let project = HeaderValue::from_str(environment)
             .map_err(|_| AllianceError::bad_request("X-Environment-Id is not a valid project id"))?;
-        let mut headers = HeaderMap::with_capacity(4);
-        headers.insert(IDENTITY_STATUS, HeaderValue::from_static("Confirmed"));
+        let mut headers = self.fixed.clone();
         headers.insert(PROJECT_ID, project);
-        headers.insert(USER_ID, self.user_id.clone());
-        headers.insert(ROLES, self.roles.clone());
         Ok(Credentials {
             endpoint: self.endpoint.clone(),
             headers,
@@ -120,9 +119,9 @@ mod tests {
             headers,
             [
                 ("x-identity-status", "Confirmed"),
-                ("x-project-id", "54915a05b0bb43dcbb218525c426b6a5"),
                 ("x-user-id", "facade"),
                 ("x-roles", "member,reader"),
+                ("x-project-id", "54915a05b0bb43dcbb218525c426b6a5"),
             ]
         );
     }

@@ -44,9 +44,8 @@ pub fn unusable_answer(call: &'static str, error: &serde_json::Error) -> Allianc
     AllianceError::bad_gateway("the image service sent an unusable answer")
 }
 
-/// Sends `call` and applies `table`: the reply if it is the call's success.
-async fn checked(session: &Session, table: &StatusTable, call: &Call) -> Result<Reply, AllianceError> {
-    let reply = session.send(call).await?;
+/// `table` applied to `reply`: the reply if it is the call's success.
+fn checked(table: &StatusTable, reply: Reply) -> Result<Reply, AllianceError> {
     table.check(reply.status, &reply.body)?;
     Ok(reply)
 }
@@ -59,7 +58,7 @@ pub const GET_IMAGE: StatusTable = StatusTable {
 
 /// One image, detached from Glance's answer.
 pub async fn get_image(session: &Session, id: &str) -> Result<V2Image<'static>, AllianceError> {
-    let reply = checked(session, &GET_IMAGE, &Call::get(image_path(id))).await?;
+    let reply = checked(&GET_IMAGE, session.send(&Call::get(image_path(id))).await?)?;
     parse_json(&reply, GET_IMAGE.call).map(V2Image::into_owned)
 }
 
@@ -71,7 +70,7 @@ pub const LIST_IMAGES: StatusTable = StatusTable {
 
 /// One page of the image list; `call` is the first page's or a `next` link's.
 pub async fn list_page(session: &Session, call: &Call) -> Result<Reply, AllianceError> {
-    checked(session, &LIST_IMAGES, call).await
+    checked(&LIST_IMAGES, session.send(call).await?)
 }
 
 pub const CREATE_IMAGE: StatusTable = StatusTable {
@@ -83,12 +82,8 @@ pub const CREATE_IMAGE: StatusTable = StatusTable {
 /// `body`: the v2 image document. The reply carries the image and the
 /// import methods this image may use (`OpenStack-image-import-methods`).
 pub async fn create_image(session: &Session, body: Vec<u8>) -> Result<Reply, AllianceError> {
-    checked(
-        session,
-        &CREATE_IMAGE,
-        &Call::with_body(Method::POST, "/v2/images", JSON, body),
-    )
-    .await
+    let call = Call::with_body(Method::POST, "/v2/images", JSON, body);
+    checked(&CREATE_IMAGE, session.send(&call).await?)
 }
 
 /// Glance's 403 (formats of a non-queued image, not the owner), 404 and 409
@@ -103,7 +98,7 @@ pub const PATCH_IMAGE: StatusTable = StatusTable {
 /// the image as it now is.
 pub async fn patch_image(session: &Session, id: &str, patch: Vec<u8>) -> Result<Reply, AllianceError> {
     let call = Call::with_body(Method::PATCH, image_path(id), JSON_PATCH, patch);
-    checked(session, &PATCH_IMAGE, &call).await
+    checked(&PATCH_IMAGE, session.send(&call).await?)
 }
 
 pub const DELETE_IMAGE: StatusTable = StatusTable {
@@ -113,9 +108,7 @@ pub const DELETE_IMAGE: StatusTable = StatusTable {
 };
 
 pub async fn delete_image(session: &Session, id: &str) -> Result<(), AllianceError> {
-    checked(session, &DELETE_IMAGE, &Call::delete(image_path(id)))
-        .await
-        .map(drop)
+    checked(&DELETE_IMAGE, session.send(&Call::delete(image_path(id))).await?).map(drop)
 }
 
 /// 404 (the image just created is gone) and 415 (the facade's own request
@@ -177,7 +170,8 @@ struct TaskList {
 
 /// The import tasks of image `id`.
 pub async fn image_tasks(session: &Session, id: &str) -> Result<Vec<Task>, AllianceError> {
-    let reply = checked(session, &GET_TASKS, &Call::get(format!("{}/tasks", image_path(id)))).await?;
+    let call = Call::get(format!("{}/tasks", image_path(id)));
+    let reply = checked(&GET_TASKS, session.send(&call).await?)?;
     parse_json::<TaskList>(&reply, GET_TASKS.call).map(|list| list.tasks)
 }
 

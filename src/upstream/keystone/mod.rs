@@ -23,7 +23,7 @@ use url::Url;
 use self::cache::{Expiring, SingleFlightCache};
 use self::client::{IssuedToken, KeystoneClient, TokenFailure};
 use self::settings::{Identity, KeystoneSettings, Secret};
-use super::{Credentials, UpstreamHttp};
+use super::{Credentials, IDENTITY_ROOM, UpstreamHttp};
 use crate::config::ScopeMethod;
 use crate::error::AllianceError;
 
@@ -123,7 +123,7 @@ impl KeystoneAuth {
             .await?;
         let value = HeaderValue::from_str(token.id.expose())
             .map_err(|_| AllianceError::bad_gateway("the identity service sent an unusable token"))?;
-        let mut headers = HeaderMap::with_capacity(1);
+        let mut headers = HeaderMap::with_capacity(1 + IDENTITY_ROOM);
         headers.insert(AUTH_TOKEN, value);
         Ok(Credentials {
             endpoint: token.endpoint.clone(),

@@ -116,6 +116,15 @@ fn path_only(path_and_query: &str) -> &str {
     path_and_query.split('?').next().unwrap_or(path_and_query)
 }
 
+/// Headers every call adds to the identity headers: `Host`, `Accept`,
+/// `User-Agent`, the request id and the body's media type.
+const OWN_HEADERS: usize = 5;
+
+/// Room an identity header map should have (`HeaderMap::with_capacity`)
+/// beyond its own headers, so that the outgoing map, a clone of it, takes
+/// the facade's own headers without rehashing.
+pub const IDENTITY_ROOM: usize = OWN_HEADERS;
+
 /// A request ready for the wire, built by [`UpstreamHttp`] for a transport.
 pub struct Outgoing {
     pub method: Method,
@@ -216,14 +225,14 @@ impl UpstreamHttp {
             ),
             body: call.body.as_ref().map_or_else(Bytes::new, |(_, body)| body.clone()),
         };
-        let exchange = async {
-            match endpoint.scheme() {
-                "http" => resend_if_stale(&transports.plain, &outgoing, may_resend).await,
-                "https" => resend_if_stale(&transports.tls, &outgoing, may_resend).await,
-                other => Err(TransportError::Broken(format!("unsupported scheme {other}"))),
-            }
-        };
-        within(self.options.request_timeout, exchange).await
+        // One await per scheme, each under the time limit (an async block
+        // around the match cost a future layer per call).
+        let limit = self.options.request_timeout;
+        match endpoint.scheme() {
+            "http" => within(limit, resend_if_stale(&transports.plain, &outgoing, may_resend)).await,
+            "https" => within(limit, resend_if_stale(&transports.tls, &outgoing, may_resend)).await,
+            other => Err(TransportError::Broken(format!("unsupported scheme {other}"))),
+        }
     }
 
     /// Streams `body` (image data) as the payload of `call`: sent once,
@@ -259,10 +268,11 @@ impl UpstreamHttp {
         media_type: Option<&'static str>,
         request_id: &str,
     ) -> HeaderMap {
-        // A clone keeps the identity map's hashed slots: cheaper than
-        // appending its headers one by one.
+        // A clone keeps the identity map's hashed slots, which have room for
+        // these headers (see [`IDENTITY_ROOM`]): cheaper than appending the
+        // identity headers one by one, or than growing a full map.
         let mut outgoing = identity.clone();
-        outgoing.reserve(6);
+        outgoing.reserve(OWN_HEADERS);
         if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
             outgoing.insert(header::HOST, host);
         }
@@ -295,13 +305,12 @@ async fn resend_if_stale(
 }
 
 /// The one time limit rule.
-async fn within(
+fn within(
     limit: Duration,
     exchange: impl Future<Output = Result<Reply, TransportError>>,
-) -> Result<Reply, TransportError> {
-    tokio::time::timeout(limit, exchange)
-        .await
-        .unwrap_or(Err(TransportError::Timeout))
+) -> impl Future<Output = Result<Reply, TransportError>> {
+    let limited = tokio::time::timeout(limit, exchange);
+    async { limited.await.unwrap_or(Err(TransportError::Timeout)) }
 }
 
 /// Reads a whole answer, up to [`MAX_REPLY_BYTES`]. `collect` keeps a body
@@ -341,12 +350,10 @@ fn target(endpoint: &Url, path_and_query: &str) -> Result<(Authority, PathAndQue
             endpoint.origin().ascii_serialization()
         ))
     };
-    let host = endpoint.host_str().ok_or_else(unusable)?;
-    let authority = match endpoint.port() {
-        Some(port) => Authority::try_from(format!("{host}:{port}")),
-        None => Authority::try_from(host),
-    }
-    .map_err(|_| unusable())?;
+    // Host and port as the URL has them (a default port dropped), without
+    // any credentials.
+    let authority =
+        Authority::try_from(&endpoint[Position::BeforeHost..Position::AfterPort]).map_err(|_| unusable())?;
     let base = endpoint.path().trim_end_matches('/');
     let plain = endpoint.query().is_none()
         && endpoint.fragment().is_none()
