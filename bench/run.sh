@@ -100,6 +100,40 @@ fi
     exit 1
 }
 
+# --- real Glance and Keystone (part 7) ---------------------------------------
+# The test command's services when they run (its smoke run uses them);
+# otherwise scripts/openstack/up.sh starts them here and they are stopped
+# at the end.
+openstack_env="$root/.cache/openstack/env"
+started_openstack=0
+work=""
+cleanup() {
+    # nginx is stopped by the driver; this only covers a driver that died.
+    if [[ -n "$work" && -f "$work/nginx/nginx.pid" ]]; then
+        kill -TERM "$(cat "$work/nginx/nginx.pid")" 2>/dev/null || true
+    fi
+    [[ -z "$work" ]] || rm -rf "$work"
+    if ((started_openstack)); then
+        scripts/openstack/down.sh >/dev/null 2>&1 || true
+    fi
+}
+trap cleanup EXIT
+openstack_alive() {
+    [[ -f "$openstack_env" ]] || return 1
+    local glance
+    glance=$(sed -n 's/^OS_GLANCE_TRUSTED_URL=//p' "$openstack_env")
+    [[ -n "$glance" ]] && curl -sf -o /dev/null --max-time 5 "$glance/healthcheck"
+}
+if ! openstack_alive; then
+    phase "starting real Keystone and Glance (scripts/openstack/up.sh)"
+    started_openstack=1
+    scripts/openstack/up.sh >"$cache/openstack-up.log" 2>&1 || {
+        tail -30 "$cache/openstack-up.log" >&2
+        echo "run.sh: scripts/openstack/up.sh failed (log: $cache/openstack-up.log)" >&2
+        exit 1
+    }
+fi
+
 # --- run -------------------------------------------------------------------
 work=$(mktemp -d /tmp/alliance-bench.XXXXXX)
 chmod 755 "$work"
@@ -108,17 +142,10 @@ chmod 755 "$work"
 cp "$nginx" "$work/nginx-bin"
 chmod 755 "$work/nginx-bin"
 nginx_run="$work/nginx-bin"
-cleanup() {
-    # nginx is stopped by the driver; this only covers a driver that died.
-    if [[ -f "$work/nginx/nginx.pid" ]]; then
-        kill -TERM "$(cat "$work/nginx/nginx.pid")" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
 
 phase "measuring ($mode)"
-args=("${load[@]}" --nginx "$nginx_run" --facade-bin "$facade_bin" --work-dir "$work" --out "$cache/table.md")
+args=("${load[@]}" --nginx "$nginx_run" --facade-bin "$facade_bin" --work-dir "$work" --out "$cache/table.md"
+      --openstack-env "$openstack_env")
 [[ $mode == smoke ]] && args+=(--smoke)
 status=0
 "${driver[@]}" "${args[@]}" "${driver_args[@]}" || status=$?

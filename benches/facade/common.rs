@@ -43,6 +43,9 @@ pub struct Plan {
     pub copy_from_images: usize,
     pub copy_from_few: usize,
     pub copy_from_repeats: usize,
+    /// Images listed from real Glance (part 7), and its page size.
+    pub real_images: usize,
+    pub real_page_size: u32,
 }
 
 impl Plan {
@@ -66,6 +69,8 @@ impl Plan {
             copy_from_images: 1000,
             copy_from_few: 10,
             copy_from_repeats: 5,
+            real_images: 10_000,
+            real_page_size: 1000,
         }
     }
 
@@ -90,6 +95,8 @@ impl Plan {
             copy_from_images: 100,
             copy_from_few: 10,
             copy_from_repeats: 1,
+            real_images: 30,
+            real_page_size: 10,
         }
     }
 }
@@ -175,6 +182,7 @@ pub fn median_load(runs: &[Load]) -> Load {
         values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
     };
     Load {
+        requests: runs.iter().map(|l| l.requests).sum(),
         rps: median(|l| l.rps),
         p50_ms: median(|l| l.p50_ms),
         p99_ms: median(|l| l.p99_ms),

@@ -188,11 +188,12 @@ async fn measure_one(
             format!("total time through the facade, {count} images"),
             ms(total),
         )
+        // The list's time target is judged against real Glance (part 7):
+        // here the mock, the client and the facade share two cores.
         .compared(format!(
             "{} of the upstream page times; the facade used {} of CPU",
             ratio(over),
             ms(cpu)
-        ))
-        .target("<= 1.10 x", over <= 1.10);
+        ));
     Ok(())
 }

@@ -20,6 +20,8 @@ use crate::procs::Result;
 /// What one load run measured.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Load {
+    /// Answers received (any status).
+    pub requests: u64,
     pub rps: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -100,9 +102,11 @@ async fn oha(bin: &PathBuf, url: &str, headers: &[(&str, &str)], mode: Mode, dur
     let number = |value: &Value| value.as_f64().unwrap_or(f64::NAN);
     let percentiles = &report["latencyPercentiles"];
     let non_200 = count_except(&report["statusCodeDistribution"], "200");
+    let requests = count_except(&report["statusCodeDistribution"], "");
     // Requests still in flight when the run ends are not errors.
     let errors = count_except(&report["errorDistribution"], "aborted due to deadline");
     Ok(Load {
+        requests,
         rps: number(&report["summary"]["requestsPerSec"]),
         p50_ms: number(&percentiles["p50"]) * 1000.0,
         p99_ms: number(&percentiles["p99"]) * 1000.0,
@@ -183,6 +187,7 @@ async fn builtin(url: &str, headers: &[(&str, &str)], mode: Mode, duration: Dura
     let answered = all.latencies.len() as u64;
     let attempted = answered + all.failed;
     Ok(Load {
+        requests: answered,
         rps: answered as f64 / elapsed,
         p50_ms: percentile(0.50),
         p99_ms: percentile(0.99),

@@ -10,18 +10,21 @@
 //! static upstream), starts the facade's binary and nginx as separate
 //! processes (so their RSS and CPU time can be read from `/proc`), drives
 //! the load tool, and prints one Markdown table. Parts: `show` (1), `list`
-//! (2), `keystone` (3), `memory` (4), `copy_from` (5), `scoping` (6).
+//! (2), `keystone` (3), `memory` (4), `copy_from` (5), `scoping` (6),
+//! `real` (7: against real Glance 33, `--openstack-env`).
 //! Missed targets are reported in the table, not by the exit status: it is
 //! non-zero only when a part could not run.
 
 mod bare;
 mod common;
 mod copy_from;
+mod cpu;
 mod keystone;
 mod list;
 mod load;
 mod memory;
 mod procs;
+mod real;
 mod report;
 mod show;
 mod upstream;
@@ -45,16 +48,18 @@ enum Part {
     #[value(name = "copy_from")]
     CopyFrom,
     Scoping,
+    Real,
 }
 
 impl Part {
-    const ALL: [Part; 6] = [
+    const ALL: [Part; 7] = [
         Part::Show,
         Part::List,
         Part::Keystone,
         Part::Memory,
         Part::CopyFrom,
         Part::Scoping,
+        Part::Real,
     ];
 
     fn name(self) -> &'static str {
@@ -65,6 +70,7 @@ impl Part {
             Part::Memory => "memory",
             Part::CopyFrom => "copy_from",
             Part::Scoping => "scoping",
+            Part::Real => "real",
         }
     }
 }
@@ -93,6 +99,10 @@ struct Args {
     /// The parts to run, comma-separated (all by default).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Part>,
+    /// The env file of the real Glance and Keystone that
+    /// scripts/openstack/up.sh started (part 7).
+    #[arg(long)]
+    openstack_env: Option<PathBuf>,
     /// The fixed request rate of the latency runs.
     #[arg(long)]
     rate: Option<u32>,
@@ -195,6 +205,10 @@ async fn run(args: Args) -> std::process::ExitCode {
             Part::Memory => memory::run(&mut ctx).await,
             Part::CopyFrom => copy_from::run(&mut ctx).await,
             Part::Scoping => keystone::run_scoping(&mut ctx).await,
+            Part::Real => match &args.openstack_env {
+                Some(env) => real::run(&mut ctx, env).await,
+                None => Err("no --openstack-env: real Glance is not running (bench/run.sh starts it)".into()),
+            },
         };
         if let Err(error) = outcome {
             eprintln!("bench: part {name} failed: {error}");

@@ -76,6 +76,23 @@ pub fn memory(pid: u32) -> Result<Memory> {
     })
 }
 
+/// The children of `parent` (nginx's workers), from `/proc/*/stat`.
+pub fn children(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                // ppid is the second field after the command name.
+                let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+                rest.split_whitespace().nth(1) == Some(parent.to_string().as_str())
+            })
+        })
+        .collect()
+}
+
 /// CPU time (user + system) a process has used so far, all threads.
 pub fn cpu_time(pid: u32) -> Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
@@ -209,6 +226,11 @@ impl BareProxy {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// CPU time of the bare proxy so far.
+    pub fn cpu_time(&self) -> Result<Duration> {
+        cpu_time(self.child.id().ok_or("the bare proxy has exited")?)
+    }
+
     pub async fn stop(mut self) {
         stop(&mut self.child, "TERM").await;
     }
@@ -296,6 +318,16 @@ http {{
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// CPU time of the master and its workers so far.
+    pub fn cpu_time(&self) -> Result<Duration> {
+        let master = self.child.id().ok_or("nginx has exited")?;
+        let mut total = cpu_time(master)?;
+        for worker in children(master) {
+            total += cpu_time(worker)?;
+        }
+        Ok(total)
     }
 
     /// Fast shutdown of master and workers (SIGTERM to the master).
