@@ -158,7 +158,7 @@ async fn measure_one(
         upstream.push(sum.as_secs_f64() * 1000.0);
         let cpu_before = facade.cpu_time()?;
         let (first_byte, total, images) = facade_list(ctx, facade, environment).await?;
-        cpu.push((facade.cpu_time()? - cpu_before).as_secs_f64() * 1000.0);
+        cpu.push(facade.cpu_time()?.since(cpu_before).total().as_secs_f64() * 1000.0);
         if images != count {
             return Err(format!("the facade listed {images} images, not {count}"));
         }

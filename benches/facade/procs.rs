@@ -93,17 +93,51 @@ pub fn children(parent: u32) -> Vec<u32> {
         .collect()
 }
 
-/// CPU time (user + system) a process has used so far, all threads.
-pub fn cpu_time(pid: u32) -> Result<Duration> {
+/// CPU time a process (or several) has used, user and system apart.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cpu {
+    pub user: Duration,
+    pub system: Duration,
+}
+
+impl Cpu {
+    pub fn total(self) -> Duration {
+        self.user + self.system
+    }
+
+    /// What was used between `earlier` and `self`.
+    pub fn since(self, earlier: Cpu) -> Cpu {
+        Cpu {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+}
+
+impl std::ops::Add for Cpu {
+    type Output = Cpu;
+    fn add(self, other: Cpu) -> Cpu {
+        Cpu {
+            user: self.user + other.user,
+            system: self.system + other.system,
+        }
+    }
+}
+
+/// CPU time a process has used so far, all threads.
+pub fn cpu_time(pid: u32) -> Result<Cpu> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
     // Fields after the command name (which may hold spaces) in parentheses.
     let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |index: usize| fields.get(index).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 here.
-    let total = ticks(11) + ticks(12);
-    // Linux's USER_HZ is 100 on every architecture the harness runs on.
-    Ok(Duration::from_millis(total * 10))
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13
+    // here; Linux's USER_HZ is 100 on every architecture the harness runs on.
+    let ticks =
+        |index: usize| Duration::from_millis(fields.get(index).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) * 10);
+    Ok(Cpu {
+        user: ticks(11),
+        system: ticks(12),
+    })
 }
 
 fn running_as_root() -> bool {
@@ -179,7 +213,7 @@ impl Facade {
         memory(self.pid)
     }
 
-    pub fn cpu_time(&self) -> Result<Duration> {
+    pub fn cpu_time(&self) -> Result<Cpu> {
         cpu_time(self.pid)
     }
 
@@ -227,7 +261,7 @@ impl BareProxy {
     }
 
     /// CPU time of the bare proxy so far.
-    pub fn cpu_time(&self) -> Result<Duration> {
+    pub fn cpu_time(&self) -> Result<Cpu> {
         cpu_time(self.child.id().ok_or("the bare proxy has exited")?)
     }
 
@@ -321,11 +355,11 @@ http {{
     }
 
     /// CPU time of the master and its workers so far.
-    pub fn cpu_time(&self) -> Result<Duration> {
+    pub fn cpu_time(&self) -> Result<Cpu> {
         let master = self.child.id().ok_or("nginx has exited")?;
         let mut total = cpu_time(master)?;
         for worker in children(master) {
-            total += cpu_time(worker)?;
+            total = total + cpu_time(worker)?;
         }
         Ok(total)
     }
