@@ -5,60 +5,82 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use http::{HeaderValue, Method};
+use http::{HeaderValue, Method, header};
 use hyper::body::Body;
 
 use crate::body::{GuardedBody, OnBodyEnd, ResponseBody};
-use crate::config::EnvironmentIdFormat;
-use crate::config::{Config, ConfigError};
+use crate::config::{ClientLimits, Config, ConfigError, EnvironmentIdFormat};
+use crate::connection::{ClientConnection, WatchedBody};
 use crate::error::AllianceError;
-use crate::inbound::{self, Caller, InboundPolicy};
+use crate::inbound::{self, BodyTimeouts, Caller, InboundPolicy};
 use crate::ops;
 use crate::request_id;
 use crate::route::Clouds;
 
 pub struct App {
     clouds: Clouds,
+    max_body_bytes: usize,
+    client: ClientLimits,
 }
 
 impl App {
     pub fn new(config: &Config) -> Result<Self, ConfigError> {
         Ok(App {
             clouds: Clouds::from_config(config)?,
+            max_body_bytes: config.max_body_bytes,
+            client: config.client.clone(),
         })
     }
 
-    pub async fn handle<B>(&self, request: http::Request<B>) -> http::Response<ResponseBody>
+    /// What clients may take (the server applies the connection limits).
+    pub fn client_limits(&self) -> &ClientLimits {
+        &self.client
+    }
+
+    pub async fn handle<B>(
+        &self,
+        request: http::Request<B>,
+        connection: &Arc<ClientConnection>,
+    ) -> http::Response<ResponseBody>
     where
-        B: Body,
+        B: Body + Unpin,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
+        connection.request_started();
         let request_id = request_id::from_inbound(request.headers());
-        let mut log = RequestLog::new(&request_id, request.method());
-        let mut caller = Caller::default();
-        let result = self.process(request, &request_id, &mut caller, &mut log).await;
+        let mut log = RequestLog::new(&request_id, Some(request.method()), Arc::clone(connection));
+        let request = request.map(|body| WatchedBody::new(body, connection));
+        let result = self.process(request, &request_id, &mut log).await;
         let mut response = result.unwrap_or_else(|error| error.into_response(&request_id));
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(request_id::HEADER, value);
         }
+        if connection.input_left_unread() {
+            // The client may still be sending the body: say the connection
+            // ends with this answer, as nginx does.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         log.status = response.status().as_u16();
-        log.namespace = caller.namespace;
-        log.environment = caller.environment;
         response.map(|body| GuardedBody::wrap(body, log))
     }
 
+    /// Namespace, environment and operation go into `log` as soon as they are
+    /// known, so that the line of a request cut short still names them.
     async fn process<B>(
         &self,
         request: http::Request<B>,
         request_id: &str,
-        caller: &mut Caller,
         log: &mut RequestLog,
     ) -> Result<http::Response<ResponseBody>, AllianceError>
     where
         B: Body,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
-        let alliance = inbound::parse(request, &self.clouds, caller).await?;
+        let alliance = inbound::parse(request, self, &mut log.caller)
+            .await
+            .inspect_err(|error| log.reason = refusal_reason(error.status.as_u16()))?;
         log.operation = alliance.operation.name();
         let cloud = self
             .clouds
@@ -70,50 +92,108 @@ impl App {
     }
 }
 
+/// The `reason` logged for an inbound refusal by a limit.
+fn refusal_reason(status: u16) -> Option<&'static str> {
+    match status {
+        408 => Some("body_timeout"),
+        413 => Some("body_too_large"),
+        414 => Some("uri_too_long"),
+        _ => None,
+    }
+}
+
+/// The log line of an answer the HTTP layer gave to a request head it
+/// could not parse (`reason` says why); nothing of the request is known.
+pub fn log_unparsed_request(connection: &Arc<ClientConnection>, request_id: &str, status: u16, reason: &'static str) {
+    let mut log = RequestLog::new(request_id, None, Arc::clone(connection));
+    log.status = status;
+    log.reason = Some(reason);
+}
+
 /// What inbound validation needs from the configuration.
-impl InboundPolicy for Clouds {
+impl InboundPolicy for App {
     fn max_body_bytes(&self) -> usize {
-        Clouds::max_body_bytes(self)
+        self.max_body_bytes
+    }
+
+    fn body_timeouts(&self) -> BodyTimeouts {
+        BodyTimeouts {
+            idle: Duration::from_secs(self.client.body_idle_timeout_secs),
+            total: Duration::from_secs(self.client.body_total_timeout_secs),
+        }
+    }
+
+    fn max_uri_bytes(&self) -> usize {
+        self.client.max_uri_bytes
     }
 
     fn environment_id_format(&self, namespace: &str) -> Option<EnvironmentIdFormat> {
-        self.get(namespace).map(|cloud| cloud.environment_id_format)
+        self.clouds.get(namespace).map(|cloud| cloud.environment_id_format)
     }
 }
 
 /// The request's log line, written when its response body is done (for a
-/// streamed list: after the last page, so upstream time covers every page).
+/// streamed list: after the last page, so upstream time covers every page),
+/// or when the request is dropped unanswered (client gone, shutdown).
 struct RequestLog {
     request_id: String,
-    method: Method,
-    namespace: Option<String>,
-    environment: Option<String>,
+    /// `None`: the request head could not be parsed.
+    method: Option<Method>,
+    caller: Caller,
     operation: &'static str,
+    /// 0 until an answer is made.
     status: u16,
     started: Instant,
     upstream_micros: Option<Arc<AtomicU64>>,
-    aborted: bool,
+    /// The answer's stream failed (an upstream page).
+    failed: bool,
+    /// The answer was dropped before its end.
+    abandoned: bool,
+    /// Why a limit refused the request, if one did.
+    reason: Option<&'static str>,
+    connection: Arc<ClientConnection>,
 }
 
 impl RequestLog {
-    fn new(request_id: &str, method: &Method) -> Self {
+    fn new(request_id: &str, method: Option<&Method>, connection: Arc<ClientConnection>) -> Self {
         RequestLog {
             request_id: request_id.to_owned(),
-            method: method.clone(),
-            namespace: None,
-            environment: None,
+            method: method.cloned(),
+            caller: Caller::default(),
             operation: "none",
             status: 0,
             started: Instant::now(),
             upstream_micros: None,
-            aborted: false,
+            failed: false,
+            abandoned: false,
+            reason: None,
+            connection,
         }
+    }
+
+    /// Why the request did not end normally, if it did not: a limit's
+    /// refusal, the server's cut, a failed upstream page, or the client
+    /// that left.
+    fn outcome(&self) -> (bool, Option<&'static str>) {
+        let aborted = self.status == 0 || self.failed || self.abandoned;
+        let reason = self.reason.or_else(|| {
+            aborted.then(|| {
+                self.connection
+                    .cut_reason()
+                    .unwrap_or(if self.failed { "upstream_failed" } else { "client_gone" })
+            })
+        });
+        (aborted, reason)
     }
 }
 
 impl OnBodyEnd for RequestLog {
     fn body_failed(&mut self) {
-        self.aborted = true;
+        self.failed = true;
+    }
+
+    fn body_abandoned(&mut self) {
+        self.abandoned = true;
     }
 }
 
@@ -127,17 +207,19 @@ impl Drop for RequestLog {
             .upstream_micros
             .as_ref()
             .map_or(0, |micros| micros.load(Ordering::Relaxed));
+        let (aborted, reason) = self.outcome();
         tracing::info!(
             target: "alliance_glance::request",
             request_id = self.request_id.as_str(),
-            method = self.method.as_str(),
-            namespace = self.namespace.as_deref().unwrap_or("-"),
-            environment = self.environment.as_deref().unwrap_or("-"),
+            method = self.method.as_ref().map_or("-", Method::as_str),
+            namespace = self.caller.namespace.as_deref().unwrap_or("-"),
+            environment = self.caller.environment.as_deref().unwrap_or("-"),
             operation = self.operation,
             status = self.status,
-            aborted = self.aborted,
+            aborted,
             duration_us = micros(self.started.elapsed()),
             upstream_us,
+            reason,
         );
     }
 }

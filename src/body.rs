@@ -64,21 +64,33 @@ impl Body for ChannelBody {
 }
 
 /// Something to run once a response body is finished or dropped, told
-/// whether the body ended in an error.
+/// whether the body ended in an error or was dropped before its end.
 pub trait OnBodyEnd: Send + Sync + Unpin + 'static {
+    /// The body's own stream failed (an upstream page, say).
     fn body_failed(&mut self);
+    /// The body was dropped before its end: the client went away, or the
+    /// connection was cut.
+    fn body_abandoned(&mut self);
 }
 
 /// Wraps a body; the guard is dropped with it (after the last byte went
-/// out, or when the client went away), and hears about a failed stream.
+/// out, or when the client went away), and hears about a failed stream or
+/// one that did not reach its end.
 pub struct GuardedBody<G: OnBodyEnd> {
     inner: ResponseBody,
     guard: G,
+    /// The inner body said it has nothing more.
+    finished: bool,
 }
 
 impl<G: OnBodyEnd> GuardedBody<G> {
     pub fn wrap(inner: ResponseBody, guard: G) -> ResponseBody {
-        GuardedBody { inner, guard }.boxed()
+        GuardedBody {
+            inner,
+            guard,
+            finished: false,
+        }
+        .boxed()
     }
 }
 
@@ -89,8 +101,10 @@ impl<G: OnBodyEnd> Body for GuardedBody<G> {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Err(_))) = &polled {
-            this.guard.body_failed();
+        match &polled {
+            Poll::Ready(Some(Err(_))) => this.guard.body_failed(),
+            Poll::Ready(None) => this.finished = true,
+            _ => {}
         }
         polled
     }
@@ -101,5 +115,78 @@ impl<G: OnBodyEnd> Body for GuardedBody<G> {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl<G: OnBodyEnd> Drop for GuardedBody<G> {
+    /// hyper drops a body without polling it again once `is_end_stream`
+    /// says it is done; anything else dropped it early.
+    fn drop(&mut self) {
+        if !self.finished && !self.inner.is_end_stream() {
+            self.guard.body_abandoned();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Ends {
+        failed: bool,
+        abandoned: bool,
+        seen: std::sync::Arc<std::sync::Mutex<(bool, bool)>>,
+    }
+
+    impl OnBodyEnd for Ends {
+        fn body_failed(&mut self) {
+            self.failed = true;
+        }
+        fn body_abandoned(&mut self) {
+            self.abandoned = true;
+        }
+    }
+
+    impl Drop for Ends {
+        fn drop(&mut self) {
+            *self.seen.lock().unwrap() = (self.failed, self.abandoned);
+        }
+    }
+
+    /// (failed, abandoned) as the guard saw them when it was dropped.
+    async fn ends_of(body: ResponseBody, frames_read: usize) -> (bool, bool) {
+        let guard = Ends::default();
+        let seen = std::sync::Arc::clone(&guard.seen);
+        let mut body = GuardedBody::wrap(body, guard);
+        for _ in 0..frames_read {
+            if body.is_end_stream() {
+                break;
+            }
+            let _ = body.frame().await;
+        }
+        drop(body);
+        *seen.lock().unwrap()
+    }
+
+    #[tokio::test]
+    async fn tells_a_body_read_to_its_end_from_one_dropped_early() {
+        assert_eq!(ends_of(full("{}"), 1).await, (false, false));
+        assert_eq!(ends_of(empty(), 0).await, (false, false));
+        assert_eq!(ends_of(full("{}"), 0).await, (false, true));
+        let (sender, body) = ChannelBody::new(2);
+        sender.send(Ok(Bytes::from_static(b"["))).await.unwrap();
+        assert_eq!(
+            ends_of(body.boxed(), 1).await,
+            (false, true),
+            "the client left mid-stream"
+        );
+        let (sender, body) = ChannelBody::new(2);
+        sender.send(Ok(Bytes::from_static(b"[]"))).await.unwrap();
+        drop(sender);
+        assert_eq!(ends_of(body.boxed(), 2).await, (false, false));
+        let (sender, body) = ChannelBody::new(2);
+        sender.send(Err(std::io::Error::other("page failed"))).await.unwrap();
+        assert_eq!(ends_of(body.boxed(), 1).await, (true, true));
     }
 }

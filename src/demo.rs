@@ -62,7 +62,8 @@ pub async fn run(listen: SocketAddr, shutdown: impl Future<Output = ()>) -> Resu
         "{}",
         banner(address, &glance.url(), &files.url("/cirros.qcow2"))
     );
-    server::serve(listener, app, shutdown, Duration::from_secs(5)).await;
+    let slots = server::ConnectionSlots::new(app.client_limits().max_connections);
+    server::serve(listener, app, slots, shutdown, Duration::from_secs(5)).await;
     glance.shutdown().await;
     Ok(())
 }

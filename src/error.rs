@@ -62,6 +62,18 @@ impl AllianceError {
         )
     }
 
+    /// The request body did not arrive in time.
+    pub fn request_timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, message)
+    }
+
+    pub fn uri_too_long(limit: usize) -> Self {
+        Self::new(
+            StatusCode::URI_TOO_LONG,
+            format!("the request target is longer than the limit of {limit} bytes"),
+        )
+    }
+
     /// The upstream answered something the facade cannot use. The details
     /// belong in the log, not in the client's answer.
     pub fn bad_gateway(message: impl Into<String>) -> Self {

@@ -9,6 +9,7 @@
 pub mod app;
 pub mod body;
 pub mod config;
+pub mod connection;
 pub mod copy_from;
 #[cfg(feature = "demo")]
 pub mod demo;

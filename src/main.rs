@@ -96,13 +96,32 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 fn serve(path: PathBuf) -> Result<(), String> {
     let config = Config::load(&path).map_err(|error| error.to_string())?;
     let app = Arc::new(App::new(&config).map_err(|error| error.to_string())?);
+    let open_files =
+        server::raise_open_files_limit().map_err(|error| format!("cannot read the open-file limit: {error}"))?;
+    let max_connections = server::connection_cap(config.client.max_connections, open_files);
+    if max_connections < config.client.max_connections {
+        tracing::warn!(
+            configured = config.client.max_connections,
+            max_connections,
+            open_files,
+            "client.max_connections lowered to half the open-file limit"
+        );
+    }
     let workers = server::worker_count();
     let sockets = server::bind_workers(config.listen, workers)
         .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
-    tracing::info!(listen = %config.listen, namespaces = config.namespaces.len(), workers, "serving the Alliance API");
+    tracing::info!(
+        listen = %config.listen,
+        namespaces = config.namespaces.len(),
+        workers,
+        max_connections,
+        open_files,
+        "serving the Alliance API"
+    );
     server::serve_on_workers(
         sockets,
         app,
+        server::ConnectionSlots::new(max_connections),
         shutdown_signal(),
         Duration::from_secs(config.shutdown_grace_secs),
     )

@@ -84,7 +84,6 @@ impl Cloud {
 /// All namespaces, by name.
 pub struct Clouds {
     by_name: HashMap<String, Arc<Cloud>>,
-    max_body_bytes: usize,
 }
 
 impl Clouds {
@@ -94,17 +93,10 @@ impl Clouds {
             .iter()
             .map(|(name, namespace)| Ok((name.clone(), Arc::new(Cloud::from_config(name, namespace)?))))
             .collect::<Result<_, ConfigError>>()?;
-        Ok(Clouds {
-            by_name,
-            max_body_bytes: config.max_body_bytes,
-        })
+        Ok(Clouds { by_name })
     }
 
     pub fn get(&self, namespace: &str) -> Option<&Arc<Cloud>> {
         self.by_name.get(namespace)
-    }
-
-    pub fn max_body_bytes(&self) -> usize {
-        self.max_body_bytes
     }
 }

@@ -26,7 +26,7 @@ const LAYERS: &[&[&str]] = &[
     &["upstream"],
     &["reshape"],
     &["error"],
-    &["body", "config", "logging", "request_id"],
+    &["body", "config", "connection", "logging", "request_id"],
     &["ids"],
 ];
 

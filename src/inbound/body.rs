@@ -1,17 +1,34 @@
 //! Request bodies: bounded reading and the `{"image": {...}}` envelope.
 
-use bytes::Bytes;
+use std::pin::pin;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes};
 use http::header;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Body;
 use serde_json::{Map, Value};
 
 use crate::error::AllianceError;
 
+/// How long a request body may take to arrive (nginx's
+/// `client_body_timeout` between two reads, and a bound on the whole, so
+/// that a client trickling a byte now and then is refused as well).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyTimeouts {
+    pub idle: Duration,
+    pub total: Duration,
+}
+
 /// Reads the whole body, refusing with 413 as soon as it is known to be
-/// larger than `limit`: from `Content-Length` before reading anything, or
-/// while reading a chunked body.
-pub async fn read_limited<B>(request: http::Request<B>, limit: usize) -> Result<Bytes, AllianceError>
+/// larger than `limit` (from `Content-Length` before reading anything, or
+/// while reading a chunked body), and with 408 when it does not arrive
+/// within `timeouts`. A refused body's bytes are freed with the request.
+pub async fn read_limited<B>(
+    request: http::Request<B>,
+    limit: usize,
+    timeouts: BodyTimeouts,
+) -> Result<Bytes, AllianceError>
 where
     B: Body,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -24,11 +41,35 @@ where
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(AllianceError::payload_too_large(limit));
     }
-    match Limited::new(request.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(AllianceError::payload_too_large(limit)),
-        Err(_) => Err(AllianceError::bad_request("the request body could not be read")),
-    }
+    let too_slow = || {
+        AllianceError::request_timeout(format!(
+            "the request body did not arrive in time ({} s between two reads, {} s in all)",
+            timeouts.idle.as_secs(),
+            timeouts.total.as_secs()
+        ))
+    };
+    let read = async {
+        let mut body = pin!(Limited::new(request.into_body(), limit));
+        let mut bytes = Vec::new();
+        while let Some(frame) = tokio::time::timeout(timeouts.idle, body.frame())
+            .await
+            .map_err(|_| too_slow())?
+        {
+            match frame {
+                Ok(frame) => {
+                    if let Ok(data) = frame.into_data() {
+                        bytes.put(data);
+                    }
+                }
+                Err(error) if error.is::<LengthLimitError>() => return Err(AllianceError::payload_too_large(limit)),
+                Err(_) => return Err(AllianceError::bad_request("the request body could not be read")),
+            }
+        }
+        Ok(Bytes::from(bytes))
+    };
+    tokio::time::timeout(timeouts.total, read)
+        .await
+        .map_err(|_| too_slow())?
 }
 
 /// `{"image": {...}}` -> the inner object.
@@ -55,6 +96,47 @@ pub fn image_object(bytes: &[u8]) -> Result<Map<String, Value>, AllianceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::stream::{self, StreamExt};
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+
+    const TIMEOUTS: BodyTimeouts = BodyTimeouts {
+        idle: Duration::from_millis(200),
+        total: Duration::from_millis(500),
+    };
+
+    /// A body sending `chunks`, each `every` after the last, then nothing.
+    fn arriving(
+        chunks: usize,
+        every: Duration,
+        then_end: bool,
+    ) -> http::Request<impl Body<Data = Bytes, Error = std::io::Error>> {
+        let sent = stream::iter(0..chunks).then(move |_| async move {
+            tokio::time::sleep(every).await;
+            Ok::<_, std::io::Error>(Frame::data(Bytes::from_static(b"x")))
+        });
+        let rest = if then_end {
+            stream::empty().left_stream()
+        } else {
+            stream::pending().right_stream()
+        };
+        http::Request::new(StreamBody::new(sent.chain(rest)))
+    }
+
+    #[tokio::test]
+    async fn bodies_must_arrive_in_time() {
+        let whole = read_limited(arriving(3, Duration::from_millis(10), true), 64, TIMEOUTS).await;
+        assert_eq!(whole.unwrap(), "xxx");
+        // Stops one byte short: 408 once nothing came for `idle`.
+        let stalled = read_limited(arriving(3, Duration::from_millis(10), false), 64, TIMEOUTS).await;
+        assert_eq!(stalled.unwrap_err().status, 408);
+        // A byte every 100 ms never waits `idle`, but takes longer than `total`.
+        let trickle = read_limited(arriving(20, Duration::from_millis(100), true), 64, TIMEOUTS).await;
+        assert_eq!(trickle.unwrap_err().status, 408);
+        // Too large while arriving is still 413.
+        let large = read_limited(arriving(20, Duration::from_millis(1), true), 8, TIMEOUTS).await;
+        assert_eq!(large.unwrap_err().status, 413);
+    }
 
     #[test]
     fn envelope_rules() {

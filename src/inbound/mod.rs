@@ -2,9 +2,9 @@
 //! [`AllianceRequest`]. Every bad input ends here with a 4xx, before anything
 //! is sent upstream.
 //!
-//! Order of checks: path and method (404/405), `X-Target-Ns` and
-//! `X-Environment-Id` (400), `Content-Type` on writes (415), body size (413),
-//! body shape and fields (400).
+//! Order of checks: target length (414), path and method (404/405),
+//! `X-Target-Ns` and `X-Environment-Id` (400), `Content-Type` on writes
+//! (415), body size and time (413, 408), body shape and fields (400).
 
 mod body;
 mod headers;
@@ -16,6 +16,7 @@ use hyper::body::Body;
 
 use crate::config::EnvironmentIdFormat;
 use crate::error::AllianceError;
+pub use body::BodyTimeouts;
 pub use image_fields::{CreateImage, ImageFields, UpdateImage, Visibility};
 pub use list_query::ListQuery;
 pub use path::ImageRef;
@@ -56,6 +57,9 @@ impl Operation {
 /// What inbound validation needs to know from the configuration.
 pub trait InboundPolicy {
     fn max_body_bytes(&self) -> usize;
+    fn body_timeouts(&self) -> BodyTimeouts;
+    /// Longest request target (path and query) accepted.
+    fn max_uri_bytes(&self) -> usize;
     /// The environment id rule of a configured namespace; `None` when the
     /// namespace is unknown.
     fn environment_id_format(&self, namespace: &str) -> Option<EnvironmentIdFormat>;
@@ -78,6 +82,10 @@ where
     B: Body,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    let target = request.uri().path_and_query().map_or(0, |target| target.as_str().len());
+    if target > policy.max_uri_bytes() {
+        return Err(AllianceError::uri_too_long(policy.max_uri_bytes()));
+    }
     let route = path::route(request.method(), request.uri().path())?;
     let headers = request.headers();
     let namespace = headers::target_namespace(headers)?;
@@ -114,7 +122,7 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     headers::require_json_content_type(request.headers())?;
-    let bytes = body::read_limited(request, policy.max_body_bytes()).await?;
+    let bytes = body::read_limited(request, policy.max_body_bytes(), policy.body_timeouts()).await?;
     body::image_object(&bytes)
 }
 
@@ -127,6 +135,17 @@ mod tests {
 
     impl InboundPolicy for Policy {
         fn max_body_bytes(&self) -> usize {
+            64
+        }
+
+        fn body_timeouts(&self) -> BodyTimeouts {
+            BodyTimeouts {
+                idle: std::time::Duration::from_secs(5),
+                total: std::time::Duration::from_secs(5),
+            }
+        }
+
+        fn max_uri_bytes(&self) -> usize {
             64
         }
 
@@ -173,6 +192,15 @@ mod tests {
                 .unwrap();
             assert_eq!(update.operation.name(), "update");
         }
+    }
+
+    #[tokio::test]
+    async fn long_targets_are_414_before_anything_else() {
+        let at_limit = format!("/images/{}", "a".repeat(56));
+        assert!(parse_one(request("GET", &at_limit, "")).await.is_ok());
+        let mut long = request("GET", &format!("/nothing?{}", "a".repeat(60)), "");
+        long.headers_mut().remove("x-target-ns");
+        assert_eq!(parse_one(long).await.unwrap_err().status, 414);
     }
 
     #[tokio::test]

@@ -25,6 +25,8 @@ pub struct FacadeOptions {
     pub max_body_bytes: usize,
     /// More TOML lines for the namespace table.
     pub namespace_extra: String,
+    /// TOML lines for the `[client]` table.
+    pub client: String,
 }
 
 impl Default for FacadeOptions {
@@ -35,6 +37,7 @@ impl Default for FacadeOptions {
             request_timeout_ms: 5_000,
             max_body_bytes: 1024 * 1024,
             namespace_extra: String::new(),
+            client: String::new(),
         }
     }
 }
@@ -45,6 +48,8 @@ pub fn facade_config(glance_url: &str, options: &FacadeOptions) -> Config {
         listen = "127.0.0.1:0"
         max_body_bytes = {max_body}
         shutdown_grace_secs = 5
+        [client]
+        {client}
         [namespaces.{NAMESPACE}]
         glance_url = "{glance_url}"
         page_size = {page_size}
@@ -56,6 +61,7 @@ pub fn facade_config(glance_url: &str, options: &FacadeOptions) -> Config {
         {extra}
         "#,
         extra = options.namespace_extra,
+        client = options.client,
         max_body = options.max_body_bytes,
         page_size = options.page_size,
         max_pages = options.max_pages,
@@ -65,9 +71,13 @@ pub fn facade_config(glance_url: &str, options: &FacadeOptions) -> Config {
 }
 
 pub async fn start_facade(config: &Config) -> RunningServer {
+    start_facade_with_grace(config, Duration::from_secs(5)).await
+}
+
+pub async fn start_facade_with_grace(config: &Config, grace: Duration) -> RunningServer {
     let app = Arc::new(App::new(config).expect("facade starts"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    RunningServer::spawn(listener, app, Duration::from_secs(5)).expect("serve")
+    RunningServer::spawn(listener, app, grace).expect("serve")
 }
 
 /// A mock Glance under DevStack's `/image` prefix, and a facade in front.
@@ -413,4 +423,160 @@ impl KeystoneHarness {
     pub fn call_as(&self, environment: &str, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         alliance_call(&self.client, &self.facade, NAMESPACE, environment, method, path)
     }
+}
+
+/// The request log lines of every facade in this test binary, as JSON
+/// (captured from the first call on).
+pub fn capture_request_log() {
+    use std::sync::OnceLock;
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_env_filter("alliance_glance::request=info")
+            .with_writer(|| LogWriter)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+    });
+}
+
+fn captured_lines() -> &'static std::sync::Mutex<Vec<u8>> {
+    static LINES: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+    &LINES
+}
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        captured_lines().lock().expect("log lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The request log line with this request id (waits for it: a line is
+/// written when the request's answer is done or dropped).
+pub async fn request_log_line(request_id: &str) -> Value {
+    for _ in 0..200 {
+        let text = String::from_utf8_lossy(&captured_lines().lock().expect("log lock")).into_owned();
+        let found = text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|line| line["request_id"] == request_id);
+        if let Some(line) = found {
+            return line;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no request log line for {request_id}");
+}
+
+/// An answer read from a raw connection: status, headers (lower-case names)
+/// and body, up to the end of the connection or of a `content-length` body.
+#[derive(Debug)]
+pub struct RawAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawAnswer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Asserts the documented error document with its request id, and
+    /// returns the request id.
+    pub fn assert_error(&self, status: u16) -> String {
+        let answer = Answer {
+            status: self.status,
+            headers: self
+                .headers
+                .iter()
+                .map(|(name, value)| {
+                    (
+                        reqwest::header::HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                        reqwest::header::HeaderValue::from_str(value).expect("value"),
+                    )
+                })
+                .collect(),
+            body: self.body.clone(),
+        };
+        answer.error_message(status);
+        answer
+            .header("x-openstack-request-id")
+            .expect("a request id")
+            .to_owned()
+    }
+}
+
+/// Reads one answer from `stream` (fails after 10 s).
+pub async fn read_raw_answer(stream: &mut tokio::net::TcpStream) -> RawAnswer {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        let mut bytes = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&bytes[..end]).into_owned();
+                let mut lines = head.split("\r\n");
+                let status = lines.next().expect("status line")[9..12].parse().expect("status");
+                let headers: Vec<(String, String)> = lines
+                    .filter_map(|line| line.split_once(':'))
+                    .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
+                    .collect();
+                let length: Option<usize> = headers
+                    .iter()
+                    .find(|(name, _)| name == "content-length")
+                    .map(|(_, value)| value.parse().expect("length"));
+                let body = match length {
+                    Some(length) => bytes.get(end + 4..end + 4 + length).map(<[u8]>::to_vec),
+                    None => dechunked(&bytes[end + 4..]),
+                };
+                if let Some(body) = body {
+                    return RawAnswer { status, headers, body };
+                }
+            }
+            let count = stream.read(&mut chunk).await.expect("read");
+            assert!(
+                count > 0,
+                "connection closed before a whole answer: {:?}",
+                String::from_utf8_lossy(&bytes)
+            );
+            bytes.extend_from_slice(&chunk[..count]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("an answer within 10 s")
+}
+
+/// A whole chunked body, decoded; `None` while incomplete.
+fn dechunked(mut bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = bytes.windows(2).position(|w| w == b"\r\n")?;
+        let size = usize::from_str_radix(std::str::from_utf8(&bytes[..line_end]).ok()?, 16).ok()?;
+        let chunk = bytes.get(line_end + 2..line_end + 2 + size + 2)?;
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(&chunk[..size]);
+        bytes = &bytes[line_end + 2 + size + 2..];
+    }
+}
+
+/// A request head with the Alliance headers of environment A.
+pub fn raw_head(method: &str, path: &str, extra: &str) -> String {
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: facade\r\nX-Target-Ns: {NAMESPACE}\r\nX-Environment-Id: {ENV_A}\r\nContent-Type: application/json\r\n{extra}\r\n"
+    )
 }

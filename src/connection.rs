@@ -1,0 +1,152 @@
+//! One client connection as the server and its requests share it: how many
+//! requests it carried, whether the client may still be sending (an answer
+//! went out before its request was read: close it lingering), and why the
+//! server cut it (for the log lines of the requests cut with it).
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use hyper::body::{Body, Frame, SizeHint};
+
+#[derive(Debug, Default)]
+pub struct ClientConnection {
+    requests: AtomicU64,
+    input_left_unread: AtomicBool,
+    cut: AtomicU8,
+}
+
+/// Why the server closed a connection that had not ended by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Cut {
+    /// The client read nothing of an answer for the send timeout.
+    SendTimeout = 1,
+    /// The shutdown grace period ended.
+    Shutdown = 2,
+}
+
+impl Cut {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Cut::SendTimeout => "send_timeout",
+            Cut::Shutdown => "shutdown",
+        }
+    }
+}
+
+impl ClientConnection {
+    /// A request head was received.
+    pub fn request_started(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.input_left_unread.store(false, Ordering::Relaxed);
+    }
+
+    /// Requests whose head was received on this connection.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The latest request's body (or head) was not read to its end: the
+    /// client may still be sending it.
+    pub fn note_input_left_unread(&self) {
+        self.input_left_unread.store(true, Ordering::Relaxed);
+    }
+
+    pub fn input_left_unread(&self) -> bool {
+        self.input_left_unread.load(Ordering::Relaxed)
+    }
+
+    pub fn cut(&self, why: Cut) {
+        self.cut.store(why as u8, Ordering::Relaxed);
+    }
+
+    pub fn cut_reason(&self) -> Option<&'static str> {
+        match self.cut.load(Ordering::Relaxed) {
+            1 => Some(Cut::SendTimeout.reason()),
+            2 => Some(Cut::Shutdown.reason()),
+            _ => None,
+        }
+    }
+}
+
+/// A request body that tells its connection when it is dropped before its
+/// end.
+pub struct WatchedBody<'a, B: Body> {
+    inner: B,
+    connection: &'a ClientConnection,
+    finished: bool,
+}
+
+impl<'a, B: Body> WatchedBody<'a, B> {
+    pub fn new(inner: B, connection: &'a ClientConnection) -> Self {
+        WatchedBody {
+            inner,
+            connection,
+            finished: false,
+        }
+    }
+}
+
+impl<B: Body + Unpin> Body for WatchedBody<'_, B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            self.finished = true;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B: Body> Drop for WatchedBody<'_, B> {
+    fn drop(&mut self) {
+        if !self.finished && !self.inner.is_end_stream() {
+            self.connection.note_input_left_unread();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty, Full};
+
+    #[tokio::test]
+    async fn a_body_dropped_unread_is_noted_until_the_next_request() {
+        let connection = ClientConnection::default();
+        connection.request_started();
+        drop(WatchedBody::new(Empty::<Bytes>::new(), &connection));
+        assert!(!connection.input_left_unread(), "no body");
+        let mut read = WatchedBody::new(Full::new(Bytes::from_static(b"{}")), &connection);
+        while read.frame().await.is_some() {}
+        drop(read);
+        assert!(!connection.input_left_unread(), "read to its end");
+        drop(WatchedBody::new(Full::new(Bytes::from_static(b"{}")), &connection));
+        assert!(connection.input_left_unread());
+        connection.request_started();
+        assert!(!connection.input_left_unread());
+        assert_eq!(connection.requests(), 2);
+    }
+
+    #[test]
+    fn cuts_have_stable_reasons() {
+        let connection = ClientConnection::default();
+        assert_eq!(connection.cut_reason(), None);
+        connection.cut(Cut::SendTimeout);
+        assert_eq!(connection.cut_reason(), Some("send_timeout"));
+        connection.cut(Cut::Shutdown);
+        assert_eq!(connection.cut_reason(), Some("shutdown"));
+    }
+}

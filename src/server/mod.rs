@@ -1,0 +1,302 @@
+//! Serving: HTTP/1.1 with keep-alive on a listener, a bounded number of
+//! client connections, each with the client limits of [`io`]; on shutdown,
+//! stop accepting, close idle connections, let in-flight requests finish
+//! within a grace period, return.
+//!
+//! The `serve` command runs one single-threaded runtime per core, each
+//! accepting on its own `SO_REUSEPORT` socket ([`bind_workers`],
+//! [`serve_on_workers`]): a connection and every task of its requests stay
+//! on one thread, so a request wakes no other thread (as nginx's worker
+//! processes do). A work-stealing runtime spent a fifth of the facade's CPU
+//! time on cross-thread wake-ups under load.
+
+mod io;
+mod listen;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::app::App;
+use crate::connection::{ClientConnection, Cut};
+use crate::logging;
+use io::{ClientIo, IoLimits};
+pub use listen::{WorkerSockets, bind_workers, connection_cap, raise_open_files_limit};
+
+/// Connections a worker's socket queues before it accepts them.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Repeated warnings (connection limit reached, accept failing) are written
+/// at most this often, with how many were left out.
+const WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Open client connections, shared by all the workers of a process: at the
+/// limit, a worker accepts nothing (the kernel queues new connections)
+/// until one of the open ones ends.
+#[derive(Clone)]
+pub struct ConnectionSlots {
+    slots: Arc<Semaphore>,
+    max: usize,
+}
+
+impl ConnectionSlots {
+    pub fn new(max: usize) -> Self {
+        ConnectionSlots {
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+        }
+    }
+
+    /// A slot for the next connection; waits while all are taken.
+    async fn take(&self, warnings: &mut Throttled) -> Option<OwnedSemaphorePermit> {
+        if let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() {
+            return Some(slot);
+        }
+        if let Some(left_out) = warnings.due() {
+            tracing::warn!(
+                reason = "connection_limit",
+                max_connections = self.max,
+                left_out,
+                "connection limit reached; new connections wait until open ones end"
+            );
+        }
+        Arc::clone(&self.slots).acquire_owned().await.ok()
+    }
+}
+
+/// Where a worker's connections are in a shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    Serving,
+    /// Stop after the request in flight; close connections with none at once.
+    Draining,
+    /// The grace period is over: close everything.
+    Closing,
+}
+
+/// Accepts connections until `shutdown` completes, then closes those with
+/// no request in flight at once and waits up to `grace` for the others to
+/// finish their current request.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    slots: ConnectionSlots,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    let (phase, _) = watch::channel(Phase::Serving);
+    let mut at_limit = Throttled::default();
+    let mut accept_failing = Throttled::default();
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.take(&mut at_limit) => slot,
+            () = &mut shutdown => break,
+        };
+        let Some(slot) = slot else { break };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    if let Some(left_out) = accept_failing.due() {
+                        tracing::warn!(%error, left_out, "accept failed");
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        tokio::spawn(serve_connection(stream, Arc::clone(&app), slot, phase.subscribe()));
+    }
+    drop(listener);
+    phase.send_replace(Phase::Draining);
+    tokio::select! {
+        () = phase.closed() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(?grace, "grace period over; closing remaining connections");
+            phase.send_replace(Phase::Closing);
+            phase.closed().await;
+        }
+    }
+}
+
+/// One client connection, holding its slot until it ends.
+async fn serve_connection(
+    stream: TcpStream,
+    app: Arc<App>,
+    _slot: OwnedSemaphorePermit,
+    mut phase: watch::Receiver<Phase>,
+) {
+    let _ = stream.set_nodelay(true);
+    let limits = app.client_limits();
+    let connection = Arc::new(ClientConnection::default());
+    let io = ClientIo::new(stream, Arc::clone(&connection), IoLimits::new(limits));
+    let mut http = http1::Builder::new();
+    http.keep_alive(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(limits.header_timeout_secs))
+        .max_header_size(limits.max_header_bytes);
+    let service = {
+        let app = Arc::clone(&app);
+        let connection = Arc::clone(&connection);
+        service_fn(move |request| {
+            let app = Arc::clone(&app);
+            let connection = Arc::clone(&connection);
+            async move { Ok::<_, Infallible>(app.handle(request, &connection).await) }
+        })
+    };
+    let mut serving = pin!(http.serve_connection(TokioIo::new(io), service));
+    let draining = tokio::select! {
+        biased;
+        ended = serving.as_mut() => Err(ended),
+        _ = phase.wait_for(|phase| *phase >= Phase::Draining) => Ok(()),
+    };
+    let ended = match draining {
+        Err(ended) => ended,
+        // hyper's graceful shutdown closes a connection idle between
+        // requests, but waits on one whose first request head is still
+        // coming (its keep-alive state starts "busy"): close that here.
+        Ok(()) if connection.requests() == 0 => return,
+        Ok(()) => {
+            serving.as_mut().graceful_shutdown();
+            tokio::select! {
+                ended = serving.as_mut() => ended,
+                _ = phase.wait_for(|phase| *phase == Phase::Closing) => {
+                    connection.cut(Cut::Shutdown);
+                    return;
+                }
+            }
+        }
+    };
+    if let Err(error) = ended {
+        tracing::debug!(%error, "connection ended with an error");
+    }
+}
+
+/// A warning that is written at most once per [`WARNING_INTERVAL`].
+#[derive(Default)]
+struct Throttled {
+    last: Option<Instant>,
+    left_out: u64,
+}
+
+impl Throttled {
+    /// `Some(warnings left out since the last one)` when one may be written.
+    fn due(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < WARNING_INTERVAL)
+        {
+            self.left_out += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.left_out))
+    }
+}
+
+/// How many worker threads [`serve_on_workers`] runs: one per core.
+pub fn worker_count() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// Serves one worker thread per socket from [`bind_workers`], each with its
+/// own single-threaded runtime, until `shutdown` completes (it runs on the
+/// calling thread's own small runtime); then each worker lets its
+/// connections finish within `grace`. The address lock is let go when the
+/// workers stop accepting.
+pub fn serve_on_workers(
+    sockets: WorkerSockets,
+    app: Arc<App>,
+    slots: ConnectionSlots,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let WorkerSockets { sockets, lock } = sockets;
+    let (stop, stopped) = watch::channel(false);
+    let mut threads = Vec::with_capacity(sockets.len());
+    for (index, socket) in sockets.into_iter().enumerate() {
+        let app = Arc::clone(&app);
+        let slots = slots.clone();
+        let mut stopped = stopped.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        // Listening here, in the worker's runtime, so that a failure stops
+        // start-up instead of leaving a worker out.
+        let listener = {
+            let _in_runtime = runtime.enter();
+            socket.listen(LISTEN_BACKLOG)?
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("worker-{index}"))
+            .spawn(move || {
+                logging::batch_this_thread();
+                runtime.block_on(async move {
+                    let flusher = tokio::spawn(logging::flush_batch_regularly());
+                    let shutdown = async move {
+                        let _ = stopped.wait_for(|stop| *stop).await;
+                    };
+                    serve(listener, app, slots, shutdown, grace).await;
+                    flusher.abort();
+                });
+                // The thread's batch is written out as the thread ends.
+            })?;
+        threads.push(thread);
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(shutdown);
+    stop.send_replace(true);
+    drop(lock);
+    for thread in threads {
+        let _ = thread.join();
+    }
+    Ok(())
+}
+
+/// A server running in the background (tests, demo).
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl RunningServer {
+    pub fn spawn(listener: TcpListener, app: Arc<App>, grace: Duration) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let slots = ConnectionSlots::new(app.client_limits().max_connections);
+        let task = tokio::spawn(serve(
+            listener,
+            app,
+            slots,
+            async move {
+                let _ = stopped.await;
+            },
+            grace,
+        ));
+        Ok(RunningServer { addr, stop, task })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
