@@ -3,7 +3,7 @@
 use std::pin::pin;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes};
+use bytes::{Buf, Bytes};
 use http::header;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Body;
@@ -50,22 +50,26 @@ where
     };
     let read = async {
         let mut body = pin!(Limited::new(request.into_body(), limit));
-        let mut bytes = Vec::new();
+        // The chunks as they came (no copy while the body arrives).
+        let mut chunks: Vec<Bytes> = Vec::new();
         while let Some(frame) = tokio::time::timeout(timeouts.idle, body.frame())
             .await
             .map_err(|_| too_slow())?
         {
             match frame {
                 Ok(frame) => {
-                    if let Ok(data) = frame.into_data() {
-                        bytes.put(data);
+                    if let Ok(mut data) = frame.into_data() {
+                        chunks.push(data.copy_to_bytes(data.remaining()));
                     }
                 }
                 Err(error) if error.is::<LengthLimitError>() => return Err(AllianceError::payload_too_large(limit)),
                 Err(_) => return Err(AllianceError::bad_request("the request body could not be read")),
             }
         }
-        Ok(Bytes::from(bytes))
+        Ok(match chunks.len() {
+            1 => chunks.swap_remove(0),
+            _ => Bytes::from(chunks.concat()),
+        })
     };
     tokio::time::timeout(timeouts.total, read)
         .await

@@ -108,10 +108,14 @@ impl<S> ClientIo<S> {
 }
 
 impl<S: AsyncWrite + Unpin> ClientIo<S> {
-    /// A write's outcome, with the send timeout applied to one that waits.
-    fn sending<T>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    /// A write's (or flush's) outcome, with the send timeout applied to
+    /// one that waits. Only a write that went through counts as progress: a
+    /// flush that is ready while writes wait does not.
+    fn sending<T>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<T>>, write: bool) -> Poll<io::Result<T>> {
         if polled.is_ready() {
-            self.send_waiting = false;
+            if write {
+                self.send_waiting = false;
+            }
             return polled;
         }
         let deadline = (!self.send_waiting).then(|| Instant::now() + self.limits.send_timeout);
@@ -162,7 +166,7 @@ impl<S: AsyncWrite + Unpin> ClientIo<S> {
                 return Poll::Ready(Ok(()));
             }
             let polled = Pin::new(&mut self.stream).poll_write(cx, &bytes[*written..]);
-            match ready!(self.sending(cx, polled)) {
+            match ready!(self.sending(cx, polled, true)) {
                 Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Ok(count) => {
                     if let Some((_, written)) = &mut self.own_answer {
@@ -231,7 +235,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
             return this.poll_own_answer(cx).map_ok(|()| buf.len());
         }
         let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
-        this.sending(cx, polled)
+        this.sending(cx, polled, true)
     }
 
     fn poll_write_vectored(
@@ -245,7 +249,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
         }
         let this = &mut *self;
         let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
-        this.sending(cx, polled)
+        this.sending(cx, polled, true)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -256,7 +260,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
         let this = &mut *self;
         ready!(this.poll_own_answer(cx))?;
         let polled = Pin::new(&mut this.stream).poll_flush(cx);
-        this.sending(cx, polled)
+        this.sending(cx, polled, false)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -266,7 +270,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
                 Closing::Open => {
                     ready!(this.poll_own_answer(cx))?;
                     let polled = Pin::new(&mut this.stream).poll_shutdown(cx);
-                    ready!(this.sending(cx, polled))?;
+                    ready!(this.sending(cx, polled, false))?;
                     this.closing = if this.connection.input_left_unread() {
                         let until = Instant::now() + this.limits.lingering_time;
                         this.timer_due(Some(until.min(Instant::now() + this.limits.lingering_timeout)), cx);

@@ -29,6 +29,26 @@ async fn facade_with(client: &str) -> Harness {
     .await
 }
 
+/// The next Glance call (whose path ends with `path_suffix`) waits `delay`.
+fn delay_next_call(glance: &openstack_mock::glance::Handle, path_suffix: Option<String>, delay: Duration) {
+    glance.inject(openstack_mock::glance::Fault {
+        method: None,
+        path_suffix,
+        action: openstack_mock::glance::FaultAction::Delay(delay),
+    });
+}
+
+/// The log line of a request cut short names what was known of it, and why.
+async fn assert_cut_short(request_id: &str, operation: &str, status: u16, reason: &str) {
+    let line = request_log_line(request_id).await;
+    assert_eq!(line["operation"], operation);
+    assert_eq!(line["namespace"], NAMESPACE);
+    assert_eq!(line["environment"], ENV_A);
+    assert_eq!(line["status"], status);
+    assert_eq!(line["aborted"], true);
+    assert_eq!(line["reason"], reason);
+}
+
 async fn connect(harness: &Harness) -> TcpStream {
     TcpStream::connect(harness.facade.addr).await.expect("connect")
 }
@@ -163,13 +183,7 @@ async fn a_client_that_reads_nothing_is_cut_off_and_logged_aborted() {
     let id = request_id(3);
     let head = raw_head("GET", "/images", &format!("X-Openstack-Request-Id: {id}\r\n"));
     stream.write_all(head.as_bytes()).await.unwrap();
-    let line = request_log_line(&id).await;
-    assert_eq!(line["operation"], "list");
-    assert_eq!(line["namespace"], NAMESPACE);
-    assert_eq!(line["environment"], ENV_A);
-    assert_eq!(line["status"], 200);
-    assert_eq!(line["aborted"], true);
-    assert_eq!(line["reason"], "send_timeout");
+    assert_cut_short(&id, "list", 200, "send_timeout").await;
     // What the client finally reads is a truncated list, never a whole one.
     let bytes = read_to_close(&mut stream).await;
     assert!(bytes.starts_with(b"HTTP/1.1 200 OK"));
@@ -189,21 +203,15 @@ async fn requests_cut_short_are_logged_with_what_was_known() {
     let mut first = [0u8; 64];
     stream.read_exact(&mut first).await.unwrap();
     drop(stream);
-    let line = request_log_line(&id).await;
-    assert_eq!(line["operation"], "list");
-    assert_eq!(line["namespace"], NAMESPACE);
-    assert_eq!(line["environment"], ENV_A);
-    assert_eq!(line["status"], 200);
-    assert_eq!(line["aborted"], true);
-    assert_eq!(line["reason"], "client_gone");
+    assert_cut_short(&id, "list", 200, "client_gone").await;
 
     // A show whose client leaves while Glance is slow: no answer was made.
     let image = "75da8211-b8d3-4329-a12b-953e7db4690a";
-    harness.glance.inject(openstack_mock::glance::Fault {
-        method: None,
-        path_suffix: Some(format!("/v2/images/{image}")),
-        action: openstack_mock::glance::FaultAction::Delay(Duration::from_secs(2)),
-    });
+    delay_next_call(
+        &harness.glance,
+        Some(format!("/v2/images/{image}")),
+        Duration::from_secs(2),
+    );
     let id = request_id(5);
     let gone = harness
         .call(reqwest::Method::GET, &format!("/images/{image}"))
@@ -212,32 +220,14 @@ async fn requests_cut_short_are_logged_with_what_was_known() {
         .send()
         .await;
     assert!(gone.is_err());
-    let line = request_log_line(&id).await;
-    assert_eq!(line["operation"], "show");
-    assert_eq!(line["namespace"], NAMESPACE);
-    assert_eq!(line["environment"], ENV_A);
-    assert_eq!(line["status"], 0);
-    assert_eq!(line["aborted"], true);
-    assert_eq!(line["reason"], "client_gone");
+    assert_cut_short(&id, "show", 0, "client_gone").await;
 }
 
 #[tokio::test]
 async fn requests_cut_by_the_end_of_the_grace_period_are_logged() {
     capture_request_log();
-    let glance_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let glance = openstack_mock::glance::spawn(
-        glance_listener,
-        openstack_mock::glance::Options {
-            prefix: "/image".into(),
-            ..Default::default()
-        },
-    )
-    .await;
-    glance.inject(openstack_mock::glance::Fault {
-        method: None,
-        path_suffix: None,
-        action: openstack_mock::glance::FaultAction::Delay(Duration::from_secs(5)),
-    });
+    let glance = mock_glance().await;
+    delay_next_call(&glance, None, Duration::from_secs(5));
     let config = facade_config(&glance.url(), &FacadeOptions::default());
     let facade = start_facade_with_grace(&config, Duration::from_millis(300)).await;
     let id = request_id(6);
@@ -253,11 +243,7 @@ async fn requests_cut_by_the_end_of_the_grace_period_are_logged() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     facade.shutdown().await;
     assert!(in_flight.await.unwrap().is_err(), "cut at the end of the grace period");
-    let line = request_log_line(&id).await;
-    assert_eq!(line["operation"], "list");
-    assert_eq!(line["environment"], ENV_A);
-    assert_eq!(line["aborted"], true);
-    assert_eq!(line["reason"], "shutdown");
+    assert_cut_short(&id, "list", 0, "shutdown").await;
 }
 
 #[tokio::test]
@@ -343,15 +329,7 @@ async fn at_the_connection_limit_open_connections_are_still_served() {
 
 #[tokio::test]
 async fn shutdown_closes_connections_with_no_request_in_flight_at_once() {
-    let glance_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let glance = openstack_mock::glance::spawn(
-        glance_listener,
-        openstack_mock::glance::Options {
-            prefix: "/image".into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let glance = mock_glance().await;
     let config = facade_config(&glance.url(), &FacadeOptions::default());
     let facade = start_facade_with_grace(&config, Duration::from_secs(30)).await;
     // A half-sent first head, and a connection idle after a request.
@@ -364,11 +342,7 @@ async fn shutdown_closes_connections_with_no_request_in_flight_at_once() {
     idle.write_all(raw_head("GET", "/images", "").as_bytes()).await.unwrap();
     assert_eq!(read_raw_answer(&mut idle).await.status, 200);
     // A request in flight still gets its answer.
-    glance.inject(openstack_mock::glance::Fault {
-        method: None,
-        path_suffix: None,
-        action: openstack_mock::glance::FaultAction::Delay(Duration::from_millis(500)),
-    });
+    delay_next_call(&glance, None, Duration::from_millis(500));
     let mut in_flight = TcpStream::connect(facade.addr).await.unwrap();
     in_flight
         .write_all(raw_head("GET", "/images", "").as_bytes())
