@@ -238,6 +238,35 @@ impl Write for Stderr {
     }
 }
 
+/// What `run` logs on this thread, in the text format (for tests).
+#[cfg(test)]
+pub fn captured(run: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .event_format(TextLine)
+        .finish();
+    tracing::subscriber::with_default(subscriber, run);
+    let bytes = lines.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,30 +288,11 @@ mod tests {
 
     #[test]
     fn text_lines_have_the_default_layout_without_colours() {
-        #[derive(Clone, Default)]
-        struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl Write for Lines {
-            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(bytes);
-                Ok(bytes.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let lines = Lines::default();
-        let writer = lines.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .event_format(TextLine)
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        let text = captured(|| {
             tracing::info!(target: "alliance_glance::request", request_id = "req-1", status = 200_u16, aborted = false);
             let detail = "refused";
             tracing::warn!(%detail, quoted = ?"x y", "image service {}", "unreachable");
         });
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
         let without_times: Vec<&str> = text
             .lines()
             .map(|line| {

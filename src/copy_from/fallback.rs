@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use url::Url;
 
 use crate::config::FallbackConfig;
+use crate::reshape::message::for_log;
 use crate::upstream::{Session, glance};
 
 /// The custom property that records a failed facade-side transfer.
@@ -25,10 +26,21 @@ pub fn spawn(session: Session, image_id: String, url: Url, vetted: Vec<SocketAdd
     tokio::spawn(async move {
         match transfer(&session, &image_id, &url, &vetted, &config).await {
             Ok(bytes) => {
-                tracing::info!(request_id = %session.request_id, %image_id, bytes, "copy_from uploaded by the facade")
+                tracing::info!(
+                    request_id = %session.request_id,
+                    image_id = %for_log(&image_id),
+                    bytes,
+                    "copy_from uploaded by the facade"
+                )
             }
             Err(reason) => {
-                tracing::warn!(request_id = %session.request_id, %image_id, %reason, "copy_from upload failed");
+                tracing::warn!(
+                    request_id = %session.request_id,
+                    image_id = %for_log(&image_id),
+                    reason = "copy_from_upload_failed",
+                    error = %for_log(&reason),
+                    "copy_from upload failed"
+                );
                 record_failure(&session, &image_id, &reason).await;
             }
         }
@@ -115,6 +127,10 @@ fn without_url(error: &reqwest::Error) -> String {
 
 async fn record_failure(session: &Session, image_id: &str, reason: &str) {
     if let Err(error) = glance::add_property(session, image_id, ERROR_PROPERTY, reason).await {
-        tracing::error!(%image_id, %error, "could not record a failed copy_from");
+        tracing::error!(
+            image_id = %for_log(image_id),
+            error = %for_log(error.to_string()),
+            "could not record a failed copy_from"
+        );
     }
 }

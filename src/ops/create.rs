@@ -20,6 +20,7 @@ use crate::copy_from::guard::{Rejection, SystemResolver};
 use crate::copy_from::{fallback, methods};
 use crate::error::AllianceError;
 use crate::inbound::{CreateImage, Visibility};
+use crate::reshape::message::for_log;
 use crate::reshape::{V2Image, image_response};
 use crate::route::Cloud;
 use crate::upstream::Session;
@@ -122,7 +123,11 @@ async fn start_import(session: &Session, id: &str, url: &Url) -> Result<(), Alli
             if import_under_way(session, id).await {
                 return Ok(());
             }
-            tracing::info!(image_id = id, error = %lost, "import request lost; sending it again");
+            tracing::info!(
+                image_id = %for_log(id),
+                error = %for_log(lost.to_string()),
+                "import request lost; sending it again"
+            );
             session.send(&call).await?
         }
     };
@@ -156,7 +161,11 @@ async fn import_under_way(session: &Session, id: &str) -> bool {
 /// left behind is logged for the operator.
 async fn delete_orphan(session: &Session, id: &str) {
     if let Err(error) = glance::delete_image(session, id).await {
-        tracing::error!(image_id = id, %error, "could not delete an image whose import was refused");
+        tracing::error!(
+            image_id = %for_log(id),
+            error = %for_log(error.to_string()),
+            "could not delete an image whose import was refused"
+        );
     }
 }
 

@@ -8,6 +8,7 @@
 use futures_util::StreamExt;
 
 use crate::reshape::V2Image;
+use crate::reshape::message::for_log;
 use crate::upstream::Session;
 use crate::upstream::glance::{self, Task};
 
@@ -58,7 +59,7 @@ async fn lookup(session: &Session, index: usize, id: &str) -> (usize, bool) {
     let failed = match glance::image_tasks(session, id).await {
         Ok(tasks) => reported_status(latest(&tasks)).is_some(),
         Err(error) => {
-            tracing::warn!(%error, "import task look-up failed");
+            tracing::warn!(error = %for_log(error.to_string()), "import task look-up failed");
             false
         }
     };

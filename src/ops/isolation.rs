@@ -6,6 +6,7 @@
 
 use crate::error::AllianceError;
 use crate::reshape::V2Image;
+use crate::reshape::message::for_log;
 use crate::upstream::{Session, glance};
 
 /// How an image relates to the environment, from its own fields.
@@ -76,7 +77,11 @@ async fn is_visible(session: &Session, image: &V2Image<'_>) -> Result<bool, Alli
     match access(image, &session.environment) {
         Access::Owner | Access::Readable => Ok(true),
         Access::Hidden => {
-            tracing::warn!(image_id = %image.id, "image service returned another project's private image; hidden");
+            tracing::warn!(
+                reason = "foreign_private_image",
+                image_id = %for_log(&*image.id),
+                "image service returned another project's private image; hidden"
+            );
             Ok(false)
         }
         Access::IfMember => glance::is_member(session, &image.id, &session.environment).await,

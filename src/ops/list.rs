@@ -18,6 +18,7 @@ use super::{import_status, isolation};
 use crate::body::{APPLICATION_JSON, ChannelBody, ResponseBody};
 use crate::error::AllianceError;
 use crate::inbound::ListQuery;
+use crate::reshape::message::for_log;
 use crate::reshape::{AllianceImage, V2Image, read_image_page};
 use crate::route::Cloud;
 use crate::upstream::{Call, Reply, Session, glance};
@@ -52,7 +53,11 @@ pub async fn apply(
     let (sender, body) = ChannelBody::new(2);
     tokio::spawn(async move {
         if let Err(error) = stream_pages(&session, pager, first, prefetch, &sender).await {
-            tracing::warn!(request_id = %session.request_id, %error, "list aborted after the first page");
+            tracing::warn!(
+                request_id = %session.request_id,
+                error = %for_log(&error.message),
+                "list aborted after the first page"
+            );
             // The client may be gone already; nothing more to do then.
             let _ = sender.send(Err(std::io::Error::other(error.message))).await;
         }
@@ -359,7 +364,11 @@ pub fn first_page_path(query: &ListQuery, page_size: u32) -> String {
 /// upstream answer points it.
 pub fn resolve_next_link(link: &str, endpoint_path: &str) -> Result<(String, String), AllianceError> {
     resolve_next_link_quietly(link, endpoint_path).ok_or_else(|| {
-        tracing::warn!(link, "unusable next link from the image service");
+        tracing::warn!(
+            reason = "upstream_next_link_unusable",
+            link = %for_log(link),
+            "unusable next link from the image service"
+        );
         AllianceError::bad_gateway("the image service sent an unusable next link")
     })
 }

@@ -8,7 +8,7 @@
 
 use http::StatusCode;
 
-use super::message::glance_message;
+use super::message::{for_log, glance_message};
 use crate::error::AllianceError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +62,7 @@ impl StatusTable {
                 tracing::warn!(
                     call = self.call,
                     status = status.as_u16(),
+                    reason = "upstream_credentials_rejected",
                     "image service rejected the facade's credentials"
                 );
                 Err(AllianceError::bad_gateway(
@@ -72,7 +73,8 @@ impl StatusTable {
                 tracing::warn!(
                     call = self.call,
                     status = status.as_u16(),
-                    message = %glance_message(body),
+                    reason = "upstream_unexpected_status",
+                    body = %for_log(body),
                     "unexpected answer from the image service"
                 );
                 Err(AllianceError::bad_gateway("the image service answered unexpectedly"))
@@ -112,5 +114,21 @@ mod tests {
         assert_eq!(unexpected.status, 502);
         assert!(!unexpected.message.contains("secret"));
         assert_eq!(check(reply(404, "")).unwrap_err().message, "Not Found");
+    }
+
+    #[test]
+    fn unexpected_answers_are_logged_scrubbed_and_bounded() {
+        let echo = format!(
+            "<html><body>Traceback: auth failed for {{'password': 'Hunter2!', 'X-Auth-Token': 'gAAAAAsecret'}}\n{}</body></html>",
+            "padding ".repeat(10_000)
+        );
+        let text = crate::logging::captured(|| {
+            check(reply(500, &echo)).unwrap_err();
+        });
+        assert!(text.contains("reason=upstream_unexpected_status"), "{text}");
+        assert!(text.contains("Traceback: auth failed for"), "{text}");
+        assert!(!text.contains("Hunter2") && !text.contains("gAAAAAsecret"), "{text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.len() < 1000, "{} bytes logged", text.len());
     }
 }

@@ -13,6 +13,7 @@ use url::Url;
 use super::{Call, JSON, JSON_PATCH, Reply, Session};
 use crate::error::AllianceError;
 use crate::reshape::V2Image;
+use crate::reshape::message::for_log;
 use crate::reshape::status::{CLIENT_REFUSALS, StatusTable};
 
 /// Characters left as they are in a path segment (RFC 3986 unreserved).
@@ -40,7 +41,12 @@ pub fn parse_json<'a, T: Deserialize<'a>>(reply: &'a Reply, call: &'static str) 
 
 /// The 502 for a success body of `call` that does not parse.
 pub fn unusable_answer(call: &'static str, error: &serde_json::Error) -> AllianceError {
-    tracing::warn!(call, %error, "unusable answer from the image service");
+    tracing::warn!(
+        call,
+        reason = "upstream_unusable_answer",
+        error = %for_log(error.to_string()),
+        "unusable answer from the image service"
+    );
     AllianceError::bad_gateway("the image service sent an unusable answer")
 }
 
@@ -201,7 +207,7 @@ pub async fn import_methods(session: &Session) -> Result<Option<Vec<String>>, Al
         Ok(()) => Ok(serde_json::from_slice::<InfoImport>(&reply.body)
             .map(|info| Some(info.import_methods.value))
             .unwrap_or_else(|error| {
-                tracing::warn!(%error, "unusable /v2/info/import answer");
+                tracing::warn!(error = %for_log(error.to_string()), "unusable /v2/info/import answer");
                 None
             })),
         Err(error) if error.status.is_client_error() => Ok(None),

@@ -13,7 +13,7 @@ use url::Url;
 use super::catalog::CatalogEntry;
 use super::settings::{DomainRef, Secret, UserRef};
 use crate::error::AllianceError;
-use crate::reshape::message::glance_message;
+use crate::reshape::message::for_log;
 use crate::upstream::{Call, JSON, Service, UpstreamHttp};
 
 pub struct KeystoneClient {
@@ -87,7 +87,12 @@ impl KeystoneClient {
             401 => return Err(TokenFailure::Unauthorized),
             404 => return Err(TokenFailure::NotFound),
             status => {
-                tracing::warn!(status, message = %glance_message(&reply.body), "identity service refused a token request");
+                tracing::warn!(
+                    status,
+                    reason = "identity_unexpected_status",
+                    body = %for_log(&reply.body),
+                    "identity service refused a token request"
+                );
                 let message = if reply.status.is_server_error() {
                     "the identity service failed"
                 } else {
@@ -97,7 +102,11 @@ impl KeystoneClient {
             }
         }
         let unusable = |what: &str| {
-            tracing::warn!(what, "unusable token answer from the identity service");
+            tracing::warn!(
+                what,
+                reason = "identity_unusable_answer",
+                "unusable token answer from the identity service"
+            );
             TokenFailure::Failed(AllianceError::bad_gateway(
                 "the identity service sent an unusable answer",
             ))

@@ -41,7 +41,10 @@ pub fn scope_refused() -> AllianceError {
 }
 
 fn credentials_refused() -> AllianceError {
-    tracing::warn!("identity service refused the facade's own credentials");
+    tracing::warn!(
+        reason = "identity_credentials_refused",
+        "identity service refused the facade's own credentials"
+    );
     AllianceError::bad_gateway("the identity service refused the facade's credentials")
 }
 
@@ -222,11 +225,20 @@ impl KeystoneAuth {
     fn scoped_token(&self, issued: IssuedToken) -> Result<ScopedToken, AllianceError> {
         let endpoint = match &self.explicit_endpoint {
             Some(endpoint) => endpoint.clone(),
-            None => catalog::image_endpoint(&issued.catalog, &self.settings.interface, self.settings.region.as_deref())
-                .ok_or_else(|| {
-                    tracing::warn!(interface = %self.settings.interface, region = ?self.settings.region, "no image endpoint in the catalog");
-                    AllianceError::bad_gateway("no image endpoint in the service catalog")
-                })?,
+            None => catalog::image_endpoint(
+                &issued.catalog,
+                &self.settings.interface,
+                self.settings.region.as_deref(),
+            )
+            .ok_or_else(|| {
+                tracing::warn!(
+                    reason = "no_image_endpoint",
+                    interface = %self.settings.interface,
+                    region = ?self.settings.region,
+                    "no image endpoint in the catalog"
+                );
+                AllianceError::bad_gateway("no image endpoint in the service catalog")
+            })?,
         };
         Ok(ScopedToken {
             refresh_at: refresh_at(issued.expires_at, OffsetDateTime::now_utc(), Instant::now()),

@@ -35,6 +35,7 @@ use url::{Position, Url};
 use super::{Call, Reply};
 use crate::error::AllianceError;
 use crate::request_id;
+use crate::reshape::message::for_log;
 
 /// Largest answer read into memory (a Glance page of 1,000 images is about
 /// 1 MiB).
@@ -92,15 +93,25 @@ impl TransportError {
         let service = service.name();
         match self {
             TransportError::Unreachable(detail) => {
-                tracing::warn!(%target, %detail, "{service} unreachable");
+                tracing::warn!(
+                    %target,
+                    reason = "upstream_unreachable",
+                    detail = %for_log(detail),
+                    "{service} unreachable"
+                );
                 AllianceError::service_unavailable(format!("the {service} is unreachable"))
             }
             TransportError::Timeout => {
-                tracing::warn!(%target, "{service} timed out");
+                tracing::warn!(%target, reason = "upstream_timeout", "{service} timed out");
                 AllianceError::gateway_timeout(format!("the {service} did not answer in time"))
             }
             TransportError::Stale(detail) | TransportError::Broken(detail) => {
-                tracing::warn!(%target, %detail, "{service} exchange failed");
+                tracing::warn!(
+                    %target,
+                    reason = "upstream_exchange_failed",
+                    detail = %for_log(detail),
+                    "{service} exchange failed"
+                );
                 AllianceError::bad_gateway(format!("the {service} exchange failed"))
             }
             TransportError::TooLarge => {
@@ -297,7 +308,7 @@ async fn resend_if_stale(
 ) -> Result<Reply, TransportError> {
     match transport.exchange(outgoing(), false).await {
         Err(TransportError::Stale(detail)) if may_resend => {
-            tracing::debug!(%detail, "resending on a fresh connection after a stale pooled one");
+            tracing::debug!(detail = %for_log(&detail), "resending on a fresh connection after a stale pooled one");
             transport.exchange(outgoing(), true).await
         }
         result => result,
