@@ -280,7 +280,7 @@ pub async fn collect(
 }
 
 /// Walks Glance's pagination: the first page from the filters, then each
-/// `next` link, resolved against the configured endpoint. Stops on a
+/// `next` link, resolved against the configured endpoint. Fails on a
 /// repeated marker (a looping upstream) and refuses to go past `max_pages`.
 pub struct Pager {
     /// The client asked for community images (Glance lists them only then).
@@ -314,7 +314,11 @@ impl Pager {
         };
         self.pages += 1;
         if self.pages > self.max_pages {
-            tracing::warn!(max_pages = self.max_pages, "image list has more pages than allowed");
+            tracing::warn!(
+                reason = "upstream_list_too_long",
+                max_pages = self.max_pages,
+                "image list has more pages than allowed"
+            );
             return Err(AllianceError::bad_gateway(format!(
                 "the image list is longer than {} pages",
                 self.max_pages
@@ -330,18 +334,24 @@ impl Pager {
         (!self.seen_markers.contains(&marker)).then_some(path_and_query)
     }
 
-    /// Records the `next` link of the page just fetched.
+    /// Records the `next` link of the page just fetched. A marker already
+    /// followed means the upstream is looping (a repeated page, or a cycle
+    /// of any length): the list fails like any other upstream failure
+    /// rather than end as a success with images twice.
     pub fn follow(&mut self, next: Option<&str>) -> Result<(), AllianceError> {
         self.pending = match next {
             None => None,
             Some(link) => {
                 let (path_and_query, marker) = resolve_next_link(link, &self.endpoint_path)?;
-                if self.seen_markers.insert(marker) {
-                    Some(path_and_query)
-                } else {
-                    tracing::warn!("image service repeated a page marker; list ends here");
-                    None
+                if !self.seen_markers.insert(marker) {
+                    tracing::warn!(
+                        reason = "upstream_list_loop",
+                        pages = self.pages,
+                        "image service repeated a page marker; list aborted"
+                    );
+                    return Err(AllianceError::bad_gateway("the image service sent the same page twice"));
                 }
+                Some(path_and_query)
             }
         };
         Ok(())
@@ -477,16 +487,30 @@ mod tests {
     }
 
     #[test]
-    fn pager_stops_on_repeated_markers_and_bounds_pages() {
-        let mut pager = Pager::new(&ListQuery::default(), 2, 3, "");
+    fn pager_fails_on_repeated_markers_and_bounds_pages() {
+        let mut pager = Pager::new(&ListQuery::default(), 2, 5, "");
         assert_eq!(pager.take_call().unwrap().unwrap().path_and_query, "/v2/images?limit=2");
         pager.follow(Some("/v2/images?limit=2&marker=a")).unwrap();
         assert_eq!(
             pager.take_call().unwrap().unwrap().path_and_query,
             "/v2/images?limit=2&marker=a"
         );
-        pager.follow(Some("/v2/images?limit=2&marker=a")).unwrap();
-        assert!(pager.take_call().unwrap().is_none());
+        // The same page again: a loop, never the end of the list.
+        assert_eq!(
+            pager.follow(Some("/v2/images?limit=2&marker=a")).unwrap_err().status,
+            502
+        );
+        // A longer cycle (a -> b -> a), however the link is spelled.
+        let mut cycling = Pager::new(&ListQuery::default(), 2, 5, "/image");
+        for link in ["/v2/images?marker=a", "/image/v2/images?limit=2&marker=b"] {
+            cycling.take_call().unwrap().unwrap();
+            cycling.follow(Some(link)).unwrap();
+        }
+        cycling.take_call().unwrap().unwrap();
+        assert_eq!(
+            cycling.follow(Some("/v2/images?limit=9&marker=a")).unwrap_err().status,
+            502
+        );
 
         let mut bounded = Pager::new(&ListQuery::default(), 2, 2, "");
         for marker in ["a", "b"] {

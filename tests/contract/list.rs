@@ -176,3 +176,40 @@ async fn failed_imports_show_killed_without_reordering_the_page() {
     assert_eq!(answer.json(), json!([{"images": expected}]));
     assert_eq!(answer.json()[0]["images"][0]["status"], "queued");
 }
+
+#[tokio::test]
+async fn a_repeated_next_marker_aborts_the_list() {
+    let harness = Harness::start().await;
+    let image = harness.glance_create(ENV_A, json!({"name": "looping"})).await;
+    let id = image["id"].as_str().unwrap();
+    // Glance answering the marker's page with the same page and the same
+    // marker, for ever.
+    let page = json!({"images": [image], "first": "/v2/images?limit=2", "schema": "/v2/schemas/images",
+                      "next": format!("/v2/images?limit=2&marker={id}")});
+    for _ in 0..3 {
+        harness.glance.inject(openstack_mock::glance::Fault {
+            method: Some(http::Method::GET),
+            path_suffix: None,
+            action: openstack_mock::glance::FaultAction::Respond {
+                status: 200,
+                content_type: "application/json".into(),
+                body: page.to_string(),
+            },
+        });
+    }
+    harness.glance.take_requests();
+    let response = harness.call(Method::GET, "/images").send().await.unwrap();
+    assert_eq!(response.status(), 200, "the status is decided by the first page");
+    assert!(
+        response.bytes().await.is_err(),
+        "a truncated body, not a complete list with the image twice"
+    );
+    assert_eq!(
+        lines(&harness.glance.requests()),
+        [
+            "GET /image/v2/images?limit=2".to_owned(),
+            format!("GET /image/v2/images?limit=2&marker={id}"),
+        ],
+        "the repeated marker is not followed"
+    );
+}
