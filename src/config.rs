@@ -27,6 +27,9 @@ pub struct Config {
     /// sizes (`[client]`).
     #[serde(default)]
     pub client: ClientLimits,
+    /// Memory for upstream answers (`[upstream]`).
+    #[serde(default)]
+    pub upstream: UpstreamLimits,
     /// Clouds, by the name clients put in `X-Target-Ns`.
     pub namespaces: BTreeMap<String, NamespaceConfig>,
 }
@@ -209,6 +212,48 @@ impl ClientLimits {
 /// A head smaller than this could not carry the Alliance headers.
 const MIN_HEADER_BYTES: usize = 1024;
 
+/// Memory for upstream answers (`[upstream]`), which are read whole before
+/// they are judged: one budget for every namespace and thread together.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamLimits {
+    /// All upstream answers held at once.
+    pub buffer_bytes: usize,
+    /// A larger answer is refused (502) without being read whole.
+    pub max_answer_bytes: usize,
+    /// How long an answer may wait for room in `buffer_bytes` before its
+    /// request is refused with 503.
+    pub buffer_wait_ms: u64,
+}
+
+impl Default for UpstreamLimits {
+    fn default() -> Self {
+        UpstreamLimits {
+            buffer_bytes: 128 * 1024 * 1024,
+            max_answer_bytes: 32 * 1024 * 1024,
+            buffer_wait_ms: 5_000,
+        }
+    }
+}
+
+impl UpstreamLimits {
+    pub fn buffer_wait(&self) -> Duration {
+        Duration::from_millis(self.buffer_wait_ms)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_answer_bytes == 0
+            || self.max_answer_bytes > self.buffer_bytes
+            || u32::try_from(self.max_answer_bytes).is_err()
+        {
+            return Err(ConfigError(
+                "upstream.max_answer_bytes must be positive, below 4 GiB and at most upstream.buffer_bytes".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Which `X-Environment-Id` values a namespace accepts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -312,6 +357,7 @@ impl Config {
             return Err(ConfigError("at least one namespace must be configured".into()));
         }
         self.client.validate()?;
+        self.upstream.validate()?;
         for (name, namespace) in &self.namespaces {
             let fail = |message: String| Err(ConfigError(format!("namespace {name}: {message}")));
             if let Some(url) = &namespace.glance_url {
@@ -406,6 +452,10 @@ mod tests {
         let config = Config::parse(MINIMAL).unwrap();
         assert_eq!(config.listen, default_listen());
         assert_eq!(config.max_body_bytes, 1024 * 1024);
+        assert_eq!(
+            (config.upstream.buffer_bytes, config.upstream.max_answer_bytes),
+            (128 << 20, 32 << 20)
+        );
         let namespace = &config.namespaces["ccsr1"];
         assert_eq!(namespace.page_size, 1000);
         assert_eq!(namespace.environment_id_format, EnvironmentIdFormat::Hex32OrUuid);
@@ -423,6 +473,9 @@ mod tests {
         assert!(Config::parse(&bad_url).is_err());
         let bad_role = MINIMAL.replace("user_id = \"alliance\"", "user_id = \"a\", roles = [\"a,b\"]");
         assert!(Config::parse(&bad_role).is_err());
+        // One answer may not need more than the whole budget.
+        let answer_over_budget = format!("[upstream]\nbuffer_bytes = 1000\nmax_answer_bytes = 1001\n{MINIMAL}");
+        assert!(Config::parse(&answer_over_budget).is_err());
     }
 
     #[test]

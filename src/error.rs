@@ -16,6 +16,8 @@ pub struct AllianceError {
     pub message: String,
     /// Methods allowed on the resource, for 405 answers.
     pub allow: Option<&'static str>,
+    /// Seconds after which a retry may succeed, for 503 answers (`Retry-After`).
+    pub retry_after: Option<u32>,
 }
 
 impl AllianceError {
@@ -24,6 +26,7 @@ impl AllianceError {
             status,
             message: message.into(),
             allow: None,
+            retry_after: None,
         }
     }
 
@@ -48,6 +51,7 @@ impl AllianceError {
             status: StatusCode::METHOD_NOT_ALLOWED,
             message: format!("method not allowed here; allowed: {allow}"),
             allow: Some(allow),
+            retry_after: None,
         }
     }
 
@@ -88,6 +92,12 @@ impl AllianceError {
         Self::new(StatusCode::GATEWAY_TIMEOUT, message)
     }
 
+    /// Tells the client when to try again.
+    pub fn with_retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
     /// The JSON error document.
     pub fn to_json(&self, request_id: &str) -> serde_json::Value {
         json!({
@@ -106,6 +116,11 @@ impl AllianceError {
             response
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

@@ -13,7 +13,7 @@ use crate::upstream::auth::TrustedAuth;
 use crate::upstream::keystone::KeystoneAuth;
 use crate::upstream::keystone::settings::{self, ProcessEnvironment};
 
-use crate::upstream::{Authenticator, HttpOptions, Session, UpstreamHttp};
+use crate::upstream::{AnswerBudget, Authenticator, HttpOptions, Session, UpstreamHttp};
 
 /// Idle pooled connections to Glance are not used again after this, below
 /// gunicorn's default keep-alive of 2 s, so a request rarely meets a
@@ -34,12 +34,14 @@ pub struct Cloud {
 }
 
 impl Cloud {
-    pub fn from_config(name: &str, config: &NamespaceConfig) -> Result<Self, ConfigError> {
+    /// `budget`: the process's memory for upstream answers, shared by every namespace.
+    pub fn from_config(name: &str, config: &NamespaceConfig, budget: &AnswerBudget) -> Result<Self, ConfigError> {
         let fail = |message: String| ConfigError(format!("namespace {name}: {message}"));
         let http = UpstreamHttp::new(&HttpOptions {
             connect_timeout: config.connect_timeout(),
             request_timeout: config.request_timeout(),
             pool_idle_timeout: POOL_IDLE_TIMEOUT,
+            budget: budget.clone(),
         })
         .map_err(fail)?;
         let http = Arc::new(http);
@@ -88,10 +90,15 @@ pub struct Clouds {
 
 impl Clouds {
     pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        let budget = AnswerBudget::new(
+            config.upstream.buffer_bytes,
+            config.upstream.max_answer_bytes,
+            config.upstream.buffer_wait(),
+        );
         let by_name = config
             .namespaces
             .iter()
-            .map(|(name, namespace)| Ok((name.clone(), Arc::new(Cloud::from_config(name, namespace)?))))
+            .map(|(name, namespace)| Ok((name.clone(), Arc::new(Cloud::from_config(name, namespace, &budget)?))))
             .collect::<Result<_, ConfigError>>()?;
         Ok(Clouds { by_name })
     }

@@ -38,6 +38,11 @@ pub struct Plan {
     pub scoping_envs: usize,
     pub password_check_delay: Duration,
     pub open_connections: usize,
+    /// Requests at once whose upstream answer is `huge_answer_bytes` each.
+    pub huge_answers: usize,
+    pub huge_answer_bytes: usize,
+    /// How long the facade is left idle before its RSS is read again.
+    pub settle: Duration,
     /// Images in each copy_from list, and how many of them have a copy_from
     /// in the "few" list.
     pub copy_from_images: usize,
@@ -66,6 +71,9 @@ impl Plan {
             scoping_envs: 10,
             password_check_delay: Duration::from_millis(360),
             open_connections: 1000,
+            huge_answers: 32,
+            huge_answer_bytes: 30 << 20,
+            settle: Duration::from_secs(12),
             copy_from_images: 1000,
             copy_from_few: 10,
             copy_from_repeats: 5,
@@ -92,6 +100,9 @@ impl Plan {
             scoping_envs: 2,
             password_check_delay: Duration::from_millis(360),
             open_connections: 50,
+            huge_answers: 4,
+            huge_answer_bytes: 1 << 20,
+            settle: Duration::from_millis(300),
             copy_from_images: 100,
             copy_from_few: 10,
             copy_from_repeats: 1,

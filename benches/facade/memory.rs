@@ -1,4 +1,5 @@
-//! Part 4: idle RSS, RSS with many open client connections, binary size.
+//! Part 4: idle RSS, RSS with many open client connections, RSS while
+//! upstream answers are huge and after, binary size.
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use crate::load::Mode;
 use crate::procs::Facade;
 use crate::report::mib;
 use crate::show::record_image;
-use crate::upstream::StaticUpstream;
+use crate::upstream::{Recorded, StaticUpstream};
 
 const PART: &str = "4 Memory and size";
 
@@ -55,7 +56,78 @@ pub async fn run(ctx: &mut Ctx) -> Result<(), String> {
     let outcome = measure(ctx, &facade, &id).await;
     facade.stop().await;
     outcome?;
+    huge_answers(ctx).await?;
     binary_size(ctx);
+    Ok(())
+}
+
+/// `plan.huge_answers` shows at once, each answered by the upstream with a
+/// valid image of `plan.huge_answer_bytes` (a custom property pads it; the
+/// Alliance answer stays small): the facade's peak RSS, which statuses the
+/// clients got, and its RSS once idle again.
+async fn huge_answers(ctx: &mut Ctx) -> Result<(), String> {
+    let (count, bytes) = (ctx.plan.huge_answers, ctx.plan.huge_answer_bytes);
+    let id = "0d0d0d0d-0000-4000-8000-000000000001";
+    let image = format!(
+        r#"{{"id": "{id}", "name": "huge", "owner": "{ENV}", "visibility": "private", "status": "active", "padding": ""#
+    );
+    let mut body = image.into_bytes();
+    body.resize(bytes.saturating_sub(2), b'x');
+    body.extend_from_slice(b"\"}");
+    let upstream = StaticUpstream::start(Recorded {
+        body: body.into(),
+        request_id: "req-0d0d0d0d-0000-4000-8000-000000000001".into(),
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let facade = ctx
+        .facade("memory-huge", &trusted_namespace(&upstream.url(), ctx.plan.page_size))
+        .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fresh = facade.memory()?;
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..count {
+        let request = with_headers(
+            ctx.client.get(format!("{}/images/{id}", facade.url())),
+            &alliance_headers(ENV),
+        );
+        requests.spawn(async move { request.send().await.map(|response| response.status().as_u16()) });
+    }
+    let mut statuses = std::collections::BTreeMap::<String, usize>::new();
+    while let Some(status) = requests.join_next().await {
+        let status = match status.map_err(|e| e.to_string())? {
+            Ok(status) => status.to_string(),
+            Err(_) => "no answer".into(),
+        };
+        *statuses.entry(status).or_default() += 1;
+    }
+    let done = facade.memory()?;
+    tokio::time::sleep(ctx.plan.settle).await;
+    let settled = facade.memory()?;
+    facade.stop().await;
+    let statuses: Vec<String> = statuses.iter().map(|(status, n)| format!("{n} x {status}")).collect();
+    ctx.report
+        .row(
+            PART,
+            format!(
+                "peak RSS, {count} shows at once of {} upstream answers",
+                mib(bytes as u64 / 1024)
+            ),
+            mib(done.peak_kib),
+        )
+        .compared(format!(
+            "{}; idle before {}, right after {}",
+            statuses.join(", "),
+            mib(fresh.rss_kib),
+            mib(done.rss_kib)
+        ));
+    ctx.report
+        .row(
+            PART,
+            format!("RSS {} s after those answers", ctx.plan.settle.as_secs_f64()),
+            mib(settled.rss_kib),
+        )
+        .compared(format!("idle before {}", mib(fresh.rss_kib)));
     Ok(())
 }
 

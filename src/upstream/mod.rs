@@ -18,7 +18,7 @@ use http::{HeaderMap, Method, StatusCode};
 use url::Url;
 
 pub use auth::{Authenticator, Credentials};
-pub use transport::{HttpOptions, IDENTITY_ROOM, Service, TransportError, UpstreamHttp, is_idempotent};
+pub use transport::{AnswerBudget, HttpOptions, IDENTITY_ROOM, Service, TransportError, UpstreamHttp, is_idempotent};
 
 use crate::error::AllianceError;
 

@@ -172,16 +172,116 @@ async fn unusable_success_bodies_are_502() {
 
 #[tokio::test]
 async fn oversized_answers_are_502() {
-    let harness = Harness::start().await;
+    let harness = Harness::start_with(
+        Default::default(),
+        FacadeOptions {
+            upstream: "max_answer_bytes = 1048576".into(),
+            ..Default::default()
+        },
+    )
+    .await;
     let image = harness.glance_create(ENV_A, json!({"name": "target"})).await;
     let id = image["id"].as_str().unwrap().to_owned();
-    // Over the facade's 32 MiB limit on a buffered answer.
-    let huge = format!(r#"{{"id": "{id}", "name": "{}"}}"#, "x".repeat(33 * 1024 * 1024));
+    // Over the configured limit on a buffered answer.
+    let huge = format!(r#"{{"id": "{id}", "name": "{}"}}"#, "x".repeat(1024 * 1024));
     harness
         .glance
         .inject(respond(HttpMethod::GET, 200, "application/json", &huge));
     let answer = send(harness.call(Method::GET, &format!("/images/{id}"))).await;
     assert_eq!(answer.error_message(502), "the image service exchange failed");
+    // Under it, the same answer is read.
+    let image = harness.glance_create(ENV_A, json!({"name": "x".repeat(255)})).await;
+    let id = image["id"].as_str().unwrap();
+    assert_eq!(
+        send(harness.call(Method::GET, &format!("/images/{id}"))).await.status,
+        200
+    );
+}
+
+/// An upstream on a raw socket that answers every request with `body`
+/// (announced by its `Content-Length`), except that the first answer stops
+/// half-way - and says so on `holding` - until `release` is notified.
+async fn upstream_holding_its_first_answer(
+    body: String,
+    holding: std::sync::Arc<tokio::sync::Notify>,
+    release: std::sync::Arc<tokio::sync::Notify>,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/image", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (body, holding, release) = (body.clone(), holding.clone(), release.clone());
+            let hold = std::mem::take(&mut first);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut byte = [0; 1];
+                    if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let (start, rest) = answer.split_at(answer.len() - body.len() / 2);
+                let _ = stream.write_all(start.as_bytes()).await;
+                if hold {
+                    holding.notify_one();
+                    release.notified().await;
+                }
+                let _ = stream.write_all(rest.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn answers_wait_for_the_memory_budget_then_503() {
+    let id = "0c0c0c0c-0000-4000-8000-000000000001";
+    let image = json!({"id": id, "name": "big", "owner": ENV_A, "visibility": "private", "status": "active"});
+    // 600 KiB each, announced: two do not fit in a 1 MiB budget.
+    let body = format!("{image}{}", " ".repeat(600 * 1024 - image.to_string().len()));
+    let (holding, release) = (std::sync::Arc::default(), std::sync::Arc::default());
+    let url =
+        upstream_holding_its_first_answer(body, std::sync::Arc::clone(&holding), std::sync::Arc::clone(&release)).await;
+    let options = FacadeOptions {
+        upstream: "buffer_bytes = 1048576\nmax_answer_bytes = 1048576\nbuffer_wait_ms = 300".into(),
+        ..Default::default()
+    };
+    let facade = start_facade(&facade_config(&url, &options)).await;
+    let client = client();
+    let show = || {
+        alliance_call(
+            &client,
+            &facade,
+            NAMESPACE,
+            ENV_A,
+            Method::GET,
+            &format!("/images/{id}"),
+        )
+    };
+    // The first answer holds its 600 KiB from its headers on, while its body is held back.
+    let first = tokio::spawn(send(show()));
+    holding.notified().await;
+    // The facade reads the head it was sent: the budget is taken then.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let refused = send(show()).await;
+    assert_eq!(
+        refused.error_message(503),
+        "the facade is short of memory for the image service's answers; retry later"
+    );
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    // Once the first answer is read and answered, its memory is free again.
+    release.notify_one();
+    let first = first.await.unwrap();
+    assert_eq!((first.status, &first.json()["name"]), (200, &json!("big")));
+    assert_eq!(send(show()).await.status, 200);
 }
 
 #[tokio::test]

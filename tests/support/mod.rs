@@ -27,6 +27,8 @@ pub struct FacadeOptions {
     pub namespace_extra: String,
     /// TOML lines for the `[client]` table.
     pub client: String,
+    /// TOML lines for the `[upstream]` table.
+    pub upstream: String,
 }
 
 impl Default for FacadeOptions {
@@ -38,6 +40,7 @@ impl Default for FacadeOptions {
             max_body_bytes: 1024 * 1024,
             namespace_extra: String::new(),
             client: String::new(),
+            upstream: String::new(),
         }
     }
 }
@@ -50,6 +53,8 @@ pub fn facade_config(glance_url: &str, options: &FacadeOptions) -> Config {
         shutdown_grace_secs = 5
         [client]
         {client}
+        [upstream]
+        {upstream}
         [namespaces.{NAMESPACE}]
         glance_url = "{glance_url}"
         page_size = {page_size}
@@ -62,6 +67,7 @@ pub fn facade_config(glance_url: &str, options: &FacadeOptions) -> Config {
         "#,
         extra = options.namespace_extra,
         client = options.client,
+        upstream = options.upstream,
         max_body = options.max_body_bytes,
         page_size = options.page_size,
         max_pages = options.max_pages,

@@ -17,6 +17,7 @@
 //! hand a request a connection of another thread - a cross-thread wake-up
 //! on every call.
 
+mod budget;
 mod plain;
 mod tls;
 
@@ -32,14 +33,12 @@ use http_body_util::BodyExt;
 use hyper::body::Body;
 use url::{Position, Url};
 
+pub use budget::AnswerBudget;
+
 use super::{Call, Reply};
 use crate::error::AllianceError;
 use crate::request_id;
 use crate::reshape::message::for_log;
-
-/// Largest answer read into memory (a Glance page of 1,000 images is about
-/// 1 MiB).
-const MAX_REPLY_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
@@ -52,6 +51,8 @@ pub struct HttpOptions {
     /// below the upstream server's keep-alive timeout (gunicorn's default is
     /// 2 s).
     pub pool_idle_timeout: Duration,
+    /// Memory for answers, shared by every client of the process.
+    pub budget: AnswerBudget,
 }
 
 /// Why a call got no HTTP answer.
@@ -67,8 +68,10 @@ pub enum TransportError {
     /// Anything else: reset mid-answer, an unreadable answer, an unusable
     /// endpoint.
     Broken(String),
-    /// The answer was larger than [`MAX_REPLY_BYTES`].
-    TooLarge,
+    /// The answer was (or announced itself) larger than this limit.
+    TooLarge(usize),
+    /// The answer could not get its bytes from the [`AnswerBudget`] in time.
+    Busy { wanted: usize, budget: usize },
 }
 
 /// Which service a call went to, for messages and logs.
@@ -114,9 +117,22 @@ impl TransportError {
                 );
                 AllianceError::bad_gateway(format!("the {service} exchange failed"))
             }
-            TransportError::TooLarge => {
-                tracing::warn!(%target, limit = MAX_REPLY_BYTES, "{service} answer too large");
+            TransportError::TooLarge(limit) => {
+                tracing::warn!(%target, reason = "upstream_answer_too_large", limit, "{service} answer too large");
                 AllianceError::bad_gateway(format!("the {service} exchange failed"))
+            }
+            TransportError::Busy { wanted, budget } => {
+                tracing::warn!(
+                    %target,
+                    reason = "upstream_buffer_budget_exhausted",
+                    wanted,
+                    budget,
+                    "no memory left for the {service}'s answer within the wait"
+                );
+                AllianceError::service_unavailable(format!(
+                    "the facade is short of memory for the {service}'s answers; retry later"
+                ))
+                .with_retry_after(1)
             }
         }
     }
@@ -170,7 +186,11 @@ struct Transports {
 impl Transports {
     fn new(options: &HttpOptions) -> Result<Self, String> {
         Ok(Transports {
-            plain: plain::PlainPool::new(options.connect_timeout, options.pool_idle_timeout),
+            plain: plain::PlainPool::new(
+                options.connect_timeout,
+                options.pool_idle_timeout,
+                options.budget.clone(),
+            ),
             tls: tls::TlsClient::new(options)?,
         })
     }
@@ -324,29 +344,27 @@ fn within(
     async { limited.await.unwrap_or(Err(TransportError::Timeout)) }
 }
 
-/// Reads a whole answer, up to [`MAX_REPLY_BYTES`]. `collect` keeps a body
-/// that arrived in one piece as it is (no copy).
-async fn read_answer<B>(response: http::Response<B>) -> Result<Reply, TransportError>
+/// Reads a whole answer within `budget`: its announced length (or each
+/// chunk, when it has none) is taken from the budget before it is read. A
+/// body that arrives in one piece is kept as it is (no copy).
+async fn read_answer<B>(response: http::Response<B>, budget: &AnswerBudget) -> Result<Reply, TransportError>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (parts, body) = response.into_parts();
-    let body = http_body_util::Limited::new(body, MAX_REPLY_BYTES)
-        .collect()
-        .await
-        .map_err(|error| {
-            if error.is::<http_body_util::LengthLimitError>() {
-                TransportError::TooLarge
-            } else {
-                failed(error.as_ref())
-            }
-        })?
-        .to_bytes();
+    let mut body = std::pin::pin!(body);
+    let mut buffer = budget.answer(body.size_hint().exact()).await?;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| failed(error.into().as_ref()))?;
+        if let Ok(chunk) = frame.into_data() {
+            buffer.push(chunk).await?;
+        }
+    }
     Ok(Reply {
         status: parts.status,
         headers: parts.headers,
-        body,
+        body: buffer.finish(),
     })
 }
 
@@ -567,6 +585,7 @@ mod tests {
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(5),
             pool_idle_timeout,
+            budget: AnswerBudget::new(1 << 20, 1 << 20, Duration::from_millis(100)),
         })
         .unwrap()
     }

@@ -18,7 +18,7 @@ use http_body_util::Full;
 use hyper::client::conn::http1::{Builder, SendRequest};
 use hyper_util::rt::TokioIo;
 
-use super::{Outgoing, Reply, Transport, TransportError, failed, read_answer};
+use super::{AnswerBudget, Outgoing, Reply, Transport, TransportError, failed, read_answer};
 
 /// The request side of one upstream connection.
 type Sender = SendRequest<Full<Bytes>>;
@@ -32,6 +32,7 @@ pub struct PlainPool {
     idle: Arc<Mutex<Vec<HostIdle>>>,
     connect_timeout: Duration,
     idle_timeout: Duration,
+    budget: AnswerBudget,
 }
 
 struct HostIdle {
@@ -59,18 +60,19 @@ impl Transport for PlainPool {
             .send_request(hyper_request)
             .await
             .map_err(|error| failed(&error))?;
-        let reply = read_answer(response).await?;
+        let reply = read_answer(response, &self.budget).await?;
         self.checkin(&authority, sender);
         Ok(reply)
     }
 }
 
 impl PlainPool {
-    pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
+    pub fn new(connect_timeout: Duration, idle_timeout: Duration, budget: AnswerBudget) -> Self {
         PlainPool {
             idle: Arc::default(),
             connect_timeout,
             idle_timeout,
+            budget,
         }
     }
 

@@ -7,11 +7,12 @@
 use http::Uri;
 use http::uri::Scheme;
 
-use super::{HttpOptions, Outgoing, Reply, Transport, TransportError, failed, read_answer};
+use super::{AnswerBudget, HttpOptions, Outgoing, Reply, Transport, TransportError, failed, read_answer};
 
 #[derive(Clone)]
 pub struct TlsClient {
     client: reqwest::Client,
+    budget: AnswerBudget,
 }
 
 impl Transport for TlsClient {
@@ -33,7 +34,10 @@ impl TlsClient {
             .no_proxy()
             .build()
             .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
-        Ok(TlsClient { client })
+        Ok(TlsClient {
+            client,
+            budget: options.budget.clone(),
+        })
     }
 
     /// Sends `request` with `body` streamed as its payload (image data).
@@ -59,7 +63,7 @@ impl TlsClient {
             .send()
             .await
             .map_err(classify)?;
-        read_answer(http::Response::from(response)).await
+        read_answer(http::Response::from(response), &self.budget).await
     }
 }
 
