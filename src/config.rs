@@ -314,6 +314,19 @@ pub struct KeystoneConfig {
     /// Most environments whose tokens are kept at once.
     #[serde(default = "default_token_cache_size")]
     pub token_cache_size: usize,
+    /// Most environments whose refused scope is remembered at once.
+    #[serde(default = "default_refused_environments_size")]
+    pub refused_environments_size: usize,
+    /// How long a refused scope is answered without asking Keystone again.
+    #[serde(default = "default_refused_environment_secs")]
+    pub refused_environment_secs: u64,
+    /// Keystone calls for environments the facade holds no token for (nor
+    /// a remembered refusal): this many a second, on average ...
+    #[serde(default = "default_new_environments_per_sec")]
+    pub new_environments_per_sec: u32,
+    /// ... and this many at once.
+    #[serde(default = "default_new_environments_burst")]
+    pub new_environments_burst: u32,
 }
 
 /// How a project-scoped token is obtained.
@@ -383,8 +396,11 @@ impl Config {
                     }
                 }
                 AuthConfig::Keystone(keystone) => {
-                    if keystone.token_cache_size == 0 {
-                        return fail("token_cache_size must be positive".into());
+                    if keystone.token_cache_size == 0 || keystone.refused_environments_size == 0 {
+                        return fail("token_cache_size and refused_environments_size must be positive".into());
+                    }
+                    if keystone.new_environments_per_sec == 0 || keystone.new_environments_burst == 0 {
+                        return fail("new_environments_per_sec and new_environments_burst must be positive".into());
                     }
                 }
             }
@@ -431,6 +447,22 @@ fn default_fallback_timeout_secs() -> u64 {
 
 fn default_token_cache_size() -> usize {
     10_000
+}
+
+fn default_refused_environments_size() -> usize {
+    10_000
+}
+
+fn default_refused_environment_secs() -> u64 {
+    60
+}
+
+fn default_new_environments_per_sec() -> u32 {
+    20
+}
+
+fn default_new_environments_burst() -> u32 {
+    100
 }
 
 fn default_trusted_roles() -> Vec<String> {
@@ -519,6 +551,15 @@ mod tests {
         assert_eq!(keystone.cloud.as_deref(), Some("devstack"));
         assert_eq!(keystone.scope_method, ScopeMethod::Password);
         assert_eq!(keystone.token_cache_size, 10_000);
+        assert_eq!(
+            (
+                keystone.refused_environments_size,
+                keystone.refused_environment_secs,
+                keystone.new_environments_per_sec,
+                keystone.new_environments_burst
+            ),
+            (10_000, 60, 20, 100)
+        );
         // Trusted mode has no catalog to find Glance in.
         assert!(Config::parse("[namespaces.x]\nauth = { type = \"trusted\", user_id = \"u\" }").is_err());
         // Secrets are never written in this file.

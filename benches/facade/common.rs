@@ -36,6 +36,9 @@ pub struct Plan {
     pub keystone_envs: usize,
     /// Environments whose first requests are timed for the scoping cost.
     pub scoping_envs: usize,
+    /// Requests with a new random environment id each, `random_env_clients` at a time.
+    pub random_envs: usize,
+    pub random_env_clients: usize,
     pub password_check_delay: Duration,
     pub open_connections: usize,
     /// Requests at once whose upstream answer is `huge_answer_bytes` each.
@@ -69,6 +72,8 @@ impl Plan {
             keystone_requests: 1000,
             keystone_envs: 10,
             scoping_envs: 10,
+            random_envs: 1000,
+            random_env_clients: 10,
             password_check_delay: Duration::from_millis(360),
             open_connections: 1000,
             huge_answers: 32,
@@ -98,6 +103,8 @@ impl Plan {
             keystone_requests: 100,
             keystone_envs: 10,
             scoping_envs: 2,
+            random_envs: 50,
+            random_env_clients: 10,
             password_check_delay: Duration::from_millis(360),
             open_connections: 50,
             huge_answers: 4,

@@ -1,7 +1,8 @@
 //! Part 3: keystone mode against a mock Keystone - one token request per
 //! environment however many first requests arrive at once, and the
 //! steady-state cost of keystone mode over trusted mode. Part 6: the cost
-//! of scoping tokens to new environments, re-scope versus password.
+//! of scoping tokens to new environments, re-scope versus password, and
+//! what requests with random environment ids cost Keystone.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -276,5 +277,66 @@ pub async fn run(ctx: &mut Ctx) -> Result<(), String> {
 }
 
 pub async fn run_scoping(ctx: &mut Ctx) -> Result<(), String> {
-    scoping(ctx).await
+    scoping(ctx).await?;
+    random_environments(ctx).await
+}
+
+/// `plan.random_envs` requests, each with a new random environment id (no
+/// role, no project), `plan.random_env_clients` at a time, in re-scope
+/// mode with the default limits: what they cost Keystone.
+async fn random_environments(ctx: &mut Ctx) -> Result<(), String> {
+    use futures_util::StreamExt;
+    let plan = ctx.plan.clone();
+    let keystone = start_keystone("http://127.0.0.1:9/image", &[], plan.password_check_delay).await?;
+    let facade = ctx
+        .facade(
+            "scoping-random",
+            &keystone_namespace(&keystone.url(), &password_file(ctx)?, "rescope"),
+        )
+        .await?;
+    let started = Instant::now();
+    let base = facade.url();
+    let statuses: Vec<String> = futures_util::stream::iter(0..plan.random_envs)
+        .map(|_| {
+            let environment = uuid::Uuid::new_v4().simple().to_string();
+            let request = with_headers(
+                ctx.client.get(format!("{base}/images")),
+                &alliance_headers(&environment),
+            );
+            async move {
+                match request.send().await {
+                    Ok(response) => response.status().as_u16().to_string(),
+                    Err(_) => "no answer".to_owned(),
+                }
+            }
+        })
+        .buffer_unordered(plan.random_env_clients)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    facade.stop().await;
+    keystone.shutdown().await;
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for status in statuses {
+        *counts.entry(status).or_default() += 1;
+    }
+    let counts: Vec<String> = counts.iter().map(|(status, n)| format!("{n} x {status}")).collect();
+    let checks = keystone.password_checks();
+    ctx.report
+        .row(
+            SCOPING,
+            format!(
+                "password checks, {} requests with random environment ids, {} at a time",
+                plan.random_envs, plan.random_env_clients
+            ),
+            checks.to_string(),
+        )
+        .compared(format!(
+            "{} Keystone requests in all; {}; {}",
+            keystone.requests(),
+            counts.join(", "),
+            ms(elapsed.as_secs_f64() * 1000.0)
+        ))
+        .target("<= 2", checks <= 2);
+    Ok(())
 }

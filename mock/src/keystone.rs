@@ -11,8 +11,9 @@
 //!   a revoked token, "Could not recognize Fernet token" for garbage.
 //! - Roles are expanded as bootstrap implies them: admin > manager > member > reader.
 //!
-//! The [`Handle`] also lets tests revoke tokens, count token requests and
-//! validate tokens in-process (the mock Glance's Keystone mode does so).
+//! The [`Handle`] also lets tests revoke tokens, count requests (all of
+//! them, token requests, scoped ones, password checks) and validate tokens
+//! in-process (the mock Glance's Keystone mode does so).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -145,6 +146,7 @@ struct State {
 
 struct Shared {
     state: Mutex<State>,
+    requests: AtomicUsize,
     token_requests: AtomicUsize,
     scoped_token_requests: AtomicUsize,
     password_checks: AtomicUsize,
@@ -177,6 +179,7 @@ pub async fn spawn(listener: TcpListener, options: Options) -> std::io::Result<H
             options,
             tokens: HashMap::new(),
         }),
+        requests: AtomicUsize::new(0),
         token_requests: AtomicUsize::new(0),
         scoped_token_requests: AtomicUsize::new(0),
         password_checks: AtomicUsize::new(0),
@@ -202,6 +205,11 @@ impl Handle {
     /// The identity endpoint, `http://127.0.0.1:PORT/v3`.
     pub fn url(&self) -> String {
         format!("{}/v3", self.shared.base_url)
+    }
+
+    /// Every request received, whatever it asked.
+    pub fn requests(&self) -> usize {
+        self.shared.requests.load(Ordering::SeqCst)
     }
 
     /// Every `POST /v3/auth/tokens` received.
@@ -291,6 +299,7 @@ fn json_response(status: StatusCode, body: &Value) -> http::Response<Full<Bytes>
 }
 
 async fn answer(shared: &Shared, request: http::Request<hyper::body::Incoming>) -> http::Response<Full<Bytes>> {
+    shared.requests.fetch_add(1, Ordering::SeqCst);
     let (parts, body) = request.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),

@@ -118,15 +118,22 @@ async fn ten_environments_make_ten_scoped_token_requests() {
 }
 
 #[tokio::test]
-async fn an_environment_without_a_role_is_403_and_not_retried_at_once() {
+async fn an_environment_without_a_role_is_403_and_remembered() {
     let harness = KeystoneHarness::start().await;
     let answer = send(harness.call_as(GAMMA, Method::GET, "/images")).await;
     assert_eq!(
         answer.error_message(403),
         "environment not accessible in this namespace"
     );
-    let calls = harness.keystone.token_requests();
-    // An unknown project looks the same to Keystone, and so to the client.
+    // The unscoped token (the one password check), the refused re-scope,
+    // and the unscoped token's validation of itself, which shows it is
+    // still good: the scope is what Keystone refused.
+    assert_eq!(
+        (harness.keystone.requests(), harness.keystone.password_checks()),
+        (3, 1)
+    );
+    // An unknown project looks the same to Keystone, and so to the client:
+    // a re-scope and a validation, no password check.
     let unknown = "0123456789abcdef0123456789abcdef";
     assert_eq!(
         send(harness.call_as(unknown, Method::GET, "/images"))
@@ -134,14 +141,87 @@ async fn an_environment_without_a_role_is_403_and_not_retried_at_once() {
             .error_message(403),
         "environment not accessible in this namespace"
     );
+    assert_eq!(
+        (harness.keystone.requests(), harness.keystone.password_checks()),
+        (5, 1)
+    );
+    // Refusals are remembered: no Keystone call.
+    for environment in [GAMMA, unknown] {
+        send(harness.call_as(environment, Method::GET, "/images"))
+            .await
+            .error_message(403);
+    }
+    assert_eq!(harness.keystone.requests(), 5, "refusals are remembered");
+    assert!(harness.glance.requests().is_empty(), "nothing reached Glance");
+    // An environment with a role still works, with the same unscoped token.
+    assert_eq!(send(harness.call_as(ENV_A, Method::GET, "/images")).await.status, 200);
+    assert_eq!(harness.keystone.password_checks(), 1);
+}
+
+#[tokio::test]
+async fn a_thousand_random_environments_cost_one_password_check() {
+    let harness = Arc::new(
+        KeystoneHarness::start_with(
+            |options| options,
+            ", new_environments_per_sec = 1, new_environments_burst = 20",
+        )
+        .await,
+    );
+    // A known environment: its token is cached before the flood.
+    assert_eq!(send(harness.call_as(ENV_A, Method::GET, "/images")).await.status, 200);
+    let before = harness.keystone.requests();
+    let mut tasks = Vec::new();
+    for _ in 0..1000 {
+        let harness = Arc::clone(&harness);
+        let environment = uuid::Uuid::new_v4().simple().to_string();
+        tasks.push(tokio::spawn(async move {
+            let answer = send(harness.call_as(&environment, Method::GET, "/images")).await;
+            let retry_after = answer.header("retry-after").map(str::to_owned);
+            (answer.status, answer.error_message(answer.status), retry_after)
+        }));
+    }
+    let (mut refused, mut limited) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            (403, message, None) if message == "environment not accessible in this namespace" => refused += 1,
+            (503, message, Some(_))
+                if message == "too many new environments at once in this namespace; retry later" =>
+            {
+                limited += 1
+            }
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert_eq!(refused + limited, 1000);
+    // The burst of 20, less the known environment's first request.
+    assert!(refused >= 19, "the burst is served: {refused}");
+    assert_eq!(harness.keystone.password_checks(), 1, "the unscoped token is kept");
+    assert_eq!(
+        harness.keystone.requests() - before,
+        2 * refused,
+        "a re-scope and a validation per admitted environment, none for the rest"
+    );
+    // The known environment is served from its cached token meanwhile.
+    let requests = harness.keystone.requests();
+    assert_eq!(send(harness.call_as(ENV_A, Method::GET, "/images")).await.status, 200);
+    assert_eq!(harness.keystone.requests(), requests);
+}
+
+#[tokio::test]
+async fn a_revoked_unscoped_token_is_replaced_before_a_scope_is_refused() {
+    let harness = KeystoneHarness::start().await;
+    assert_eq!(send(harness.call_as(ENV_A, Method::GET, "/images")).await.status, 200);
+    // As a password change does: the unscoped token goes too.
+    harness.keystone.revoke_user_tokens(SERVICE_USER_ID);
+    // Beta has a role: the re-scope fails only because the token is gone,
+    // which its validation shows; a new unscoped token then re-scopes.
+    assert_eq!(send(harness.call_as(ENV_B, Method::GET, "/images")).await.status, 200);
+    assert_eq!(harness.keystone.password_checks(), 2);
+    // Gamma, with the new token: refused, no further password check.
     send(harness.call_as(GAMMA, Method::GET, "/images"))
         .await
         .error_message(403);
-    assert!(
-        harness.keystone.token_requests() <= calls + 3,
-        "gamma's refusal is remembered briefly"
-    );
-    assert!(harness.glance.requests().is_empty(), "nothing reached Glance");
+    assert_eq!(harness.keystone.password_checks(), 2);
 }
 
 #[tokio::test]

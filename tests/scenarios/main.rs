@@ -7,6 +7,7 @@
 mod support;
 
 mod flows;
+mod keystone_cost;
 mod target;
 
 /// Real-service scenarios take turns (see [`target::real`]).
@@ -49,6 +50,13 @@ scenarios!(
     a_revoked_token_is_replaced,
     copy_from_through_the_facade,
 );
+
+#[tokio::test]
+#[ignore = "needs real OpenStack: scripts/test.sh starts it"]
+async fn real_keystone_random_environments_cost_one_password_check() {
+    let _turn = REAL_SERVICES.lock().await;
+    keystone_cost::random_environments_cost_one_password_check().await;
+}
 
 /// A name no other scenario (or earlier run) uses.
 pub fn unique(prefix: &str) -> String {

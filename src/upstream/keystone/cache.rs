@@ -3,6 +3,11 @@
 //! wait for one Keystone call instead of making one each. Bounded: the
 //! least recently used slot goes when the cache is full. A failure is kept
 //! briefly too, so waiters behind a failed call get its answer at once.
+//! A key without a slot may be refused a slot ([`SingleFlightCache::get_admitted`]):
+//! new keys are what a rate limit counts.
+//!
+//! [`ExpiringSet`]: keys remembered for a while (refused environments),
+//! bounded the same way.
 
 use std::future::Future;
 use std::num::NonZeroUsize;
@@ -43,13 +48,23 @@ impl<T: Expiring> SingleFlightCache<T> {
         }
     }
 
-    fn slot(&self, key: &str) -> Arc<Slot<T>> {
+    /// The key's slot; a new one only if `admit` agrees (decided under
+    /// the cache's lock, so that concurrent first requests ask once).
+    fn slot(
+        &self,
+        key: &str,
+        admit: impl FnOnce() -> Result<(), AllianceError>,
+    ) -> Result<Arc<Slot<T>>, AllianceError> {
         let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        Arc::clone(slots.get_or_insert_ref(key, || {
-            Arc::new(Slot {
-                state: tokio::sync::Mutex::new(SlotState::Empty),
-            })
-        }))
+        if let Some(slot) = slots.get(key) {
+            return Ok(Arc::clone(slot));
+        }
+        admit()?;
+        let slot = Arc::new(Slot {
+            state: tokio::sync::Mutex::new(SlotState::Empty),
+        });
+        slots.put(key.to_owned(), Arc::clone(&slot));
+        Ok(slot)
     }
 
     /// The cached value if still fresh; otherwise the result of `fetch`,
@@ -65,7 +80,23 @@ impl<T: Expiring> SingleFlightCache<T> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, AllianceError>>,
     {
-        let slot = self.slot(key);
+        self.get_admitted(key, || Ok(()), fetch, failure_ttl).await
+    }
+
+    /// [`Self::get`], where a key the cache has no slot for must first pass
+    /// `admit` (its error is the answer, and nothing is cached).
+    pub async fn get_admitted<F, Fut>(
+        &self,
+        key: &str,
+        admit: impl FnOnce() -> Result<(), AllianceError>,
+        fetch: F,
+        failure_ttl: impl Fn(&AllianceError) -> Duration,
+    ) -> Result<Arc<T>, AllianceError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, AllianceError>>,
+    {
+        let slot = self.slot(key, admit)?;
         let mut state = slot.state.lock().await;
         let now = Instant::now();
         match &*state {
@@ -92,11 +123,20 @@ impl<T: Expiring> SingleFlightCache<T> {
     /// Drops `rejected` if it is still the cached value for `key` (a newer
     /// value fetched meanwhile by another request is kept).
     pub async fn invalidate(&self, key: &str, rejected: &T) {
-        let slot = self.slot(key);
+        let Ok(slot) = self.slot(key, || Err(AllianceError::not_found("no slot"))) else {
+            return;
+        };
         let mut state = slot.state.lock().await;
         if matches!(&*state, SlotState::Ready(current) if current.same_as(rejected)) {
             *state = SlotState::Empty;
         }
+    }
+
+    /// Drops the key's slot (requests already waiting on it still get its
+    /// answer), so that keys remembered elsewhere do not push out others.
+    pub fn remove(&self, key: &str) {
+        let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        slots.pop(key);
     }
 
     pub fn len(&self) -> usize {
@@ -105,6 +145,46 @@ impl<T: Expiring> SingleFlightCache<T> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Keys remembered for `ttl`, at most `capacity` of them: the least
+/// recently used goes first when full.
+pub struct ExpiringSet {
+    entries: Mutex<LruCache<String, Instant>>,
+    ttl: Duration,
+}
+
+impl ExpiringSet {
+    pub fn new(capacity: usize, ttl: Duration) -> Self {
+        let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
+        ExpiringSet {
+            entries: Mutex::new(LruCache::new(capacity)),
+            ttl,
+        }
+    }
+
+    pub fn insert(&self, key: &str) {
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries.put(key.to_owned(), Instant::now() + self.ttl);
+    }
+
+    /// Whether `key` was inserted less than `ttl` ago (an expired key goes).
+    pub fn contains(&self, key: &str) -> bool {
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match entries.get(key) {
+            Some(until) if Instant::now() < *until => true,
+            Some(_) => {
+                entries.pop(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.lock().map(|entries| entries.len()).unwrap_or_default()
     }
 }
 
@@ -259,5 +339,51 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(cache.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn only_admitted_keys_get_a_slot() {
+        let cache = SingleFlightCache::<Token>::new(16);
+        let token = |id| async move {
+            Ok(Token {
+                id,
+                refresh_at: Instant::now() + Duration::from_secs(60),
+            })
+        };
+        let refuse = || Err(AllianceError::service_unavailable("not now"));
+        let refused = cache.get_admitted("new", refuse, || token(1), no_retry_window).await;
+        assert_eq!(refused.unwrap_err().status, 503);
+        assert!(cache.is_empty(), "a refused key takes no slot");
+        cache.get("known", || token(2), no_retry_window).await.unwrap();
+        // A key with a slot is not asked about again.
+        let known = cache.get_admitted("known", refuse, || token(3), no_retry_window).await;
+        assert_eq!(known.unwrap().id, 2);
+        cache.remove("known");
+        assert!(cache.is_empty());
+        // Invalidating an unknown key creates nothing.
+        cache
+            .invalidate(
+                "other",
+                &Token {
+                    id: 0,
+                    refresh_at: Instant::now(),
+                },
+            )
+            .await;
+        assert!(cache.is_empty());
+    }
+
+    #[tokio::test]
+    async fn expiring_sets_are_bounded_and_forget() {
+        let set = ExpiringSet::new(2, Duration::from_millis(100));
+        for key in ["a", "b", "c"] {
+            set.insert(key);
+        }
+        assert_eq!(set.len(), 2, "bounded");
+        assert!(!set.contains("a"), "the least recently used went first");
+        assert!(set.contains("b") && set.contains("c"));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(!set.contains("b"), "expired");
+        assert_eq!(set.len(), 1);
     }
 }

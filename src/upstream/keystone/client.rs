@@ -1,10 +1,11 @@
 //! Keystone v3 token requests (`POST /v3/auth/tokens`): the three bodies
 //! the facade sends, and the answer it needs (the `X-Subject-Token` header,
-//! `expires_at`, the project and the catalog).
+//! `expires_at`, the project and the catalog); and token validation
+//! (`GET /v3/auth/tokens`), which answers with the same document.
 
 use std::sync::Arc;
 
-use http::{HeaderMap, Method};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -14,7 +15,7 @@ use super::catalog::CatalogEntry;
 use super::settings::{DomainRef, Secret, UserRef};
 use crate::error::AllianceError;
 use crate::reshape::message::for_log;
-use crate::upstream::{Call, JSON, Service, UpstreamHttp};
+use crate::upstream::{Call, IDENTITY_ROOM, JSON, Reply, Service, UpstreamHttp};
 
 pub struct KeystoneClient {
     http: Arc<UpstreamHttp>,
@@ -22,7 +23,10 @@ pub struct KeystoneClient {
     auth_url: Url,
 }
 
-/// A token just issued.
+const AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
+const SUBJECT_TOKEN: HeaderName = HeaderName::from_static("x-subject-token");
+
+/// A token just issued (or validated).
 #[derive(Debug)]
 pub struct IssuedToken {
     pub id: Secret,
@@ -31,13 +35,14 @@ pub struct IssuedToken {
     pub catalog: Vec<CatalogEntry>,
 }
 
-/// Why Keystone issued no token.
+/// Why Keystone issued (or validated) no token.
 #[derive(Debug)]
 pub enum TokenFailure {
     /// 401: wrong credentials, or (scoped) no role on / no such project -
-    /// Keystone does not say which.
+    /// Keystone does not say which; for a validation, the caller's own
+    /// token is not valid.
     Unauthorized,
-    /// 404: the token to re-scope is gone (revoked or expired).
+    /// 404: the token to re-scope (or to validate) is gone: revoked or expired.
     NotFound,
     /// Anything else, already turned into the client's answer.
     Failed(AllianceError),
@@ -82,54 +87,89 @@ impl KeystoneClient {
             .send(&self.auth_url, &HeaderMap::new(), &call, request_id, true)
             .await
             .map_err(|error| TokenFailure::Failed(error.into_alliance_error(Service::Identity, &call)))?;
-        match reply.status.as_u16() {
-            201 => {}
-            401 => return Err(TokenFailure::Unauthorized),
-            404 => return Err(TokenFailure::NotFound),
-            status => {
-                tracing::warn!(
-                    status,
-                    reason = "identity_unexpected_status",
-                    body = %for_log(&reply.body),
-                    "identity service refused a token request"
-                );
-                let message = if reply.status.is_server_error() {
-                    "the identity service failed"
-                } else {
-                    "the identity service refused the facade's token request"
-                };
-                return Err(TokenFailure::Failed(AllianceError::bad_gateway(message)));
-            }
-        }
-        let unusable = |what: &str| {
-            tracing::warn!(
-                what,
-                reason = "identity_unusable_answer",
-                "unusable token answer from the identity service"
-            );
+        token_answer(&reply, 201)
+    }
+
+    /// `GET {auth_url}/auth/tokens?nocatalog`: is `subject` valid, as seen
+    /// by the holder of `caller` (the same token validates itself - no
+    /// password check, no role needed)? Same status table as [`Self::issue`],
+    /// with 200 for valid and 404 for a token revoked or expired.
+    pub async fn validate(
+        &self,
+        caller: &Secret,
+        subject: &Secret,
+        request_id: &str,
+    ) -> Result<IssuedToken, TokenFailure> {
+        let unusable = |_| {
             TokenFailure::Failed(AllianceError::bad_gateway(
-                "the identity service sent an unusable answer",
+                "the identity service sent an unusable token",
             ))
         };
-        let id = reply
-            .headers
-            .get("x-subject-token")
-            .and_then(|value| value.to_str().ok())
-            .filter(|value| !value.is_empty())
-            .ok_or_else(|| unusable("no X-Subject-Token"))?;
-        let document: TokenDocument = serde_json::from_slice(&reply.body).map_err(|_| unusable("body"))?;
-        let expires_at = OffsetDateTime::parse(
-            &document.token.expires_at,
-            &time::format_description::well_known::Rfc3339,
-        )
-        .map_err(|_| unusable("expires_at"))?;
-        Ok(IssuedToken {
-            id: Secret::new(id),
-            expires_at,
-            project_id: document.token.project.map(|project| project.id),
-            catalog: document.token.catalog,
-        })
+        let mut headers = HeaderMap::with_capacity(2 + IDENTITY_ROOM);
+        headers.insert(AUTH_TOKEN, HeaderValue::from_str(caller.expose()).map_err(unusable)?);
+        headers.insert(
+            SUBJECT_TOKEN,
+            HeaderValue::from_str(subject.expose()).map_err(unusable)?,
+        );
+        let call = Call::get("/auth/tokens?nocatalog");
+        let reply = self
+            .http
+            .send(&self.auth_url, &headers, &call, request_id, true)
+            .await
+            .map_err(|error| TokenFailure::Failed(error.into_alliance_error(Service::Identity, &call)))?;
+        token_answer(&reply, 200)
     }
+}
+
+/// A token document answered with `success`, and its `X-Subject-Token`.
+fn token_answer(reply: &Reply, success: u16) -> Result<IssuedToken, TokenFailure> {
+    match reply.status.as_u16() {
+        code if code == success => {}
+        401 => return Err(TokenFailure::Unauthorized),
+        404 => return Err(TokenFailure::NotFound),
+        status => {
+            tracing::warn!(
+                status,
+                reason = "identity_unexpected_status",
+                body = %for_log(&reply.body),
+                "unexpected answer from the identity service"
+            );
+            let message = if reply.status.is_server_error() {
+                "the identity service failed"
+            } else {
+                "the identity service refused the facade's token request"
+            };
+            return Err(TokenFailure::Failed(AllianceError::bad_gateway(message)));
+        }
+    }
+    let unusable = |what: &str| {
+        tracing::warn!(
+            what,
+            reason = "identity_unusable_answer",
+            "unusable token answer from the identity service"
+        );
+        TokenFailure::Failed(AllianceError::bad_gateway(
+            "the identity service sent an unusable answer",
+        ))
+    };
+    let id = reply
+        .headers
+        .get("x-subject-token")
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| unusable("no X-Subject-Token"))?;
+    let document: TokenDocument = serde_json::from_slice(&reply.body).map_err(|_| unusable("body"))?;
+    let expires_at = OffsetDateTime::parse(
+        &document.token.expires_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_err(|_| unusable("expires_at"))?;
+    Ok(IssuedToken {
+        id: Secret::new(id),
+        expires_at,
+        project_id: document.token.project.map(|project| project.id),
+        catalog: document.token.catalog,
+    })
 }
 
 /// Password authentication, scoped to `project` or unscoped.

@@ -6,21 +6,33 @@
 //! project the service user has no role on (or that does not exist). The
 //! facade tells them apart with an unscoped token (which needs only the
 //! credentials): credentials refused -> 502; scope refused -> 403
-//! "environment not accessible in this namespace".
+//! "environment not accessible in this namespace". A re-scope of the
+//! unscoped token answers 401 too both when that token is no longer valid
+//! and when the scope is refused: the token's validation of itself tells
+//! which, so a refused scope costs no password check.
+//!
+//! What an environment the facade holds no token for may cost Keystone is
+//! bounded: a refused scope is remembered (bounded, for a while), and the
+//! Keystone calls for other environments without a token are rate-limited
+//! per namespace (a token bucket), so that requests with random
+//! environment ids cannot make the facade hammer Keystone.
 
 pub mod cache;
 pub mod catalog;
 pub mod client;
 pub mod settings;
 
-use std::sync::Arc;
+use std::num::NonZeroU32;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use time::OffsetDateTime;
 use url::Url;
 
-use self::cache::{Expiring, SingleFlightCache};
+use self::cache::{Expiring, ExpiringSet, SingleFlightCache};
 use self::client::{IssuedToken, KeystoneClient, TokenFailure};
 use self::settings::{Identity, KeystoneSettings, Secret};
 use super::{Credentials, IDENTITY_ROOM, UpstreamHttp};
@@ -31,13 +43,16 @@ const AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
 
 /// Tokens are replaced this long before they expire (as keystoneauth does).
 const REFRESH_MARGIN: Duration = Duration::from_secs(120);
-/// A refused scope is repeated without asking Keystone for this long.
-const SCOPE_REFUSAL_TTL: Duration = Duration::from_secs(10);
-/// Other failures are shared by the requests already waiting, briefly.
+/// Failures are shared by the requests already waiting, briefly (a refused
+/// scope is remembered apart, see [`KeystoneAuth::refused`]).
 const FAILURE_TTL: Duration = Duration::from_secs(1);
 
 pub fn scope_refused() -> AllianceError {
     AllianceError::forbidden("environment not accessible in this namespace")
+}
+
+fn is_scope_refused(error: &AllianceError) -> bool {
+    error.status == http::StatusCode::FORBIDDEN
 }
 
 fn credentials_refused() -> AllianceError {
@@ -96,34 +111,56 @@ pub struct KeystoneAuth {
     explicit_endpoint: Option<Url>,
     scoped: SingleFlightCache<ScopedToken>,
     unscoped: SingleFlightCache<UnscopedToken>,
+    /// Environments whose scope Keystone refused, for a while. Kept apart
+    /// from the tokens, so that refused ids never push valid tokens out.
+    refused: ExpiringSet,
+    /// Keystone calls for environments with no token (nor refusal) cached.
+    new_environments: DefaultDirectRateLimiter,
+    /// An application credential's project, once Keystone has named it:
+    /// other environments are refused without asking again.
+    bound_project: OnceLock<String>,
 }
 
 impl KeystoneAuth {
     pub fn new(settings: KeystoneSettings, http: Arc<UpstreamHttp>, explicit_endpoint: Option<Url>) -> Self {
+        let quota = Quota::per_second(NonZeroU32::new(settings.new_environments_per_sec).unwrap_or(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(settings.new_environments_burst).unwrap_or(NonZeroU32::MIN));
         KeystoneAuth {
             client: KeystoneClient::new(http, settings.auth_url.clone()),
             scoped: SingleFlightCache::new(settings.token_cache_size),
             unscoped: SingleFlightCache::new(1),
+            refused: ExpiringSet::new(settings.refused_environments_size, settings.refused_environment_ttl),
+            new_environments: DefaultDirectRateLimiter::direct(quota),
+            bound_project: OnceLock::new(),
             settings,
             explicit_endpoint,
         }
     }
 
     pub async fn credentials(&self, environment: &str, request_id: &str) -> Result<Credentials, AllianceError> {
+        if self.refused.contains(environment) {
+            tracing::info!(
+                request_id,
+                reason = "environment_refused_remembered",
+                "environment refused by the identity service a moment ago"
+            );
+            return Err(scope_refused());
+        }
         let token = self
             .scoped
-            .get(
+            .get_admitted(
                 environment,
+                || self.admit_new_environment(request_id),
                 || self.fetch_scoped(environment, request_id),
-                |error| {
-                    if error.status == 403 {
-                        SCOPE_REFUSAL_TTL
-                    } else {
-                        FAILURE_TTL
-                    }
-                },
+                |_| FAILURE_TTL,
             )
-            .await?;
+            .await
+            .inspect_err(|error| {
+                if is_scope_refused(error) {
+                    self.refused.insert(environment);
+                    self.scoped.remove(environment);
+                }
+            })?;
         let value = HeaderValue::from_str(token.id.expose())
             .map_err(|_| AllianceError::bad_gateway("the identity service sent an unusable token"))?;
         let mut headers = HeaderMap::with_capacity(1 + IDENTITY_ROOM);
@@ -132,6 +169,24 @@ impl KeystoneAuth {
             endpoint: token.endpoint.clone(),
             headers,
             token: Some(token),
+        })
+    }
+
+    /// A token for an environment the facade holds none for costs Keystone
+    /// calls: within the namespace's rate only.
+    fn admit_new_environment(&self, request_id: &str) -> Result<(), AllianceError> {
+        self.new_environments.check().map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let retry_after = u32::try_from(wait.as_secs() + 1).unwrap_or(u32::MAX);
+            tracing::warn!(
+                request_id,
+                reason = "keystone_new_environment_rate_limited",
+                per_sec = self.settings.new_environments_per_sec,
+                burst = self.settings.new_environments_burst,
+                "too many environments without a token at once; identity service not asked"
+            );
+            AllianceError::service_unavailable("too many new environments at once in this namespace; retry later")
+                .with_retry_after(retry_after)
         })
     }
 
@@ -145,13 +200,19 @@ impl KeystoneAuth {
     async fn fetch_scoped(&self, environment: &str, request_id: &str) -> Result<ScopedToken, AllianceError> {
         let issued = match &self.settings.identity {
             Identity::ApplicationCredential { id, secret } => {
+                if self.bound_project.get().is_some_and(|project| project != environment) {
+                    return Err(self.refuse_scope(environment, request_id));
+                }
                 let issued = self
                     .client
                     .issue(&client::application_credential_body(id, secret), request_id)
                     .await
                     .map_err(|failure| self.failure(failure, credentials_refused))?;
+                if let Some(project) = &issued.project_id {
+                    let _ = self.bound_project.set(project.clone());
+                }
                 if issued.project_id.as_deref() != Some(environment) {
-                    return Err(scope_refused());
+                    return Err(self.refuse_scope(environment, request_id));
                 }
                 issued
             }
@@ -166,7 +227,7 @@ impl KeystoneAuth {
                         Err(TokenFailure::Unauthorized) => {
                             // Wrong credentials, or a refused scope? An unscoped token says.
                             self.unscoped_token(request_id).await?;
-                            return Err(scope_refused());
+                            return Err(self.refuse_scope(environment, request_id));
                         }
                         Err(failure) => return Err(self.failure(failure, credentials_refused)),
                     }
@@ -177,26 +238,58 @@ impl KeystoneAuth {
         self.scoped_token(issued)
     }
 
-    /// Re-scopes the unscoped token; if Keystone refuses, once more with a
-    /// fresh unscoped token (the cached one may have been revoked) before
-    /// calling the scope refused.
+    /// Re-scopes the unscoped token. If Keystone refuses, the unscoped
+    /// token's validation of itself says why: still valid, the scope is
+    /// refused (no password check spent on it); gone (revoked, expired),
+    /// the re-scope is tried once more with a new unscoped token.
     async fn rescope(&self, environment: &str, request_id: &str) -> Result<IssuedToken, AllianceError> {
-        for attempt in 0..2 {
-            let unscoped = self.unscoped_token(request_id).await?;
-            match self
-                .client
-                .issue(&client::rescope_body(&unscoped.id, environment), request_id)
-                .await
-            {
-                Ok(issued) => return Ok(issued),
-                Err(TokenFailure::Unauthorized | TokenFailure::NotFound) if attempt == 0 => {
-                    self.unscoped.invalidate("", &unscoped).await;
-                }
-                Err(TokenFailure::Unauthorized | TokenFailure::NotFound) => break,
+        let unscoped = self.unscoped_token(request_id).await?;
+        let gone = match self.try_rescope(&unscoped, environment, request_id).await? {
+            Some(issued) => return Ok(issued),
+            None => match self.client.validate(&unscoped.id, &unscoped.id, request_id).await {
+                Ok(_) => false,
+                Err(TokenFailure::Unauthorized | TokenFailure::NotFound) => true,
                 Err(TokenFailure::Failed(error)) => return Err(error),
-            }
+            },
+        };
+        if !gone {
+            return Err(self.refuse_scope(environment, request_id));
         }
-        Err(scope_refused())
+        self.unscoped.invalidate("", &unscoped).await;
+        let unscoped = self.unscoped_token(request_id).await?;
+        match self.try_rescope(&unscoped, environment, request_id).await? {
+            Some(issued) => Ok(issued),
+            None => Err(self.refuse_scope(environment, request_id)),
+        }
+    }
+
+    /// The re-scoped token, or `None` if Keystone refused (401, 404).
+    async fn try_rescope(
+        &self,
+        unscoped: &UnscopedToken,
+        environment: &str,
+        request_id: &str,
+    ) -> Result<Option<IssuedToken>, AllianceError> {
+        match self
+            .client
+            .issue(&client::rescope_body(&unscoped.id, environment), request_id)
+            .await
+        {
+            Ok(issued) => Ok(Some(issued)),
+            Err(TokenFailure::Unauthorized | TokenFailure::NotFound) => Ok(None),
+            Err(TokenFailure::Failed(error)) => Err(error),
+        }
+    }
+
+    /// The refusal of a scope Keystone refused, logged.
+    fn refuse_scope(&self, environment: &str, request_id: &str) -> AllianceError {
+        tracing::info!(
+            request_id,
+            environment,
+            reason = "environment_not_accessible",
+            "the identity service refused the environment's scope"
+        );
+        scope_refused()
     }
 
     async fn unscoped_token(&self, request_id: &str) -> Result<Arc<UnscopedToken>, AllianceError> {

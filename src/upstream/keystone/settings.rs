@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use url::Url;
@@ -58,6 +59,10 @@ pub struct KeystoneSettings {
     pub region: Option<String>,
     pub scope_method: ScopeMethod,
     pub token_cache_size: usize,
+    pub refused_environments_size: usize,
+    pub refused_environment_ttl: Duration,
+    pub new_environments_per_sec: u32,
+    pub new_environments_burst: u32,
 }
 
 /// Where environment variables come from (the process, or a test's map).
@@ -156,6 +161,10 @@ pub fn resolve(config: &KeystoneConfig, env: &impl Environment) -> Result<Keysto
             .or_else(|| cloud.as_ref().and_then(|cloud| cloud.region_name.clone())),
         scope_method: config.scope_method,
         token_cache_size: config.token_cache_size,
+        refused_environments_size: config.refused_environments_size,
+        refused_environment_ttl: Duration::from_secs(config.refused_environment_secs),
+        new_environments_per_sec: config.new_environments_per_sec,
+        new_environments_burst: config.new_environments_burst,
     })
 }
 
