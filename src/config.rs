@@ -55,6 +55,16 @@ pub struct NamespaceConfig {
     pub request_timeout_ms: u64,
     #[serde(default)]
     pub environment_id_format: EnvironmentIdFormat,
+    /// Membership look-ups for another project's shared images (isolation
+    /// checks) one request has in flight at once ...
+    #[serde(default = "default_membership_concurrency")]
+    pub membership_concurrency: usize,
+    /// ... how long their answers are kept, 0 for not at all ...
+    #[serde(default = "default_membership_cache_secs")]
+    pub membership_cache_secs: u64,
+    /// ... and how many answers are kept at most.
+    #[serde(default = "default_membership_cache_size")]
+    pub membership_cache_size: usize,
     pub auth: AuthConfig,
     /// Where `copy_from` URLs may point (the SSRF guard's allow and deny lists).
     #[serde(default)]
@@ -384,6 +394,9 @@ impl Config {
             if namespace.page_size == 0 || namespace.max_pages == 0 {
                 return fail("page_size and max_pages must be positive".into());
             }
+            if namespace.membership_concurrency == 0 || namespace.membership_cache_size == 0 {
+                return fail("membership_concurrency and membership_cache_size must be positive".into());
+            }
             match &namespace.auth {
                 AuthConfig::Trusted { user_id, roles } => {
                     let header_safe =
@@ -427,6 +440,18 @@ fn default_page_size() -> u32 {
 
 fn default_max_pages() -> u32 {
     1000
+}
+
+fn default_membership_concurrency() -> usize {
+    8
+}
+
+fn default_membership_cache_secs() -> u64 {
+    30
+}
+
+fn default_membership_cache_size() -> usize {
+    10_000
 }
 
 fn default_connect_timeout_ms() -> u64 {
@@ -490,6 +515,14 @@ mod tests {
         );
         let namespace = &config.namespaces["ccsr1"];
         assert_eq!(namespace.page_size, 1000);
+        assert_eq!(
+            (
+                namespace.membership_concurrency,
+                namespace.membership_cache_secs,
+                namespace.membership_cache_size
+            ),
+            (8, 30, 10_000)
+        );
         assert_eq!(namespace.environment_id_format, EnvironmentIdFormat::Hex32OrUuid);
         let AuthConfig::Trusted { roles, .. } = &namespace.auth else {
             panic!("trusted auth expected");

@@ -13,7 +13,7 @@ use crate::upstream::auth::TrustedAuth;
 use crate::upstream::keystone::KeystoneAuth;
 use crate::upstream::keystone::settings::{self, ProcessEnvironment};
 
-use crate::upstream::{AnswerBudget, Authenticator, HttpOptions, Session, UpstreamHttp};
+use crate::upstream::{AnswerBudget, Authenticator, HttpOptions, Memberships, Session, UpstreamHttp};
 
 /// Idle pooled connections to Glance are not used again after this, below
 /// gunicorn's default keep-alive of 2 s, so a request rarely meets a
@@ -25,6 +25,7 @@ pub struct Cloud {
     pub name: String,
     pub http: Arc<UpstreamHttp>,
     pub auth: Arc<Authenticator>,
+    pub memberships: Arc<Memberships>,
     pub page_size: u32,
     pub max_pages: u32,
     pub environment_id_format: EnvironmentIdFormat,
@@ -63,6 +64,11 @@ impl Cloud {
             name: name.to_owned(),
             http,
             auth: Arc::new(auth),
+            memberships: Arc::new(Memberships::new(
+                config.membership_cache_size,
+                Duration::from_secs(config.membership_cache_secs),
+                config.membership_concurrency,
+            )),
             page_size: config.page_size,
             max_pages: config.max_pages,
             environment_id_format: config.environment_id_format,
@@ -77,6 +83,7 @@ impl Cloud {
         Session::new(
             Arc::clone(&self.http),
             Arc::clone(&self.auth),
+            Arc::clone(&self.memberships),
             environment.to_owned(),
             request_id.to_owned(),
         )

@@ -3,11 +3,15 @@
 //! project (404), one it may see but not change as Glance does (403), and
 //! never with another project's data - even if Glance's credentials were
 //! broader than the environment (an admin role, a misconfigured policy).
+//! Show and list apply one rule: another project's shared image only to
+//! its members, as Glance says (see [`crate::upstream::membership`]).
+
+use futures_util::StreamExt;
 
 use crate::error::AllianceError;
 use crate::reshape::V2Image;
 use crate::reshape::message::for_log;
-use crate::upstream::{Session, glance};
+use crate::upstream::Session;
 
 /// How an image relates to the environment, from its own fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,13 +38,69 @@ pub fn access(image: &V2Image<'_>, environment: &str) -> Access {
 }
 
 /// Would Glance list this image for the environment? Community images
-/// only when the client asked for them, as in Glance's default list.
-pub fn listable(image: &V2Image<'_>, environment: &str, community_requested: bool) -> bool {
+/// only when the client asked for them, as in Glance's default list;
+/// another project's shared image only if the environment is a member
+/// ([`Listing::IfMember`], settled by [`retain_members`]).
+pub fn listing(image: &V2Image<'_>, environment: &str, community_requested: bool) -> Listing {
     match access(image, environment) {
-        Access::Owner | Access::IfMember => true,
-        Access::Readable => image.visibility.as_deref() == Some("public") || community_requested,
-        Access::Hidden => false,
+        Access::Owner => Listing::Listed,
+        Access::IfMember => Listing::IfMember,
+        Access::Readable if image.visibility.as_deref() == Some("public") || community_requested => Listing::Listed,
+        Access::Readable | Access::Hidden => Listing::Hidden,
     }
+}
+
+/// Whether an image of a page is listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    Listed,
+    Hidden,
+    /// Listed if the environment is a member.
+    IfMember,
+}
+
+/// Keeps, in their order, the `images` the environment may list: another
+/// project's shared image only if Glance says the environment is a member,
+/// as for show; the look-ups run a few at a time. A failed look-up fails
+/// the whole (the list is aborted, never shortened quietly).
+pub async fn retain_members(session: &Session, images: &mut Vec<V2Image<'static>>) -> Result<(), AllianceError> {
+    let lookups: Vec<_> = images
+        .iter()
+        .enumerate()
+        .filter(|(_, image)| access(image, &session.environment) == Access::IfMember)
+        .map(|(index, image)| membership(session, index, &image.id))
+        .collect();
+    if lookups.is_empty() {
+        return Ok(());
+    }
+    let answers: Vec<Result<(usize, bool), AllianceError>> = futures_util::stream::iter(lookups)
+        .buffer_unordered(session.memberships.concurrency())
+        .collect()
+        .await;
+    let mut listed = vec![true; images.len()];
+    for answer in answers {
+        let (index, member) = answer?;
+        if let Some(slot) = listed.get_mut(index) {
+            *slot = member;
+        }
+    }
+    let mut listed = listed.into_iter();
+    images.retain(|image| {
+        let keep = listed.next().unwrap_or(true);
+        if !keep {
+            tracing::warn!(
+                reason = "foreign_shared_image",
+                image_id = %for_log(&*image.id),
+                "image service listed another project's shared image to a non-member; hidden"
+            );
+        }
+        keep
+    });
+    Ok(())
+}
+
+async fn membership(session: &Session, index: usize, id: &str) -> Result<(usize, bool), AllianceError> {
+    Ok((index, session.memberships.is_member(session, id).await?))
 }
 
 /// The write a caller is about to make, for Glance's wording.
@@ -84,7 +144,7 @@ async fn is_visible(session: &Session, image: &V2Image<'_>) -> Result<bool, Alli
             );
             Ok(false)
         }
-        Access::IfMember => glance::is_member(session, &image.id, &session.environment).await,
+        Access::IfMember => session.memberships.is_member(session, &image.id).await,
     }
 }
 
@@ -113,11 +173,12 @@ mod tests {
 
     #[test]
     fn listing_hides_private_images_of_others_and_unasked_community() {
-        assert!(listable(&image("a", "private"), "a", false));
-        assert!(listable(&image("b", "public"), "a", false));
-        assert!(listable(&image("b", "shared"), "a", false));
-        assert!(!listable(&image("b", "private"), "a", false));
-        assert!(!listable(&image("b", "community"), "a", false));
-        assert!(listable(&image("b", "community"), "a", true));
+        assert_eq!(listing(&image("a", "private"), "a", false), Listing::Listed);
+        assert_eq!(listing(&image("a", "shared"), "a", false), Listing::Listed);
+        assert_eq!(listing(&image("b", "public"), "a", false), Listing::Listed);
+        assert_eq!(listing(&image("b", "shared"), "a", false), Listing::IfMember);
+        assert_eq!(listing(&image("b", "private"), "a", false), Listing::Hidden);
+        assert_eq!(listing(&image("b", "community"), "a", false), Listing::Hidden);
+        assert_eq!(listing(&image("b", "community"), "a", true), Listing::Listed);
     }
 }

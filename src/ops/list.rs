@@ -172,9 +172,10 @@ struct WrittenPage {
 /// Parses a page, drops what the environment may not list and writes the
 /// rest as it is parsed - off the event loop for a large page (1,000 images
 /// are about a megabyte of JSON) - so images borrow from the answer and are
-/// never collected. From the first image whose import outcome is unknown
-/// on, images are kept instead: their failed imports are looked up first,
-/// then they are written, in order.
+/// never collected. From the first image that needs a look-up on (another
+/// project's shared image: membership; an import outcome unknown: tasks),
+/// images are kept instead: the look-ups are made first, then the images
+/// are written, in order.
 async fn read_page(
     session: &Session,
     reply: Reply,
@@ -187,8 +188,8 @@ async fn read_page(
         let mut writer = writer;
         let mut chunk = writer.chunk(reply.body.len());
         let mut pending = Vec::new();
-        let next = read_listable(&reply, &environment, community_requested, |image| {
-            if pending.is_empty() && !image.import_outcome_unknown() {
+        let next = read_listable(&reply, &environment, community_requested, |image, if_member| {
+            if pending.is_empty() && !if_member && !image.import_outcome_unknown() {
                 writer.image(&mut chunk, image);
             } else {
                 pending.push(image.into_owned());
@@ -204,6 +205,7 @@ async fn read_page(
             .map_err(|_| AllianceError::bad_gateway("page parse task failed"))??
     };
     if !pending.is_empty() {
+        isolation::retain_members(session, &mut pending).await?;
         import_status::report_failed_imports(session, &mut pending).await;
         for image in pending {
             writer.image(&mut chunk, image);
@@ -217,16 +219,19 @@ async fn read_page(
 }
 
 /// Hands each image of a page the environment may list to `on_image`, as
-/// it is parsed; returns the page's `next` link.
+/// it is parsed - with `true` if it is listed only if the environment is a
+/// member (see [`isolation::retain_members`]); returns the page's `next` link.
 fn read_listable<'a>(
     reply: &'a Reply,
     environment: &str,
     community_requested: bool,
-    mut on_image: impl FnMut(V2Image<'a>),
+    mut on_image: impl FnMut(V2Image<'a>, bool),
 ) -> Result<Option<String>, AllianceError> {
     let next = read_image_page(&reply.body, |image| {
-        if isolation::listable(&image, environment, community_requested) {
-            on_image(image);
+        match isolation::listing(&image, environment, community_requested) {
+            isolation::Listing::Listed => on_image(image, false),
+            isolation::Listing::IfMember => on_image(image, true),
+            isolation::Listing::Hidden => {}
         }
     })
     .map_err(|error| glance::unusable_answer(glance::LIST_IMAGES.call, &error))?;
@@ -252,9 +257,10 @@ async fn fetch_page(
 ) -> Result<(Vec<V2Image<'static>>, Option<String>), AllianceError> {
     let reply = glance::list_page(session, call).await?;
     let mut images = Vec::new();
-    let next = read_listable(&reply, &session.environment, community_requested, |image| {
+    let next = read_listable(&reply, &session.environment, community_requested, |image, _| {
         images.push(image.into_owned());
     })?;
+    isolation::retain_members(session, &mut images).await?;
     import_status::report_failed_imports(session, &mut images).await;
     Ok((images, next))
 }

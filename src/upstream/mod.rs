@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod glance;
 pub mod keystone;
+pub mod membership;
 mod transport;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use http::{HeaderMap, Method, StatusCode};
 use url::Url;
 
 pub use auth::{Authenticator, Credentials};
+pub use membership::Memberships;
 pub use transport::{AnswerBudget, HttpOptions, IDENTITY_ROOM, Service, TransportError, UpstreamHttp, is_idempotent};
 
 use crate::error::AllianceError;
@@ -80,16 +82,25 @@ pub struct Reply {
 pub struct Session {
     pub http: Arc<UpstreamHttp>,
     pub auth: Arc<Authenticator>,
+    /// The namespace's membership answers (see [`Memberships`]).
+    pub memberships: Arc<Memberships>,
     pub environment: String,
     pub request_id: String,
     upstream_micros: Arc<AtomicU64>,
 }
 
 impl Session {
-    pub fn new(http: Arc<UpstreamHttp>, auth: Arc<Authenticator>, environment: String, request_id: String) -> Self {
+    pub fn new(
+        http: Arc<UpstreamHttp>,
+        auth: Arc<Authenticator>,
+        memberships: Arc<Memberships>,
+        environment: String,
+        request_id: String,
+    ) -> Self {
         Session {
             http,
             auth,
+            memberships,
             environment,
             request_id,
             upstream_micros: Arc::new(AtomicU64::new(0)),

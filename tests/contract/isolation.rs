@@ -97,3 +97,71 @@ async fn shared_images_of_others_are_shown_to_members_only() {
         [format!("GET /image/v2/images/{id}/members/{ENV_A}")]
     );
 }
+
+#[tokio::test]
+async fn a_list_shows_another_projects_shared_image_to_members_only() {
+    let harness = Harness::start().await;
+    let own = harness.glance_create(ENV_A, json!({"name": "a-own"})).await;
+    let shared_with_a = harness
+        .glance_create(ENV_B, json!({"name": "b-shared-with-a", "visibility": "shared"}))
+        .await;
+    let shared_with_others = harness
+        .glance_create(ENV_B, json!({"name": "b-shared-with-others", "visibility": "shared"}))
+        .await;
+    // Only the page lists it (making a public image needs an admin).
+    let mut public = own.clone();
+    for (key, value) in [
+        ("id", "0b0b0b0b-0000-4000-8000-000000000002"),
+        ("name", "b-public"),
+        ("owner", ENV_B),
+        ("visibility", "public"),
+    ] {
+        public[key] = json!(value);
+    }
+    let (member_of, not_member_of) = (
+        shared_with_a["id"].as_str().unwrap(),
+        shared_with_others["id"].as_str().unwrap(),
+    );
+    let added = harness
+        .glance_as(
+            ENV_B,
+            Method::POST,
+            &format!("/v2/images/{member_of}/members"),
+            &json!({"member": ENV_A}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 200);
+    // Glance (here: a fault) lists all four to A, as broader credentials would.
+    let page = json!({"images": [own, shared_with_a, shared_with_others, public],
+                      "first": "/v2/images?limit=2", "schema": "/v2/schemas/images"});
+    for _ in 0..2 {
+        harness.glance.inject(Fault {
+            path_suffix: Some("/v2/images".into()),
+            ..glance_returns(http::Method::GET, page.clone())
+        });
+    }
+    harness.glance.take_requests();
+    let answer = send(harness.call(Method::GET, "/images")).await;
+    assert_eq!(answer.status, 200);
+    // Show's rule, in Glance's order: the non-member's image is dropped.
+    assert_eq!(
+        answer.json(),
+        json!([{"images": [alliance_image(&own), alliance_image(&shared_with_a), alliance_image(&public)]}])
+    );
+    let mut requests = lines(&harness.glance.take_requests());
+    assert_eq!(requests.remove(0), "GET /image/v2/images?limit=2");
+    requests.sort();
+    let mut expected = vec![
+        format!("GET /image/v2/images/{member_of}/members/{ENV_A}"),
+        format!("GET /image/v2/images/{not_member_of}/members/{ENV_A}"),
+    ];
+    expected.sort();
+    assert_eq!(requests, expected, "one membership look-up per foreign shared image");
+
+    // The answers are kept for a while: the same list asks nothing more.
+    let again = send(harness.call(Method::GET, "/images")).await;
+    assert_eq!(again.json(), answer.json());
+    assert_eq!(lines(&harness.glance.take_requests()), ["GET /image/v2/images?limit=2"]);
+}

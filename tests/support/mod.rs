@@ -122,17 +122,29 @@ impl Harness {
         alliance_call(&self.client, &self.facade, NAMESPACE, environment, method, path)
     }
 
-    /// Creates an image directly in the mock as environment A (bypassing
-    /// the facade) and returns Glance's image document.
-    pub async fn glance_create(&self, environment: &str, body: Value) -> Value {
-        let response = self
-            .client
-            .post(format!("{}/v2/images", self.glance.url()))
+    /// A call straight to the mock (bypassing the facade) as `environment`,
+    /// with a JSON body.
+    pub fn glance_as(
+        &self,
+        environment: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.glance.url()))
             .header("X-Identity-Status", "Confirmed")
             .header("X-Project-Id", environment)
             .header("X-Roles", "member,reader")
             .header("Content-Type", "application/json")
             .body(body.to_string())
+    }
+
+    /// Creates an image directly in the mock as `environment` (bypassing
+    /// the facade) and returns Glance's image document.
+    pub async fn glance_create(&self, environment: &str, body: Value) -> Value {
+        let response = self
+            .glance_as(environment, reqwest::Method::POST, "/v2/images", &body)
             .send()
             .await
             .expect("mock reachable");
