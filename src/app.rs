@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use http::{HeaderValue, Method, header};
 use hyper::body::Body;
 
@@ -13,20 +14,30 @@ use crate::config::{ClientLimits, Config, ConfigError, EnvironmentIdFormat};
 use crate::connection::{ClientConnection, WatchedBody};
 use crate::error::AllianceError;
 use crate::inbound::{self, BodyTimeouts, Caller, InboundPolicy};
+use crate::metrics::{LabelValue, Metrics, NamespaceMetrics, Operation, Refusal};
 use crate::ops;
 use crate::request_id;
-use crate::route::Clouds;
+use crate::route::{Changes, Clouds};
 
 pub struct App {
-    clouds: Clouds,
+    /// The namespaces, swapped whole by a reload; each request keeps the
+    /// set it started with.
+    clouds: ArcSwap<Clouds>,
+    metrics: Metrics,
     max_body_bytes: usize,
     client: ClientLimits,
 }
 
 impl App {
     pub fn new(config: &Config) -> Result<Self, ConfigError> {
+        let metrics = if config.admin.metrics {
+            Metrics::new(env!("CARGO_PKG_VERSION"), crate::COMMIT)
+        } else {
+            Metrics::disabled()
+        };
         Ok(App {
-            clouds: Clouds::from_config(config)?,
+            clouds: ArcSwap::from_pointee(Clouds::from_config(config, &metrics)?),
+            metrics,
             max_body_bytes: config.max_body_bytes,
             client: config.client.clone(),
         })
@@ -35,6 +46,27 @@ impl App {
     /// What clients may take (the server applies the connection limits).
     pub fn client_limits(&self) -> &ClientLimits {
         &self.client
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The namespaces as they are now.
+    pub fn clouds(&self) -> Arc<Clouds> {
+        self.clouds.load_full()
+    }
+
+    /// The namespaces of `config`, built (unchanged ones kept from the
+    /// current set) but not yet serving: [`App::install`] swaps them in.
+    pub fn prepare(&self, config: &Config) -> Result<(Clouds, Changes), ConfigError> {
+        Clouds::reusing(config, &self.metrics, Some(&self.clouds.load()))
+    }
+
+    /// New requests are served by `clouds` from now on; requests under way
+    /// finish with the set they started with.
+    pub fn install(&self, clouds: Clouds) {
+        self.clouds.store(Arc::new(clouds));
     }
 
     pub async fn handle<B>(
@@ -47,10 +79,16 @@ impl App {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         connection.request_started();
+        let clouds = self.clouds.load_full();
         let request_id = request_id::from_inbound(request.headers());
-        let mut log = RequestLog::new(&request_id, Some(request.method()), Arc::clone(connection));
+        let mut log = RequestLog::new(
+            &request_id,
+            Some(request.method()),
+            Arc::clone(connection),
+            self.metrics.clone(),
+        );
         let request = request.map(|body| WatchedBody::new(body, connection));
-        let result = self.process(request, &request_id, &mut log).await;
+        let result = self.process(&clouds, request, &request_id, &mut log).await;
         let mut response = result.unwrap_or_else(|error| error.into_response(&request_id));
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(request_id::HEADER, value);
@@ -63,6 +101,10 @@ impl App {
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         log.status = response.status().as_u16();
+        if log.namespace_metrics.is_none() {
+            // Refused before routing: a configured namespace still counts as itself.
+            log.namespace_metrics = Some(clouds.metrics_of(log.caller.namespace.as_deref()).clone());
+        }
         response.map(|body| GuardedBody::wrap(body, log))
     }
 
@@ -70,6 +112,7 @@ impl App {
     /// known, so that the line of a request cut short still names them.
     async fn process<B>(
         &self,
+        clouds: &Clouds,
         request: http::Request<B>,
         request_id: &str,
         log: &mut RequestLog,
@@ -78,14 +121,15 @@ impl App {
         B: Body,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
-        let alliance = inbound::parse(request, self, &mut log.caller)
+        let policy = Policy { app: self, clouds };
+        let alliance = inbound::parse(request, &policy, &mut log.caller)
             .await
             .inspect_err(|error| log.reason = refusal_reason(error.status.as_u16()))?;
-        log.operation = alliance.operation.name();
-        let cloud = self
-            .clouds
+        log.operation = alliance.operation.kind();
+        let cloud = clouds
             .get(&alliance.namespace)
             .ok_or_else(|| AllianceError::bad_request("X-Target-Ns does not name a known namespace"))?;
+        log.namespace_metrics = Some(cloud.metrics.clone());
         let session = cloud.session(&alliance.environment, request_id);
         log.upstream_micros = Some(session.upstream_timer());
         ops::apply(alliance.operation, cloud, session).await
@@ -102,29 +146,41 @@ fn refusal_reason(status: u16) -> Option<&'static str> {
     }
 }
 
-/// The log line of an answer the HTTP layer gave to a request head it
-/// could not parse (`reason` says why); nothing of the request is known.
-pub fn log_unparsed_request(connection: &Arc<ClientConnection>, request_id: &str, status: u16, reason: &'static str) {
-    let mut log = RequestLog::new(request_id, None, Arc::clone(connection));
+/// The log line (and metrics) of an answer the HTTP layer gave to a request
+/// head it could not parse (`reason` says why); nothing of the request is known.
+pub fn log_unparsed_request(
+    metrics: &Metrics,
+    connection: &Arc<ClientConnection>,
+    request_id: &str,
+    status: u16,
+    reason: &'static str,
+) {
+    let mut log = RequestLog::new(request_id, None, Arc::clone(connection), metrics.clone());
     log.status = status;
     log.reason = Some(reason);
 }
 
-/// What inbound validation needs from the configuration.
-impl InboundPolicy for App {
+/// What inbound validation needs from the configuration: the limits, and
+/// the namespaces the request started with.
+struct Policy<'a> {
+    app: &'a App,
+    clouds: &'a Clouds,
+}
+
+impl InboundPolicy for Policy<'_> {
     fn max_body_bytes(&self) -> usize {
-        self.max_body_bytes
+        self.app.max_body_bytes
     }
 
     fn body_timeouts(&self) -> BodyTimeouts {
         BodyTimeouts {
-            idle: Duration::from_secs(self.client.body_idle_timeout_secs),
-            total: Duration::from_secs(self.client.body_total_timeout_secs),
+            idle: Duration::from_secs(self.app.client.body_idle_timeout_secs),
+            total: Duration::from_secs(self.app.client.body_total_timeout_secs),
         }
     }
 
     fn max_uri_bytes(&self) -> usize {
-        self.client.max_uri_bytes
+        self.app.client.max_uri_bytes
     }
 
     fn environment_id_format(&self, namespace: &str) -> Option<EnvironmentIdFormat> {
@@ -132,15 +188,16 @@ impl InboundPolicy for App {
     }
 }
 
-/// The request's log line, written when its response body is done (for a
-/// streamed list: after the last page, so upstream time covers every page),
-/// or when the request is dropped unanswered (client gone, shutdown).
+/// The request's log line and metrics, written when its response body is
+/// done (for a streamed list: after the last page, so upstream time covers
+/// every page), or when the request is dropped unanswered (client gone,
+/// shutdown).
 struct RequestLog {
     request_id: String,
     /// `None`: the request head could not be parsed.
     method: Option<Method>,
     caller: Caller,
-    operation: &'static str,
+    operation: Operation,
     /// 0 until an answer is made.
     status: u16,
     started: Instant,
@@ -152,15 +209,19 @@ struct RequestLog {
     /// Why a limit refused the request, if one did.
     reason: Option<&'static str>,
     connection: Arc<ClientConnection>,
+    metrics: Metrics,
+    /// The namespace's series, once known.
+    namespace_metrics: Option<NamespaceMetrics>,
 }
 
 impl RequestLog {
-    fn new(request_id: &str, method: Option<&Method>, connection: Arc<ClientConnection>) -> Self {
+    fn new(request_id: &str, method: Option<&Method>, connection: Arc<ClientConnection>, metrics: Metrics) -> Self {
+        metrics.request_started();
         RequestLog {
             request_id: request_id.to_owned(),
             method: method.cloned(),
             caller: Caller::default(),
-            operation: "none",
+            operation: Operation::None,
             status: 0,
             started: Instant::now(),
             upstream_micros: None,
@@ -168,6 +229,8 @@ impl RequestLog {
             abandoned: false,
             reason: None,
             connection,
+            metrics,
+            namespace_metrics: None,
         }
     }
 
@@ -202,22 +265,32 @@ impl Drop for RequestLog {
     /// microseconds: `Debug` escaping and float formatting were a tenth of a
     /// request's instructions (bench/README.md).
     fn drop(&mut self) {
+        let took = self.started.elapsed();
+        let namespace_metrics = self
+            .namespace_metrics
+            .take()
+            .unwrap_or_else(|| self.metrics.unknown_namespace());
+        self.metrics
+            .request_ended(&namespace_metrics, self.operation, self.status, took);
         let micros = |duration: Duration| u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
         let upstream_us = self
             .upstream_micros
             .as_ref()
             .map_or(0, |micros| micros.load(Ordering::Relaxed));
         let (aborted, reason) = self.outcome();
+        if let Some(refusal) = reason.and_then(Refusal::from_reason) {
+            self.metrics.refused(refusal);
+        }
         tracing::info!(
             target: "alliance_glance::request",
             request_id = self.request_id.as_str(),
             method = self.method.as_ref().map_or("-", Method::as_str),
             namespace = self.caller.namespace.as_deref().unwrap_or("-"),
             environment = self.caller.environment.as_deref().unwrap_or("-"),
-            operation = self.operation,
+            operation = self.operation.label(),
             status = self.status,
             aborted,
-            duration_us = micros(self.started.elapsed()),
+            duration_us = micros(took),
             upstream_us,
             reason,
         );

@@ -30,11 +30,62 @@ pub struct Config {
     /// Memory for upstream answers (`[upstream]`).
     #[serde(default)]
     pub upstream: UpstreamLimits,
+    /// The admin listener: metrics, liveness, readiness.
+    #[serde(default)]
+    pub admin: AdminConfig,
     /// Clouds, by the name clients put in `X-Target-Ns`.
     pub namespaces: BTreeMap<String, NamespaceConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// The admin listener (`[admin]`): `GET /metrics`, `GET /healthz`,
+/// `GET /readyz`, on an address of its own, never the Alliance port.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Loopback by default: metrics name the namespaces.
+    #[serde(default = "default_admin_listen")]
+    pub listen: SocketAddr,
+    /// `false`: nothing is counted and `/metrics` answers 404.
+    #[serde(default = "default_true")]
+    pub metrics: bool,
+    /// How long a readiness answer is reused, so that probes never load
+    /// Glance or Keystone.
+    #[serde(default = "default_readiness_cache_ms")]
+    pub readiness_cache_ms: u64,
+    /// Bound on one readiness check of a namespace (its checks run at once).
+    #[serde(default = "default_readiness_timeout_ms")]
+    pub readiness_timeout_ms: u64,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: default_admin_listen(),
+            metrics: true,
+            readiness_cache_ms: default_readiness_cache_ms(),
+            readiness_timeout_ms: default_readiness_timeout_ms(),
+        }
+    }
+}
+
+impl AdminConfig {
+    pub fn readiness_cache(&self) -> Duration {
+        Duration::from_millis(self.readiness_cache_ms)
+    }
+
+    pub fn readiness_timeout(&self) -> Duration {
+        Duration::from_millis(self.readiness_timeout_ms)
+    }
+}
+
+/// Whether two listen addresses would take the same port (an unspecified
+/// address overlaps every address of its family). Port 0 never clashes: it
+/// is a fresh port each time.
+pub fn same_port(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0 && a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NamespaceConfig {
     /// Glance endpoint, with or without a path prefix (DevStack serves Glance
@@ -105,7 +156,7 @@ pub struct GuardConfig {
 /// the facade downloads the URL itself (through the same guard) and streams
 /// it into `PUT /v2/images/{id}/file`, in the background, with bounded
 /// memory. Off by default: the facade then carries image data.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FallbackConfig {
     #[serde(default)]
@@ -280,7 +331,7 @@ pub enum EnvironmentIdFormat {
     KeystoneId,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuthConfig {
     /// Glance trusts identity headers from the facade (a Glance pipeline with
@@ -300,7 +351,7 @@ pub enum AuthConfig {
 /// `clouds.yaml` (its `auth`, `region_name` and `interface` are used; fields
 /// given here win), or give the fields here. Secrets come from an
 /// environment variable or a file, never from this file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeystoneConfig {
     pub cloud: Option<String>,
@@ -381,6 +432,15 @@ impl Config {
         }
         self.client.validate()?;
         self.upstream.validate()?;
+        if same_port(self.listen, self.admin.listen) {
+            return Err(ConfigError(format!(
+                "admin.listen ({}) must not be the Alliance port (listen = {})",
+                self.admin.listen, self.listen
+            )));
+        }
+        if self.admin.readiness_timeout_ms == 0 {
+            return Err(ConfigError("admin.readiness_timeout_ms must be positive".into()));
+        }
         for (name, namespace) in &self.namespaces {
             let fail = |message: String| Err(ConfigError(format!("namespace {name}: {message}")));
             if let Some(url) = &namespace.glance_url {
@@ -424,6 +484,22 @@ impl Config {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9180))
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_readiness_cache_ms() -> u64 {
+    5_000
+}
+
+fn default_readiness_timeout_ms() -> u64 {
+    2_000
 }
 
 fn default_max_body_bytes() -> usize {
@@ -528,6 +604,28 @@ mod tests {
             panic!("trusted auth expected");
         };
         assert_eq!(roles, &["member", "reader"]);
+    }
+
+    #[test]
+    fn the_admin_listener_never_takes_the_alliance_port() {
+        let config = Config::parse(MINIMAL).unwrap();
+        assert_eq!(config.admin.listen, SocketAddr::from(([127, 0, 0, 1], 9180)));
+        assert!(config.admin.metrics);
+        for clash in [
+            "listen = \"127.0.0.1:8080\"\n[admin]\nlisten = \"127.0.0.1:8080\"",
+            "listen = \"0.0.0.0:8080\"\n[admin]\nlisten = \"127.0.0.1:8080\"",
+        ] {
+            let error = Config::parse(&format!("{clash}\n{MINIMAL}")).unwrap_err();
+            assert!(error.0.contains("admin.listen"), "{error}");
+        }
+        // Other ports, other addresses, and fresh ports are fine.
+        for fine in [
+            "listen = \"127.0.0.1:8080\"\n[admin]\nlisten = \"127.0.0.1:8081\"",
+            "listen = \"127.0.0.1:8080\"\n[admin]\nlisten = \"127.0.0.2:8080\"",
+            "listen = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"",
+        ] {
+            Config::parse(&format!("{fine}\n{MINIMAL}")).unwrap();
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! 3. [`ops`] with [`upstream`]: the Glance v2 calls the operation needs;
 //! 4. [`reshape`] and the per-call status tables: back to the Alliance form.
 
+pub mod admin;
 pub mod app;
 pub mod body;
 pub mod config;
@@ -17,9 +18,14 @@ pub mod error;
 pub mod ids;
 pub mod inbound;
 pub mod logging;
+pub mod metrics;
 pub mod ops;
+pub mod reload;
 pub mod request_id;
 pub mod reshape;
 pub mod route;
 pub mod server;
 pub mod upstream;
+
+/// The commit the binary was built from (`build.rs`; `unknown` outside git).
+pub const COMMIT: &str = env!("ALLIANCE_GLANCE_COMMIT");

@@ -7,16 +7,26 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use alliance_glance::admin::Admin;
 use alliance_glance::app::App;
 use alliance_glance::config::Config;
 use alliance_glance::logging::{self, LogFormat};
+use alliance_glance::reload::Reloader;
 use alliance_glance::server;
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// `--version`: the version and the commit built from (see build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ALLIANCE_GLANCE_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
-#[command(version, about = "Alliance Glance API v1 facade over OpenStack Glance v2")]
+#[command(version = VERSION, about = "Alliance Glance API v1 facade over OpenStack Glance v2")]
 struct Cli {
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -92,7 +102,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|error| format!("cannot start the runtime: {error}"))
 }
 
-/// The facade: one single-threaded runtime per core (see [`server::serve_on_workers`]).
+/// The facade: one single-threaded runtime per core (see
+/// [`server::serve_on_workers`]); the admin listener and the signals on
+/// the main thread.
 fn serve(path: PathBuf) -> Result<(), String> {
     let config = Config::load(&path).map_err(|error| error.to_string())?;
     // jemalloc gives freed memory back to the system only when its arena is
@@ -116,22 +128,63 @@ fn serve(path: PathBuf) -> Result<(), String> {
     let workers = server::worker_count();
     let sockets = server::bind_workers(config.listen, workers)
         .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
+    let admin_listener = std::net::TcpListener::bind(config.admin.listen)
+        .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+        .map_err(|error| format!("cannot listen on {} (admin.listen): {error}", config.admin.listen))?;
+    let admin_address = admin_listener
+        .local_addr()
+        .map_err(|error| format!("admin listener: {error}"))?;
     tracing::info!(
         listen = %config.listen,
+        admin = %admin_address,
         namespaces = config.namespaces.len(),
         workers,
         max_connections,
         open_files,
         "serving the Alliance API"
     );
+    let admin = Arc::new(Admin::new(Arc::clone(&app), &config.admin));
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let reloader = Reloader::new(path, Arc::clone(&app), config);
     server::serve_on_workers(
         sockets,
         app,
         server::ConnectionSlots::new(max_connections),
-        shutdown_signal(),
-        Duration::from_secs(config.shutdown_grace_secs),
+        control(admin, admin_listener, reloader),
+        grace,
     )
     .map_err(|error| format!("cannot serve: {error}"))
+}
+
+/// The main thread while the workers serve: the admin listener, and a
+/// reload on each SIGHUP, until SIGTERM or Ctrl-C; then readiness turns
+/// false before the workers stop accepting (the admin listener goes on
+/// answering 503 while in-flight requests drain).
+async fn control(admin: Arc<Admin>, listener: std::net::TcpListener, reloader: Reloader) {
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|error| tracing::error!(%error, "cannot handle SIGHUP; reload is off"))
+        .ok();
+    match tokio::net::TcpListener::from_std(listener) {
+        Ok(listener) => {
+            tokio::spawn(Arc::clone(&admin).serve(listener));
+        }
+        Err(error) => tracing::error!(%error, "admin listener failed"),
+    }
+    let reloads = async {
+        let Some(hangup) = hangup.as_mut() else {
+            return std::future::pending().await;
+        };
+        while hangup.recv().await.is_some() {
+            // Logged and counted by the reloader, success or not.
+            let _ = reloader.reload();
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        () = reloads => {}
+        () = shutdown_signal() => {}
+    }
+    admin.stop_being_ready();
 }
 
 /// Everything `serve` would do before listening.

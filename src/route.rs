@@ -8,11 +8,11 @@ use std::time::Duration;
 use crate::config::{AuthConfig, Config, ConfigError, EnvironmentIdFormat, FallbackConfig, NamespaceConfig};
 use crate::copy_from::guard::Guard;
 use crate::copy_from::methods::ImportMethods;
-
+use crate::metrics::{Metrics, NamespaceMetrics};
 use crate::upstream::auth::TrustedAuth;
+use crate::upstream::glance;
 use crate::upstream::keystone::KeystoneAuth;
-use crate::upstream::keystone::settings::{self, ProcessEnvironment};
-
+use crate::upstream::keystone::settings::{self, KeystoneSettings, ProcessEnvironment};
 use crate::upstream::{AnswerBudget, Authenticator, HttpOptions, Memberships, Session, UpstreamHttp};
 
 /// Idle pooled connections to Glance are not used again after this, below
@@ -20,9 +20,37 @@ use crate::upstream::{AnswerBudget, Authenticator, HttpOptions, Memberships, Ses
 /// connection the server is closing.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_millis(1500);
 
+/// What a namespace is built from: its table of the configuration and, in
+/// keystone mode, the settings resolved from it (`clouds.yaml`, the secrets'
+/// files and variables). A reload keeps a namespace whose spec is equal -
+/// its token cache and connection pool with it - and rebuilds one whose
+/// spec changed (a rotated password file included).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloudSpec {
+    pub config: NamespaceConfig,
+    pub keystone: Option<KeystoneSettings>,
+}
+
+impl CloudSpec {
+    pub fn resolve(name: &str, config: &NamespaceConfig) -> Result<Self, ConfigError> {
+        let keystone = match &config.auth {
+            AuthConfig::Trusted { .. } => None,
+            AuthConfig::Keystone(keystone) => Some(
+                settings::resolve(keystone, &ProcessEnvironment)
+                    .map_err(|message| ConfigError(format!("namespace {name}: {message}")))?,
+            ),
+        };
+        Ok(CloudSpec {
+            config: config.clone(),
+            keystone,
+        })
+    }
+}
+
 /// One configured namespace, ready to serve.
 pub struct Cloud {
     pub name: String,
+    pub spec: CloudSpec,
     pub http: Arc<UpstreamHttp>,
     pub auth: Arc<Authenticator>,
     pub memberships: Arc<Memberships>,
@@ -32,12 +60,28 @@ pub struct Cloud {
     pub copy_from_guard: Guard,
     pub import_methods: ImportMethods,
     pub copy_from_fallback: FallbackConfig,
+    pub metrics: NamespaceMetrics,
 }
 
 impl Cloud {
     /// `budget`: the process's memory for upstream answers, shared by every namespace.
-    pub fn from_config(name: &str, config: &NamespaceConfig, budget: &AnswerBudget) -> Result<Self, ConfigError> {
+    pub fn from_config(
+        name: &str,
+        config: &NamespaceConfig,
+        metrics: &Metrics,
+        budget: &AnswerBudget,
+    ) -> Result<Self, ConfigError> {
+        Self::from_spec(name, CloudSpec::resolve(name, config)?, metrics, budget)
+    }
+
+    pub fn from_spec(
+        name: &str,
+        spec: CloudSpec,
+        metrics: &Metrics,
+        budget: &AnswerBudget,
+    ) -> Result<Self, ConfigError> {
         let fail = |message: String| ConfigError(format!("namespace {name}: {message}"));
+        let config = &spec.config;
         let http = UpstreamHttp::new(&HttpOptions {
             connect_timeout: config.connect_timeout(),
             request_timeout: config.request_timeout(),
@@ -46,19 +90,25 @@ impl Cloud {
         })
         .map_err(fail)?;
         let http = Arc::new(http);
-        let auth = match &config.auth {
-            AuthConfig::Trusted { user_id, roles } => {
+        let metrics = metrics.namespace(name);
+        let auth = match (&config.auth, &spec.keystone) {
+            (AuthConfig::Trusted { user_id, roles }, _) => {
                 let endpoint = config
                     .glance_url
                     .clone()
                     .ok_or_else(|| fail("trusted auth needs glance_url".into()))?;
                 Authenticator::Trusted(TrustedAuth::new(endpoint, user_id, roles).map_err(fail)?)
             }
-            AuthConfig::Keystone(keystone) => {
-                let settings = settings::resolve(keystone, &ProcessEnvironment).map_err(fail)?;
-                let keystone = KeystoneAuth::new(settings, Arc::clone(&http), config.glance_url.clone());
+            (AuthConfig::Keystone(_), Some(settings)) => {
+                let keystone = KeystoneAuth::new(
+                    settings.clone(),
+                    Arc::clone(&http),
+                    config.glance_url.clone(),
+                    metrics.clone(),
+                );
                 Authenticator::Keystone(Box::new(keystone))
             }
+            (AuthConfig::Keystone(_), None) => return Err(fail("keystone settings were not resolved".into())),
         };
         Ok(Cloud {
             name: name.to_owned(),
@@ -75,6 +125,8 @@ impl Cloud {
             copy_from_guard: Guard::new(&config.copy_from).map_err(|error| fail(format!("copy_from: {error}")))?,
             import_methods: ImportMethods::default(),
             copy_from_fallback: config.copy_from_fallback.clone(),
+            metrics,
+            spec,
         })
     }
 
@@ -84,33 +136,125 @@ impl Cloud {
             Arc::clone(&self.http),
             Arc::clone(&self.auth),
             Arc::clone(&self.memberships),
+            self.metrics.clone(),
             environment.to_owned(),
             request_id.to_owned(),
         )
     }
+
+    /// Whether the namespace can serve: its Glance answers its healthcheck
+    /// and, in keystone mode, Keystone issues the namespace's token. Why
+    /// not, in a few words.
+    pub async fn check_ready(&self, request_id: &str) -> Result<(), String> {
+        let endpoint = self
+            .auth
+            .ready_endpoint(request_id)
+            .await
+            .map_err(|error| format!("identity: {}", error.message))?;
+        // Keystone mode with Glance from the catalog: no endpoint before the
+        // first token with a catalog; Keystone's answer stands alone then.
+        match endpoint {
+            Some(endpoint) => glance::healthcheck(&self.http, &self.metrics, &endpoint, request_id).await,
+            None => Ok(()),
+        }
+    }
 }
 
-/// All namespaces, by name.
+/// All namespaces, by name: one configuration, swapped whole on reload.
 pub struct Clouds {
     by_name: HashMap<String, Arc<Cloud>>,
+    /// The process's memory for upstream answers, shared by every namespace.
+    budget: AnswerBudget,
+    /// The series of requests naming no configured namespace.
+    unknown_namespace: NamespaceMetrics,
+}
+
+/// What a reload changed, by namespace name.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+    pub kept: Vec<String>,
 }
 
 impl Clouds {
-    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
-        let budget = AnswerBudget::new(
-            config.upstream.buffer_bytes,
-            config.upstream.max_answer_bytes,
-            config.upstream.buffer_wait(),
+    pub fn from_config(config: &Config, metrics: &Metrics) -> Result<Self, ConfigError> {
+        Self::reusing(config, metrics, None).map(|(clouds, _)| clouds)
+    }
+
+    /// The namespaces of `config`; those whose spec is the same as in
+    /// `previous` are the previous ones (their caches and pools kept).
+    pub fn reusing(
+        config: &Config,
+        metrics: &Metrics,
+        previous: Option<&Clouds>,
+    ) -> Result<(Self, Changes), ConfigError> {
+        // The memory for upstream answers is the process's: kept across reloads.
+        let budget = previous.map_or_else(
+            || {
+                AnswerBudget::new(
+                    config.upstream.buffer_bytes,
+                    config.upstream.max_answer_bytes,
+                    config.upstream.buffer_wait(),
+                )
+            },
+            |previous| previous.budget.clone(),
         );
-        let by_name = config
-            .namespaces
-            .iter()
-            .map(|(name, namespace)| Ok((name.clone(), Arc::new(Cloud::from_config(name, namespace, &budget)?))))
-            .collect::<Result<_, ConfigError>>()?;
-        Ok(Clouds { by_name })
+        let mut changes = Changes::default();
+        let mut by_name = HashMap::with_capacity(config.namespaces.len());
+        for (name, namespace) in &config.namespaces {
+            let spec = CloudSpec::resolve(name, namespace)?;
+            let cloud = match previous.and_then(|previous| previous.get(name)) {
+                Some(old) if old.spec == spec => {
+                    changes.kept.push(name.clone());
+                    Arc::clone(old)
+                }
+                old => {
+                    if old.is_some() {
+                        changes.changed.push(name.clone());
+                    } else {
+                        changes.added.push(name.clone());
+                    }
+                    Arc::new(Cloud::from_spec(name, spec, metrics, &budget)?)
+                }
+            };
+            by_name.insert(name.clone(), cloud);
+        }
+        if let Some(previous) = previous {
+            changes.removed = previous
+                .by_name
+                .keys()
+                .filter(|name| !config.namespaces.contains_key(*name))
+                .cloned()
+                .collect();
+            changes.removed.sort();
+        }
+        Ok((
+            Clouds {
+                by_name,
+                budget,
+                unknown_namespace: metrics.unknown_namespace(),
+            },
+            changes,
+        ))
     }
 
     pub fn get(&self, namespace: &str) -> Option<&Arc<Cloud>> {
         self.by_name.get(namespace)
+    }
+
+    /// Every namespace, in name order.
+    pub fn all(&self) -> Vec<&Arc<Cloud>> {
+        let mut all: Vec<_> = self.by_name.values().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// The metrics handles of `namespace`, or of unknown namespaces.
+    pub fn metrics_of(&self, namespace: Option<&str>) -> &NamespaceMetrics {
+        namespace
+            .and_then(|namespace| self.get(namespace))
+            .map_or(&self.unknown_namespace, |cloud| &cloud.metrics)
     }
 }

@@ -51,7 +51,7 @@ async fn a_namespace_can_name_a_cloud_of_clouds_yaml() {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:{port}\"\n[namespaces.ccsr1]\nauth = {{ type = \"keystone\", cloud = \"ccsr\" }}\n"
+            "listen = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[namespaces.ccsr1]\nauth = {{ type = \"keystone\", cloud = \"ccsr\" }}\n"
         ),
     )
     .unwrap();

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["main"],
     &["demo"],
-    &["server"],
+    &["admin", "reload", "server"],
     &["app"],
     &["ops"],
     &["inbound", "route"],
@@ -27,7 +27,7 @@ const LAYERS: &[&[&str]] = &[
     &["reshape"],
     &["error"],
     &["body", "config", "connection", "logging", "request_id"],
-    &["ids"],
+    &["ids", "metrics"],
 ];
 
 type Module = Vec<String>;

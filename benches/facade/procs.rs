@@ -157,7 +157,27 @@ pub struct Facade {
     child: Child,
     pub pid: u32,
     pub port: u16,
+    /// The admin listener's port (`/metrics`).
+    pub admin_port: u16,
     pub log: PathBuf,
+}
+
+/// How a facade is run, beyond its namespaces.
+#[derive(Debug, Clone, Copy)]
+pub struct FacadeSettings {
+    /// `RUST_LOG` (the log level); INFO when `None`.
+    pub rust_log: Option<&'static str>,
+    /// `admin.metrics`.
+    pub metrics: bool,
+}
+
+impl Default for FacadeSettings {
+    fn default() -> Self {
+        FacadeSettings {
+            rust_log: None,
+            metrics: true,
+        }
+    }
 }
 
 impl Facade {
@@ -165,29 +185,33 @@ impl Facade {
     /// listen port; its log (INFO, text, one line per request) goes to a
     /// file beside the config.
     pub async fn start(bin: &Path, dir: &Path, name: &str, namespaces: &str) -> Result<Facade> {
-        Self::start_with_log(bin, dir, name, namespaces, None).await
+        Self::start_with(bin, dir, name, namespaces, FacadeSettings::default()).await
     }
 
-    /// Like [`Facade::start`]; `rust_log` sets `RUST_LOG` (the log level).
-    pub async fn start_with_log(
+    /// Like [`Facade::start`], run as `settings` say.
+    pub async fn start_with(
         bin: &Path,
         dir: &Path,
         name: &str,
         namespaces: &str,
-        rust_log: Option<&str>,
+        settings: FacadeSettings,
     ) -> Result<Facade> {
         let port = free_port()?;
+        let admin_port = free_port()?;
         let config = dir.join(format!("{name}.toml"));
         let log = dir.join(format!("{name}.log"));
         std::fs::write(
             &config,
-            format!("listen = \"127.0.0.1:{port}\"\nshutdown_grace_secs = 1\n{namespaces}\n"),
+            format!(
+                "listen = \"127.0.0.1:{port}\"\nshutdown_grace_secs = 1\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nmetrics = {}\n{namespaces}\n",
+                settings.metrics
+            ),
         )
         .map_err(|e| format!("{}: {e}", config.display()))?;
         let log_file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let mut command = Command::new(bin);
         command.arg("serve").arg("--config").arg(&config).env_remove("RUST_LOG");
-        if let Some(level) = rust_log {
+        if let Some(level) = settings.rust_log {
             command.env("RUST_LOG", level);
         }
         let mut child = command
@@ -202,7 +226,13 @@ impl Facade {
             let log_text = std::fs::read_to_string(&log).unwrap_or_default();
             return Err(format!("{error}\n{log_text}"));
         }
-        Ok(Facade { child, pid, port, log })
+        Ok(Facade {
+            child,
+            pid,
+            port,
+            admin_port,
+            log,
+        })
     }
 
     pub fn url(&self) -> String {

@@ -9,7 +9,7 @@ use openstack_mock::glance;
 use crate::common::*;
 use crate::cpu::{self, Measured};
 use crate::load::Mode;
-use crate::procs::{BareProxy, Facade, Nginx};
+use crate::procs::{BareProxy, Facade, FacadeSettings, Nginx};
 use crate::report::{Verdict, ms, ratio, rps};
 use crate::upstream::{Recorded, StaticUpstream};
 
@@ -72,12 +72,26 @@ pub async fn run(ctx: &mut Ctx) -> Result<(), String> {
     let facade = ctx
         .facade("show", &trusted_namespace(&upstream.url(), ctx.plan.page_size))
         .await?;
-    let quiet = Facade::start_with_log(
+    let quiet = Facade::start_with(
         &ctx.facade_bin,
         &ctx.dir,
         "show-warn",
         &trusted_namespace(&upstream.url(), ctx.plan.page_size),
-        Some("warn"),
+        FacadeSettings {
+            rust_log: Some("warn"),
+            ..FacadeSettings::default()
+        },
+    )
+    .await?;
+    let unmetered = Facade::start_with(
+        &ctx.facade_bin,
+        &ctx.dir,
+        "show-no-metrics",
+        &trusted_namespace(&upstream.url(), ctx.plan.page_size),
+        FacadeSettings {
+            metrics: false,
+            ..FacadeSettings::default()
+        },
     )
     .await?;
     let nginx = match &ctx.nginx_bin {
@@ -90,10 +104,12 @@ pub async fn run(ctx: &mut Ctx) -> Result<(), String> {
         nginx: nginx.as_ref(),
         bare: &bare,
         facade: &facade,
+        unmetered: &unmetered,
         quiet: &quiet,
     };
     let outcome = measure(ctx, &paths, &id, body_bytes).await;
     facade.stop().await;
+    unmetered.stop().await;
     quiet.stop().await;
     bare.stop().await;
     if let Some(nginx) = nginx {
@@ -108,6 +124,8 @@ struct Paths<'a> {
     nginx: Option<&'a Nginx>,
     bare: &'a BareProxy,
     facade: &'a Facade,
+    /// The facade with `admin.metrics = false`.
+    unmetered: &'a Facade,
     quiet: &'a Facade,
 }
 
@@ -117,6 +135,7 @@ async fn measure(ctx: &mut Ctx, paths: &Paths<'_>, id: &str, body_bytes: usize) 
         nginx,
         bare,
         facade,
+        unmetered,
         quiet,
     } = *paths;
     // Each path answers 200 with an image before anything is timed.
@@ -155,17 +174,25 @@ async fn measure(ctx: &mut Ctx, paths: &Paths<'_>, id: &str, body_bytes: usize) 
         url: format!("{}/images/{id}", facade.url()),
         headers: alliance_headers(ENV),
     });
+    let unmetered_index = targets.len();
+    targets.push(Target {
+        name: "facade, metrics off".into(),
+        url: format!("{}/images/{id}", unmetered.url()),
+        headers: alliance_headers(ENV),
+    });
     targets.push(Target {
         name: "facade, RUST_LOG=warn".into(),
         url: format!("{}/images/{id}", quiet.url()),
         headers: alliance_headers(ENV),
     });
     let results = compare(ctx, &targets).await?;
+    let counted = shows_counted(ctx, facade).await?;
     let plan = ctx.plan.clone();
     let report = &mut ctx.report;
     let (direct, direct_rate) = results[0];
     let (quiet_load, quiet_rate) = results[results.len() - 1];
-    let (facade_load, facade_rate) = results[results.len() - 2];
+    let (unmetered_load, unmetered_rate) = results[unmetered_index];
+    let (facade_load, facade_rate) = results[unmetered_index - 1];
     let nginx_result = nginx.map(|_| results[1]);
     let (bare_load, _) = results[bare_index];
 
@@ -212,6 +239,16 @@ async fn measure(ctx: &mut Ctx, paths: &Paths<'_>, id: &str, body_bytes: usize) 
     report
         .row(
             PART,
+            "throughput, facade with metrics off (admin.metrics = false)",
+            rps(unmetered_load.rps),
+        )
+        .compared(format!(
+            "the facade with metrics (the line above) does {} of it; its /metrics counted {counted} shows",
+            ratio(facade_load.rps / unmetered_load.rps)
+        ));
+    report
+        .row(
+            PART,
             "throughput, facade without its request log (RUST_LOG=warn)",
             rps(quiet_load.rps),
         )
@@ -234,6 +271,7 @@ async fn measure(ctx: &mut Ctx, paths: &Paths<'_>, id: &str, body_bytes: usize) 
         latency("nginx", nginx_rate);
     }
     latency("facade", facade_rate);
+    latency("facade, metrics off", unmetered_rate);
     latency("facade, RUST_LOG=warn", quiet_rate);
     let added = facade_rate.p99_ms - direct_rate.p99_ms;
     report
@@ -266,6 +304,28 @@ async fn measure(ctx: &mut Ctx, paths: &Paths<'_>, id: &str, body_bytes: usize) 
          nginx writes its access log (one line per request)."
     ));
     Ok(())
+}
+
+/// The `show` answers with status 2xx that the facade's `/metrics` counted:
+/// proof that its metrics were on while it was measured.
+async fn shows_counted(ctx: &Ctx, facade: &Facade) -> Result<u64, String> {
+    let text = ctx
+        .client
+        .get(format!("http://127.0.0.1:{}/metrics", facade.admin_port))
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| format!("the facade's /metrics: {e}"))?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    let series =
+        format!("alliance_glance_requests_total{{namespace=\"{NAMESPACE}\",operation=\"show\",status_class=\"2xx\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .and_then(|value| value.trim().parse().ok())
+        .filter(|&count| count > 0)
+        .ok_or_else(|| "the facade's /metrics counted no show".to_owned())
 }
 
 /// How fast the mock Glance itself answers `GET /v2/images/{id}`, to show

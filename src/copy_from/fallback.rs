@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use url::Url;
 
 use crate::config::FallbackConfig;
+use crate::metrics::CopyFromEvent;
 use crate::reshape::message::for_log;
 use crate::upstream::{Session, glance};
 
@@ -23,9 +24,11 @@ pub const ERROR_PROPERTY: &str = "alliance_copy_from_error";
 
 /// Starts the transfer and returns at once.
 pub fn spawn(session: Session, image_id: String, url: Url, vetted: Vec<SocketAddr>, config: FallbackConfig) {
+    session.metrics.copy_from(CopyFromEvent::FallbackStarted);
     tokio::spawn(async move {
         match transfer(&session, &image_id, &url, &vetted, &config).await {
             Ok(bytes) => {
+                session.metrics.copy_from(CopyFromEvent::FallbackSucceeded);
                 tracing::info!(
                     request_id = %session.request_id,
                     image_id = %for_log(&image_id),
@@ -34,6 +37,7 @@ pub fn spawn(session: Session, image_id: String, url: Url, vetted: Vec<SocketAdd
                 )
             }
             Err(reason) => {
+                session.metrics.copy_from(CopyFromEvent::FallbackFailed);
                 tracing::warn!(
                     request_id = %session.request_id,
                     image_id = %for_log(&image_id),
@@ -86,12 +90,14 @@ async fn transfer(
     let moved = Arc::new(Mutex::new(Ok::<u64, String>(0)));
     let counter = Arc::clone(&moved);
     let max_bytes = config.max_bytes;
+    let metrics = session.metrics.clone();
     let body = response.bytes_stream().map(move |chunk| {
         let mut state = counter.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let chunk = chunk.map_err(|error| {
             *state = Err(format!("the source failed mid-way: {}", without_url(&error)));
             std::io::Error::other("source failed")
         })?;
+        metrics.fallback_bytes(chunk.len() as u64);
         if let Ok(total) = state.as_mut() {
             *total += chunk.len() as u64;
             if *total > max_bytes {

@@ -16,6 +16,7 @@ use hyper::body::Body;
 
 use crate::config::EnvironmentIdFormat;
 use crate::error::AllianceError;
+use crate::metrics;
 pub use body::BodyTimeouts;
 pub use image_fields::{CreateImage, ImageFields, UpdateImage, Visibility};
 pub use list_query::ListQuery;
@@ -42,14 +43,14 @@ pub enum Operation {
 }
 
 impl Operation {
-    /// Name used in logs.
-    pub fn name(&self) -> &'static str {
+    /// Which call it is, for logs and metrics.
+    pub fn kind(&self) -> metrics::Operation {
         match self {
-            Operation::List(_) => "list",
-            Operation::Show(_) => "show",
-            Operation::Create(_) => "create",
-            Operation::Update(..) => "update",
-            Operation::Delete(_) => "delete",
+            Operation::List(_) => metrics::Operation::List,
+            Operation::Show(_) => metrics::Operation::Show,
+            Operation::Create(_) => metrics::Operation::Create,
+            Operation::Update(..) => metrics::Operation::Update,
+            Operation::Delete(_) => metrics::Operation::Delete,
         }
     }
 }
@@ -181,16 +182,16 @@ mod tests {
         let delete = parse_one(request("DELETE", "/images/75da8211-b8d3-4329-a12b-953e7db4690a", ""))
             .await
             .unwrap();
-        assert_eq!(delete.operation.name(), "delete");
+        assert_eq!(delete.operation.kind(), metrics::Operation::Delete);
         let create = parse_one(request("POST", "/images", r#"{"image": {"name": "a"}}"#))
             .await
             .unwrap();
-        assert_eq!(create.operation.name(), "create");
+        assert_eq!(create.operation.kind(), metrics::Operation::Create);
         for method in ["PUT", "PATCH"] {
             let update = parse_one(request(method, "/images/a", r#"{"image": {"name": "b"}}"#))
                 .await
                 .unwrap();
-            assert_eq!(update.operation.name(), "update");
+            assert_eq!(update.operation.kind(), metrics::Operation::Update);
         }
     }
 

@@ -20,6 +20,7 @@ use crate::copy_from::guard::{Rejection, SystemResolver};
 use crate::copy_from::{fallback, methods};
 use crate::error::AllianceError;
 use crate::inbound::{CreateImage, Visibility};
+use crate::metrics::CopyFromEvent;
 use crate::reshape::message::for_log;
 use crate::reshape::{V2Image, image_response};
 use crate::route::Cloud;
@@ -69,6 +70,7 @@ pub async fn apply(
             }
         };
         if let Err(refusal) = started {
+            session.metrics.copy_from(CopyFromEvent::ImportRefused);
             delete_orphan(session, &created.id).await;
             return Err(refusal);
         }
@@ -117,10 +119,11 @@ fn no_copy_from_here() -> AllianceError {
 /// under way - a retried import is then a success, not an error.
 async fn start_import(session: &Session, id: &str, url: &Url) -> Result<(), AllianceError> {
     let call = glance::web_download_call(id, url);
-    let reply = match session.send(&call).await {
+    let reply = match session.send(&IMPORT_IMAGE, &call).await {
         Ok(reply) => reply,
         Err(lost) => {
             if import_under_way(session, id).await {
+                session.metrics.copy_from(CopyFromEvent::ImportStarted);
                 return Ok(());
             }
             tracing::info!(
@@ -128,19 +131,23 @@ async fn start_import(session: &Session, id: &str, url: &Url) -> Result<(), Alli
                 error = %for_log(lost.to_string()),
                 "import request lost; sending it again"
             );
-            session.send(&call).await?
+            session.send(&IMPORT_IMAGE, &call).await?
         }
     };
     if reply.status == StatusCode::CONFLICT && import_under_way(session, id).await {
+        session.metrics.copy_from(CopyFromEvent::ImportStarted);
         return Ok(());
     }
-    IMPORT_IMAGE.check(reply.status, &reply.body).map_err(|error| {
-        if error.status.is_client_error() {
-            AllianceError::new(error.status, format!("the cloud refused copy_from: {}", error.message))
-        } else {
-            error
-        }
-    })
+    IMPORT_IMAGE
+        .check(reply.status, &reply.body)
+        .inspect(|()| session.metrics.copy_from(CopyFromEvent::ImportStarted))
+        .map_err(|error| {
+            if error.status.is_client_error() {
+                AllianceError::new(error.status, format!("the cloud refused copy_from: {}", error.message))
+            } else {
+                error
+            }
+        })
 }
 
 /// The image is importing, or already imported.

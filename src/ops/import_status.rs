@@ -7,6 +7,7 @@
 
 use futures_util::StreamExt;
 
+use crate::metrics::CopyFromEvent;
 use crate::reshape::V2Image;
 use crate::reshape::message::for_log;
 use crate::upstream::Session;
@@ -33,6 +34,7 @@ pub async fn report_failed_imports(session: &Session, images: &mut [V2Image<'_>]
     for image in images.iter_mut() {
         if image.import_outcome_unknown() && image.alliance_copy_from_error.is_some() {
             image.status = Some("killed".into());
+            session.metrics.copy_from(CopyFromEvent::ReportedKilled);
         }
     }
     let lookups: Vec<_> = images
@@ -51,6 +53,7 @@ pub async fn report_failed_imports(session: &Session, images: &mut [V2Image<'_>]
     for (index, failed) in outcomes {
         if failed && let Some(image) = images.get_mut(index) {
             image.status = Some("killed".into());
+            session.metrics.copy_from(CopyFromEvent::ReportedKilled);
         }
     }
 }

@@ -18,6 +18,7 @@ use super::{import_status, isolation};
 use crate::body::{APPLICATION_JSON, ChannelBody, ResponseBody};
 use crate::error::AllianceError;
 use crate::inbound::ListQuery;
+use crate::metrics::Refusal;
 use crate::reshape::message::for_log;
 use crate::reshape::{AllianceImage, V2Image, read_image_page};
 use crate::route::Cloud;
@@ -41,9 +42,7 @@ pub async fn apply(
         cloud.max_pages,
         session.endpoint().await?.path(),
     );
-    let call = pager
-        .take_call()?
-        .ok_or_else(|| AllianceError::bad_gateway("no page to fetch"))?;
+    let call = take_call(&session, &mut pager)?.ok_or_else(|| AllianceError::bad_gateway("no page to fetch"))?;
     let reply = glance::list_page(&session, &call).await?;
     // Dropped (its request aborted) if the first page fails.
     let prefetch = Prefetch::start(&session, &pager, &reply);
@@ -58,6 +57,7 @@ pub async fn apply(
                 error = %for_log(&error.message),
                 "list aborted after the first page"
             );
+            session.metrics.list_aborted();
             // The client may be gone already; nothing more to do then.
             let _ = sender.send(Err(std::io::Error::other(error.message))).await;
         }
@@ -84,7 +84,8 @@ async fn stream_pages(
             // The client left (the prefetch goes with `prefetch`).
             return Ok(());
         }
-        let Some(call) = pager.take_call()? else {
+        session.metrics.list_images(page.images);
+        let Some(call) = take_call(session, &mut pager)? else {
             break;
         };
         let reply = prefetch.take(session, &call).await?;
@@ -164,6 +165,8 @@ fn guess_next_link(body: &[u8]) -> Option<String> {
 /// A page as the client gets it: its listable images, written.
 struct WrittenPage {
     chunk: Bytes,
+    /// How many images the chunk holds.
+    images: u64,
     /// The document's state after this page.
     writer: ListWriter,
     next: Option<String>,
@@ -188,16 +191,18 @@ async fn read_page(
         let mut writer = writer;
         let mut chunk = writer.chunk(reply.body.len());
         let mut pending = Vec::new();
+        let mut images = 0;
         let next = read_listable(&reply, &environment, community_requested, |image, if_member| {
             if pending.is_empty() && !if_member && !image.import_outcome_unknown() {
                 writer.image(&mut chunk, image);
+                images += 1;
             } else {
                 pending.push(image.into_owned());
             }
         })?;
-        Ok::<_, AllianceError>((chunk, writer, pending, next))
+        Ok::<_, AllianceError>((chunk, writer, pending, next, images))
     };
-    let (mut chunk, mut writer, mut pending, next) = if inline {
+    let (mut chunk, mut writer, mut pending, next, mut images) = if inline {
         work()?
     } else {
         tokio::task::spawn_blocking(work)
@@ -207,12 +212,14 @@ async fn read_page(
     if !pending.is_empty() {
         isolation::retain_members(session, &mut pending).await?;
         import_status::report_failed_imports(session, &mut pending).await;
+        images += pending.len() as u64;
         for image in pending {
             writer.image(&mut chunk, image);
         }
     }
     Ok(WrittenPage {
         chunk: Bytes::from(chunk),
+        images,
         writer,
         next,
     })
@@ -240,7 +247,7 @@ fn read_listable<'a>(
 
 /// Fetches the pager's next page, if any, and records its `next` link.
 async fn next_page(session: &Session, pager: &mut Pager) -> Result<Option<Vec<V2Image<'static>>>, AllianceError> {
-    let Some(call) = pager.take_call()? else {
+    let Some(call) = take_call(session, pager)? else {
         return Ok(None);
     };
     let (images, next) = fetch_page(session, &call, pager.community_requested).await?;
@@ -263,6 +270,13 @@ async fn fetch_page(
     isolation::retain_members(session, &mut images).await?;
     import_status::report_failed_imports(session, &mut images).await;
     Ok((images, next))
+}
+
+/// The pager's next call; a list longer than `max_pages` is counted as refused.
+fn take_call(session: &Session, pager: &mut Pager) -> Result<Option<Call>, AllianceError> {
+    pager
+        .take_call()
+        .inspect_err(|_| session.metrics.refused(Refusal::TooManyListPages))
 }
 
 /// Every image matching `query`, collected in memory (for name lookups,

@@ -10,6 +10,7 @@ use http::StatusCode;
 
 use super::message::{for_log, glance_message};
 use crate::error::AllianceError;
+use crate::metrics::{LabelValue, UpstreamCall};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -24,8 +25,8 @@ pub enum Outcome {
 }
 
 pub struct StatusTable {
-    /// The Glance call, for logs: `"GET /v2/images/{id}"`.
-    pub call: &'static str,
+    /// The Glance call, for logs and metrics: `"GET /v2/images/{id}"`.
+    pub call: UpstreamCall,
     pub success: u16,
     /// Refusals passed to the client with their own status.
     pub refused: &'static [u16],
@@ -60,7 +61,7 @@ impl StatusTable {
             }
             Some(Outcome::CredentialsRejected) => {
                 tracing::warn!(
-                    call = self.call,
+                    call = self.call.label(),
                     status = status.as_u16(),
                     reason = "upstream_credentials_rejected",
                     "image service rejected the facade's credentials"
@@ -71,7 +72,7 @@ impl StatusTable {
             }
             None => {
                 tracing::warn!(
-                    call = self.call,
+                    call = self.call.label(),
                     status = status.as_u16(),
                     reason = "upstream_unexpected_status",
                     body = %for_log(body),
@@ -88,7 +89,7 @@ mod tests {
     use super::*;
 
     const TABLE: StatusTable = StatusTable {
-        call: "GET /v2/images/{id}",
+        call: UpstreamCall::GetImage,
         success: 200,
         refused: &[404],
     };

@@ -28,6 +28,7 @@ use crate::app;
 use crate::config::ClientLimits;
 use crate::connection::{ClientConnection, Cut};
 use crate::error::AllianceError;
+use crate::metrics::Metrics;
 use crate::request_id;
 
 /// The limits the stream applies, from `[client]`.
@@ -56,6 +57,8 @@ impl IoLimits {
 pub struct ClientIo<S> {
     stream: S,
     connection: Arc<ClientConnection>,
+    /// For the requests answered here (a head hyper refused).
+    metrics: Metrics,
     limits: IoLimits,
     /// The send timeout while a write waits; the lingering deadline while
     /// closing. Made on first use: most connections never need it.
@@ -79,10 +82,11 @@ enum Closing {
 }
 
 impl<S> ClientIo<S> {
-    pub fn new(stream: S, connection: Arc<ClientConnection>, limits: IoLimits) -> Self {
+    pub fn new(stream: S, connection: Arc<ClientConnection>, limits: IoLimits, metrics: Metrics) -> Self {
         ClientIo {
             stream,
             connection,
+            metrics,
             limits,
             timer: None,
             send_waiting: false,
@@ -152,7 +156,13 @@ impl<S: AsyncWrite + Unpin> ClientIo<S> {
                 "malformed_request",
             ),
         };
-        app::log_unparsed_request(&self.connection, &request_id, bare.status.as_u16(), reason);
+        app::log_unparsed_request(
+            &self.metrics,
+            &self.connection,
+            &request_id,
+            bare.status.as_u16(),
+            reason,
+        );
         // hyper closes the connection after its answer, with the rest of
         // what the client sent unread.
         self.connection.note_input_left_unread();

@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 use crate::app::App;
 use crate::connection::{ClientConnection, Cut};
 use crate::logging;
+use crate::metrics::{Metrics, Refusal};
 use io::{ClientIo, IoLimits};
 pub use listen::{WorkerSockets, bind_workers, connection_cap, raise_open_files_limit};
 
@@ -57,11 +58,13 @@ impl ConnectionSlots {
         }
     }
 
-    /// A slot for the next connection; waits while all are taken.
-    async fn take(&self, warnings: &mut Throttled) -> Option<OwnedSemaphorePermit> {
+    /// A slot for the next connection; waits while all are taken (counted
+    /// in `metrics` as a refusal: the connection waits in the kernel's queue).
+    async fn take(&self, warnings: &mut Throttled, metrics: &Metrics) -> Option<OwnedSemaphorePermit> {
         if let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() {
             return Some(slot);
         }
+        metrics.refused(Refusal::ConnectionLimit);
         if let Some(left_out) = warnings.due() {
             tracing::warn!(
                 reason = "connection_limit",
@@ -98,9 +101,10 @@ pub async fn serve(
     let mut at_limit = Throttled::default();
     let mut accept_failing = Throttled::default();
     let mut shutdown = pin!(shutdown);
+    let metrics = app.metrics().clone();
     loop {
         let slot = tokio::select! {
-            slot = slots.take(&mut at_limit) => slot,
+            slot = slots.take(&mut at_limit, &metrics) => slot,
             () = &mut shutdown => break,
         };
         let Some(slot) = slot else { break };
@@ -118,7 +122,13 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        tokio::spawn(serve_connection(stream, Arc::clone(&app), slot, phase.subscribe()));
+        let connection = serve_connection(stream, Arc::clone(&app), slot, phase.subscribe());
+        let metrics = metrics.clone();
+        metrics.connection_opened();
+        tokio::spawn(async move {
+            connection.await;
+            metrics.connection_closed();
+        });
     }
     drop(listener);
     phase.send_replace(Phase::Draining);
@@ -142,7 +152,12 @@ async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let limits = app.client_limits();
     let connection = Arc::new(ClientConnection::default());
-    let io = ClientIo::new(stream, Arc::clone(&connection), IoLimits::new(limits));
+    let io = ClientIo::new(
+        stream,
+        Arc::clone(&connection),
+        IoLimits::new(limits),
+        app.metrics().clone(),
+    );
     let mut http = http1::Builder::new();
     http.keep_alive(true)
         .timer(TokioTimer::new())
@@ -215,9 +230,10 @@ pub fn worker_count() -> usize {
 
 /// Serves one worker thread per socket from [`bind_workers`], each with its
 /// own single-threaded runtime, until `shutdown` completes (it runs on the
-/// calling thread's own small runtime); then each worker lets its
-/// connections finish within `grace`. The address lock is let go when the
-/// workers stop accepting.
+/// calling thread's own small runtime, which goes on running what
+/// `shutdown` spawned - the admin listener - until the workers are done);
+/// then each worker lets its connections finish within `grace`. The address
+/// lock is let go when the workers stop accepting.
 pub fn serve_on_workers(
     sockets: WorkerSockets,
     app: Arc<App>,
@@ -258,12 +274,17 @@ pub fn serve_on_workers(
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(shutdown);
-    stop.send_replace(true);
-    drop(lock);
-    for thread in threads {
-        let _ = thread.join();
-    }
+        .block_on(async move {
+            shutdown.await;
+            stop.send_replace(true);
+            drop(lock);
+            let _ = tokio::task::spawn_blocking(move || {
+                for thread in threads {
+                    let _ = thread.join();
+                }
+            })
+            .await;
+        });
     Ok(())
 }
 

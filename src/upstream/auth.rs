@@ -47,6 +47,16 @@ impl Authenticator {
         matches!(self, Authenticator::Keystone(_))
     }
 
+    /// For the readiness probe: the Glance endpoint to check, once the
+    /// namespace's credentials are known to work (see
+    /// [`KeystoneAuth::ready_endpoint`]); `None` when no endpoint is known yet.
+    pub async fn ready_endpoint(&self, request_id: &str) -> Result<Option<Url>, AllianceError> {
+        match self {
+            Authenticator::Trusted(trusted) => Ok(Some(trusted.endpoint.clone())),
+            Authenticator::Keystone(keystone) => keystone.ready_endpoint(request_id).await,
+        }
+    }
+
     pub async fn invalidate(&self, environment: &str, rejected: &Credentials) {
         if let Authenticator::Keystone(keystone) = self {
             keystone.invalidate(environment, rejected).await;

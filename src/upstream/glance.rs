@@ -6,12 +6,13 @@
 
 use std::time::Duration;
 
-use http::{Method, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 use serde::Deserialize;
 use url::Url;
 
-use super::{Call, JSON, JSON_PATCH, Reply, Session};
+use super::{Call, JSON, JSON_PATCH, Reply, Service, Session, UpstreamHttp, record_call};
 use crate::error::AllianceError;
+use crate::metrics::{LabelValue, NamespaceMetrics, UpstreamCall};
 use crate::reshape::V2Image;
 use crate::reshape::message::for_log;
 use crate::reshape::status::{CLIENT_REFUSALS, StatusTable};
@@ -33,16 +34,16 @@ fn segment(text: &str) -> percent_encoding::PercentEncode<'_> {
 }
 
 /// A success body that does not parse is the upstream's fault: 502.
-pub fn parse_json<'a, T: Deserialize<'a>>(reply: &'a Reply, call: &'static str) -> Result<T, AllianceError> {
+pub fn parse_json<'a, T: Deserialize<'a>>(reply: &'a Reply, call: UpstreamCall) -> Result<T, AllianceError> {
     crate::reshape::json_text(&reply.body)
         .and_then(serde_json::from_str)
         .map_err(|error| unusable_answer(call, &error))
 }
 
 /// The 502 for a success body of `call` that does not parse.
-pub fn unusable_answer(call: &'static str, error: &serde_json::Error) -> AllianceError {
+pub fn unusable_answer(call: UpstreamCall, error: &serde_json::Error) -> AllianceError {
     tracing::warn!(
-        call,
+        call = call.label(),
         reason = "upstream_unusable_answer",
         error = %for_log(error.to_string()),
         "unusable answer from the image service"
@@ -57,30 +58,30 @@ fn checked(table: &StatusTable, reply: Reply) -> Result<Reply, AllianceError> {
 }
 
 pub const GET_IMAGE: StatusTable = StatusTable {
-    call: "GET /v2/images/{id}",
+    call: UpstreamCall::GetImage,
     success: 200,
     refused: CLIENT_REFUSALS,
 };
 
 /// One image, detached from Glance's answer.
 pub async fn get_image(session: &Session, id: &str) -> Result<V2Image<'static>, AllianceError> {
-    let reply = checked(&GET_IMAGE, session.send(&Call::get(image_path(id))).await?)?;
+    let reply = checked(&GET_IMAGE, session.send(&GET_IMAGE, &Call::get(image_path(id))).await?)?;
     parse_json(&reply, GET_IMAGE.call).map(V2Image::into_owned)
 }
 
 pub const LIST_IMAGES: StatusTable = StatusTable {
-    call: "GET /v2/images",
+    call: UpstreamCall::ListImages,
     success: 200,
     refused: CLIENT_REFUSALS,
 };
 
 /// One page of the image list; `call` is the first page's or a `next` link's.
 pub async fn list_page(session: &Session, call: &Call) -> Result<Reply, AllianceError> {
-    checked(&LIST_IMAGES, session.send(call).await?)
+    checked(&LIST_IMAGES, session.send(&LIST_IMAGES, call).await?)
 }
 
 pub const CREATE_IMAGE: StatusTable = StatusTable {
-    call: "POST /v2/images",
+    call: UpstreamCall::CreateImage,
     success: 201,
     refused: CLIENT_REFUSALS,
 };
@@ -89,13 +90,13 @@ pub const CREATE_IMAGE: StatusTable = StatusTable {
 /// import methods this image may use (`OpenStack-image-import-methods`).
 pub async fn create_image(session: &Session, body: Vec<u8>) -> Result<Reply, AllianceError> {
     let call = Call::with_body(Method::POST, "/v2/images", JSON, body);
-    checked(&CREATE_IMAGE, session.send(&call).await?)
+    checked(&CREATE_IMAGE, session.send(&CREATE_IMAGE, &call).await?)
 }
 
 /// Glance's 403 (formats of a non-queued image, not the owner), 404 and 409
 /// come back with their own status and message.
 pub const PATCH_IMAGE: StatusTable = StatusTable {
-    call: "PATCH /v2/images/{id}",
+    call: UpstreamCall::PatchImage,
     success: 200,
     refused: CLIENT_REFUSALS,
 };
@@ -104,23 +105,27 @@ pub const PATCH_IMAGE: StatusTable = StatusTable {
 /// the image as it now is.
 pub async fn patch_image(session: &Session, id: &str, patch: Vec<u8>) -> Result<Reply, AllianceError> {
     let call = Call::with_body(Method::PATCH, image_path(id), JSON_PATCH, patch);
-    checked(&PATCH_IMAGE, session.send(&call).await?)
+    checked(&PATCH_IMAGE, session.send(&PATCH_IMAGE, &call).await?)
 }
 
 pub const DELETE_IMAGE: StatusTable = StatusTable {
-    call: "DELETE /v2/images/{id}",
+    call: UpstreamCall::DeleteImage,
     success: 204,
     refused: CLIENT_REFUSALS,
 };
 
 pub async fn delete_image(session: &Session, id: &str) -> Result<(), AllianceError> {
-    checked(&DELETE_IMAGE, session.send(&Call::delete(image_path(id))).await?).map(drop)
+    checked(
+        &DELETE_IMAGE,
+        session.send(&DELETE_IMAGE, &Call::delete(image_path(id))).await?,
+    )
+    .map(drop)
 }
 
 /// 404 (the image just created is gone) and 415 (the facade's own request
 /// was wrong) are not the client's doing, so they are left to the 502 row.
 pub const IMPORT_IMAGE: StatusTable = StatusTable {
-    call: "POST /v2/images/{id}/import",
+    call: UpstreamCall::ImportImage,
     success: 202,
     refused: &[400, 403, 409, 413],
 };
@@ -139,7 +144,7 @@ pub fn web_download_call(id: &str, uri: &Url) -> Call {
 
 /// Membership lookup: 200 when the environment is a member (any status).
 pub const GET_MEMBER: StatusTable = StatusTable {
-    call: "GET /v2/images/{id}/members/{member}",
+    call: UpstreamCall::GetMember,
     success: 200,
     refused: &[404, 403],
 };
@@ -147,7 +152,7 @@ pub const GET_MEMBER: StatusTable = StatusTable {
 /// Whether `member` is a member of image `id` (404 and 403 mean no).
 pub async fn is_member(session: &Session, id: &str, member: &str) -> Result<bool, AllianceError> {
     let call = Call::get(format!("{}/members/{}", image_path(id), segment(member)));
-    let reply = session.send(&call).await?;
+    let reply = session.send(&GET_MEMBER, &call).await?;
     match GET_MEMBER.check(reply.status, &reply.body) {
         Ok(()) => Ok(true),
         Err(error) if error.status == StatusCode::NOT_FOUND || error.status == StatusCode::FORBIDDEN => Ok(false),
@@ -156,7 +161,7 @@ pub async fn is_member(session: &Session, id: &str, member: &str) -> Result<bool
 }
 
 pub const GET_TASKS: StatusTable = StatusTable {
-    call: "GET /v2/images/{id}/tasks",
+    call: UpstreamCall::GetTasks,
     success: 200,
     refused: &[403, 404],
 };
@@ -177,12 +182,12 @@ struct TaskList {
 /// The import tasks of image `id`.
 pub async fn image_tasks(session: &Session, id: &str) -> Result<Vec<Task>, AllianceError> {
     let call = Call::get(format!("{}/tasks", image_path(id)));
-    let reply = checked(&GET_TASKS, session.send(&call).await?)?;
+    let reply = checked(&GET_TASKS, session.send(&GET_TASKS, &call).await?)?;
     parse_json::<TaskList>(&reply, GET_TASKS.call).map(|list| list.tasks)
 }
 
 pub const INFO_IMPORT: StatusTable = StatusTable {
-    call: "GET /v2/info/import",
+    call: UpstreamCall::InfoImport,
     success: 200,
     refused: &[403, 404],
 };
@@ -202,7 +207,7 @@ struct InfoValue {
 /// older Glance without `/v2/info/import`, a policy hiding it, an answer
 /// that does not parse).
 pub async fn import_methods(session: &Session) -> Result<Option<Vec<String>>, AllianceError> {
-    let reply = session.send(&Call::get("/v2/info/import")).await?;
+    let reply = session.send(&INFO_IMPORT, &Call::get("/v2/info/import")).await?;
     match INFO_IMPORT.check(reply.status, &reply.body) {
         Ok(()) => Ok(serde_json::from_slice::<InfoImport>(&reply.body)
             .map(|info| Some(info.import_methods.value))
@@ -229,7 +234,7 @@ pub fn import_methods_header(reply: &Reply) -> Option<Vec<String>> {
 }
 
 pub const UPLOAD_DATA: StatusTable = StatusTable {
-    call: "PUT /v2/images/{id}/file",
+    call: UpstreamCall::UploadData,
     success: 204,
     refused: CLIENT_REFUSALS,
 };
@@ -246,8 +251,39 @@ pub async fn upload_data(
         path_and_query: format!("{}/file", image_path(id)),
         body: None,
     };
-    let reply = session.upload(&call, data, timeout).await?;
+    let reply = session.upload(&UPLOAD_DATA, &call, data, timeout).await?;
     UPLOAD_DATA.check(reply.status, &reply.body)
+}
+
+/// oslo.middleware's healthcheck, at the root of the Glance endpoint
+/// (outside its authentication): 200 when Glance serves, 503 when an
+/// operator disabled it by file (draining).
+pub const HEALTHCHECK: StatusTable = StatusTable {
+    call: UpstreamCall::Healthcheck,
+    success: 200,
+    refused: &[],
+};
+
+/// `GET {endpoint}/healthcheck`, with no credentials (for readiness); why
+/// not, in a few words.
+pub async fn healthcheck(
+    http: &UpstreamHttp,
+    metrics: &NamespaceMetrics,
+    endpoint: &Url,
+    request_id: &str,
+) -> Result<(), String> {
+    let call = Call::get("/healthcheck");
+    let started = std::time::Instant::now();
+    let result = http.send(endpoint, &HeaderMap::new(), &call, request_id, true).await;
+    record_call(metrics, &HEALTHCHECK, &result, started.elapsed());
+    match result {
+        Ok(reply) if reply.status.as_u16() == HEALTHCHECK.success => Ok(()),
+        Ok(reply) => Err(format!(
+            "the image service's healthcheck answered {}",
+            reply.status.as_u16()
+        )),
+        Err(error) => Err(error.into_alliance_error(Service::Image, &call).message),
+    }
 }
 
 /// Adds a custom property to image `id` (JSON-Patch `add`).

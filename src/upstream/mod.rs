@@ -23,6 +23,8 @@ pub use membership::Memberships;
 pub use transport::{AnswerBudget, HttpOptions, IDENTITY_ROOM, Service, TransportError, UpstreamHttp, is_idempotent};
 
 use crate::error::AllianceError;
+use crate::metrics::{NamespaceMetrics, UpstreamOutcome};
+use crate::reshape::status::{Outcome, StatusTable};
 
 /// Media type of Glance's JSON-Patch dialect.
 pub const JSON_PATCH: &str = "application/openstack-images-v2.1-json-patch";
@@ -76,6 +78,31 @@ pub struct Reply {
     pub body: Bytes,
 }
 
+/// One Glance call in the namespace's metrics: its time, and its outcome
+/// by the call's status table.
+pub fn record_call(
+    metrics: &NamespaceMetrics,
+    table: &StatusTable,
+    result: &Result<Reply, TransportError>,
+    took: Duration,
+) {
+    let outcome = match result {
+        Ok(reply) => match table.outcome(reply.status) {
+            Some(Outcome::Success) => UpstreamOutcome::Success,
+            Some(Outcome::Refused) => UpstreamOutcome::Refused,
+            Some(Outcome::CredentialsRejected) => UpstreamOutcome::CredentialsRejected,
+            None => UpstreamOutcome::Unexpected,
+        },
+        Err(error) => {
+            if let Some(refusal) = error.refusal() {
+                metrics.refused(refusal);
+            }
+            error.outcome()
+        }
+    };
+    metrics.upstream(table.call, outcome, took);
+}
+
 /// The upstream side of one Alliance request: which Glance, as which
 /// project, under which request id; accumulates the time spent upstream.
 #[derive(Clone)]
@@ -86,6 +113,8 @@ pub struct Session {
     pub memberships: Arc<Memberships>,
     pub environment: String,
     pub request_id: String,
+    /// The namespace's series, for the calls this session makes.
+    pub metrics: NamespaceMetrics,
     upstream_micros: Arc<AtomicU64>,
 }
 
@@ -94,6 +123,7 @@ impl Session {
         http: Arc<UpstreamHttp>,
         auth: Arc<Authenticator>,
         memberships: Arc<Memberships>,
+        metrics: NamespaceMetrics,
         environment: String,
         request_id: String,
     ) -> Self {
@@ -103,6 +133,7 @@ impl Session {
             memberships,
             environment,
             request_id,
+            metrics,
             upstream_micros: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -119,22 +150,28 @@ impl Session {
 
     /// Sends `call` with the environment's credentials. Transport failures
     /// become 503 (refused), 504 (timeout) or 502; any HTTP status is
-    /// returned for the operation's table to judge. A 401 to a cached token
-    /// (revoked early) drops it and the call is made once more with a new
-    /// one; a second 401 is left to the table (502).
-    pub async fn send(&self, call: &Call) -> Result<Reply, AllianceError> {
+    /// returned for the operation's table to judge (`table` also names the
+    /// call in the metrics). A 401 to a cached token (revoked early) drops
+    /// it and the call is made once more with a new one; a second 401 is
+    /// left to the table (502).
+    pub async fn send(&self, table: &StatusTable, call: &Call) -> Result<Reply, AllianceError> {
         let credentials = self.auth.credentials(&self.environment, &self.request_id).await?;
-        let reply = self.send_as(&credentials, call).await?;
+        let reply = self.send_as(&credentials, table, call).await?;
         if reply.status != http::StatusCode::UNAUTHORIZED || !self.auth.can_refresh() {
             return Ok(reply);
         }
         tracing::info!(request_id = %self.request_id, "image service refused a cached token; getting a new one");
         self.auth.invalidate(&self.environment, &credentials).await;
         let credentials = self.auth.credentials(&self.environment, &self.request_id).await?;
-        self.send_as(&credentials, call).await
+        self.send_as(&credentials, table, call).await
     }
 
-    async fn send_as(&self, credentials: &Credentials, call: &Call) -> Result<Reply, AllianceError> {
+    async fn send_as(
+        &self,
+        credentials: &Credentials,
+        table: &StatusTable,
+        call: &Call,
+    ) -> Result<Reply, AllianceError> {
         let started = Instant::now();
         let result = self
             .http
@@ -146,16 +183,26 @@ impl Session {
                 is_idempotent(&call.method),
             )
             .await;
-        let elapsed = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let took = started.elapsed();
+        let elapsed = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.upstream_micros.fetch_add(elapsed, Ordering::Relaxed);
+        record_call(&self.metrics, table, &result, took);
         result.map_err(|error| error.into_alliance_error(Service::Image, call))
     }
 
     /// Streams image data to Glance. Never resent (the stream is consumed),
     /// bounded by `timeout` rather than the usual per-call limit.
-    pub async fn upload(&self, call: &Call, body: reqwest::Body, timeout: Duration) -> Result<Reply, AllianceError> {
+    pub async fn upload(
+        &self,
+        table: &StatusTable,
+        call: &Call,
+        body: reqwest::Body,
+        timeout: Duration,
+    ) -> Result<Reply, AllianceError> {
         let credentials = self.auth.credentials(&self.environment, &self.request_id).await?;
-        self.http
+        let started = Instant::now();
+        let result = self
+            .http
             .upload(
                 &credentials.endpoint,
                 &credentials.headers,
@@ -164,8 +211,9 @@ impl Session {
                 &self.request_id,
                 timeout,
             )
-            .await
-            .map_err(|error| error.into_alliance_error(Service::Image, call))
+            .await;
+        record_call(&self.metrics, table, &result, started.elapsed());
+        result.map_err(|error| error.into_alliance_error(Service::Image, call))
     }
 
     /// The endpoint of the Glance this session talks to.

@@ -14,13 +14,15 @@ use url::Url;
 use super::catalog::CatalogEntry;
 use super::settings::{DomainRef, Secret, UserRef};
 use crate::error::AllianceError;
+use crate::metrics::{NamespaceMetrics, TokenKind, TokenOutcome};
 use crate::reshape::message::for_log;
-use crate::upstream::{Call, IDENTITY_ROOM, JSON, Reply, Service, UpstreamHttp};
+use crate::upstream::{Call, IDENTITY_ROOM, JSON, Reply, Service, TransportError, UpstreamHttp};
 
 pub struct KeystoneClient {
     http: Arc<UpstreamHttp>,
     /// Ends in `/v3`.
     auth_url: Url,
+    metrics: NamespaceMetrics,
 }
 
 const AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
@@ -67,14 +69,43 @@ struct ProjectRef {
 }
 
 impl KeystoneClient {
-    pub fn new(http: Arc<UpstreamHttp>, auth_url: Url) -> Self {
-        KeystoneClient { http, auth_url }
+    pub fn new(http: Arc<UpstreamHttp>, auth_url: Url, metrics: NamespaceMetrics) -> Self {
+        KeystoneClient {
+            http,
+            auth_url,
+            metrics,
+        }
     }
 
-    /// `POST {auth_url}/auth/tokens`. Status table: 201 issued; 401
-    /// unauthorized; 404 token to re-scope gone; anything else 502 (the
-    /// details go to the log).
-    pub async fn issue(&self, body: &Value, request_id: &str) -> Result<IssuedToken, TokenFailure> {
+    /// `POST {auth_url}/auth/tokens` with `body`, a token request of `kind`
+    /// (for the metrics). Status table: 201 issued; 401 unauthorized; 404
+    /// token to re-scope gone; anything else 502 (the details go to the log).
+    pub async fn issue(&self, kind: TokenKind, body: &Value, request_id: &str) -> Result<IssuedToken, TokenFailure> {
+        let issued = self.request(body, request_id).await;
+        self.count(kind, &issued);
+        issued
+    }
+
+    /// A token request and how it ended, in the namespace's metrics.
+    fn count(&self, kind: TokenKind, answer: &Result<IssuedToken, TokenFailure>) {
+        let outcome = match answer {
+            Ok(_) => TokenOutcome::Issued,
+            Err(TokenFailure::Unauthorized) => TokenOutcome::Unauthorized,
+            Err(TokenFailure::NotFound) => TokenOutcome::NotFound,
+            Err(TokenFailure::Failed(_)) => TokenOutcome::Failed,
+        };
+        self.metrics.token_request(kind, outcome);
+    }
+
+    /// A transport failure of a Keystone call, counted when a limit refused it.
+    fn failed(&self, error: TransportError, call: &Call) -> TokenFailure {
+        if let Some(refusal) = error.refusal() {
+            self.metrics.refused(refusal);
+        }
+        TokenFailure::Failed(error.into_alliance_error(Service::Identity, call))
+    }
+
+    async fn request(&self, body: &Value, request_id: &str) -> Result<IssuedToken, TokenFailure> {
         let call = Call::with_body(
             Method::POST,
             "/auth/tokens",
@@ -86,7 +117,7 @@ impl KeystoneClient {
             .http
             .send(&self.auth_url, &HeaderMap::new(), &call, request_id, true)
             .await
-            .map_err(|error| TokenFailure::Failed(error.into_alliance_error(Service::Identity, &call)))?;
+            .map_err(|error| self.failed(error, &call))?;
         token_answer(&reply, 201)
     }
 
@@ -95,6 +126,17 @@ impl KeystoneClient {
     /// password check, no role needed)? Same status table as [`Self::issue`],
     /// with 200 for valid and 404 for a token revoked or expired.
     pub async fn validate(
+        &self,
+        caller: &Secret,
+        subject: &Secret,
+        request_id: &str,
+    ) -> Result<IssuedToken, TokenFailure> {
+        let validated = self.validation(caller, subject, request_id).await;
+        self.count(TokenKind::Validate, &validated);
+        validated
+    }
+
+    async fn validation(
         &self,
         caller: &Secret,
         subject: &Secret,
@@ -116,7 +158,7 @@ impl KeystoneClient {
             .http
             .send(&self.auth_url, &headers, &call, request_id, true)
             .await
-            .map_err(|error| TokenFailure::Failed(error.into_alliance_error(Service::Identity, &call)))?;
+            .map_err(|error| self.failed(error, &call))?;
         token_answer(&reply, 200)
     }
 }

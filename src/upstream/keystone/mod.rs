@@ -23,7 +23,8 @@ pub mod client;
 pub mod settings;
 
 use std::num::NonZeroU32;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
@@ -38,6 +39,7 @@ use self::settings::{Identity, KeystoneSettings, Secret};
 use super::{Credentials, IDENTITY_ROOM, UpstreamHttp};
 use crate::config::ScopeMethod;
 use crate::error::AllianceError;
+use crate::metrics::{NamespaceMetrics, Refusal, TokenCacheResult, TokenKind};
 
 const AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
 
@@ -81,7 +83,8 @@ impl Expiring for ScopedToken {
     }
 }
 
-/// The service user's unscoped token, re-scoped per environment.
+/// The service user's unscoped token, re-scoped per environment (or, with
+/// an application credential, its token, used only by the readiness probe).
 #[derive(Debug)]
 struct UnscopedToken {
     id: Secret,
@@ -107,8 +110,11 @@ pub fn refresh_at(expires_at: OffsetDateTime, now: OffsetDateTime, now_instant: 
 
 pub struct KeystoneAuth {
     client: KeystoneClient,
+    metrics: NamespaceMetrics,
     settings: KeystoneSettings,
     explicit_endpoint: Option<Url>,
+    /// The image endpoint of the last token's catalog, for the readiness probe.
+    catalog_endpoint: Mutex<Option<Url>>,
     scoped: SingleFlightCache<ScopedToken>,
     unscoped: SingleFlightCache<UnscopedToken>,
     /// Environments whose scope Keystone refused, for a while. Kept apart
@@ -122,11 +128,18 @@ pub struct KeystoneAuth {
 }
 
 impl KeystoneAuth {
-    pub fn new(settings: KeystoneSettings, http: Arc<UpstreamHttp>, explicit_endpoint: Option<Url>) -> Self {
+    pub fn new(
+        settings: KeystoneSettings,
+        http: Arc<UpstreamHttp>,
+        explicit_endpoint: Option<Url>,
+        metrics: NamespaceMetrics,
+    ) -> Self {
         let quota = Quota::per_second(NonZeroU32::new(settings.new_environments_per_sec).unwrap_or(NonZeroU32::MIN))
             .allow_burst(NonZeroU32::new(settings.new_environments_burst).unwrap_or(NonZeroU32::MIN));
         KeystoneAuth {
-            client: KeystoneClient::new(http, settings.auth_url.clone()),
+            client: KeystoneClient::new(http, settings.auth_url.clone(), metrics.clone()),
+            metrics,
+            catalog_endpoint: Mutex::new(None),
             scoped: SingleFlightCache::new(settings.token_cache_size),
             unscoped: SingleFlightCache::new(1),
             refused: ExpiringSet::new(settings.refused_environments_size, settings.refused_environment_ttl),
@@ -144,23 +157,35 @@ impl KeystoneAuth {
                 reason = "environment_refused_remembered",
                 "environment refused by the identity service a moment ago"
             );
+            self.metrics.token_cache(TokenCacheResult::CachedFailure);
             return Err(scope_refused());
         }
+        // Whether this caller found no token (a miss), or was answered from the cache.
+        let missed = AtomicBool::new(false);
         let token = self
             .scoped
             .get_admitted(
                 environment,
                 || self.admit_new_environment(request_id),
-                || self.fetch_scoped(environment, request_id),
+                || {
+                    missed.store(true, Ordering::Relaxed);
+                    self.fetch_scoped(environment, request_id)
+                },
                 |_| FAILURE_TTL,
             )
-            .await
-            .inspect_err(|error| {
-                if is_scope_refused(error) {
-                    self.refused.insert(environment);
-                    self.scoped.remove(environment);
-                }
-            })?;
+            .await;
+        self.metrics
+            .token_cache(match (missed.load(Ordering::Relaxed), &token) {
+                (true, _) => TokenCacheResult::Miss,
+                (false, Ok(_)) => TokenCacheResult::Hit,
+                (false, Err(_)) => TokenCacheResult::CachedFailure,
+            });
+        let token = token.inspect_err(|error| {
+            if is_scope_refused(error) {
+                self.refused.insert(environment);
+                self.scoped.remove(environment);
+            }
+        })?;
         let value = HeaderValue::from_str(token.id.expose())
             .map_err(|_| AllianceError::bad_gateway("the identity service sent an unusable token"))?;
         let mut headers = HeaderMap::with_capacity(1 + IDENTITY_ROOM);
@@ -178,6 +203,7 @@ impl KeystoneAuth {
         self.new_environments.check().map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let retry_after = u32::try_from(wait.as_secs() + 1).unwrap_or(u32::MAX);
+            self.metrics.refused(Refusal::KeystoneNewEnvironmentRate);
             tracing::warn!(
                 request_id,
                 reason = "keystone_new_environment_rate_limited",
@@ -205,7 +231,11 @@ impl KeystoneAuth {
                 }
                 let issued = self
                     .client
-                    .issue(&client::application_credential_body(id, secret), request_id)
+                    .issue(
+                        TokenKind::ApplicationCredential,
+                        &client::application_credential_body(id, secret),
+                        request_id,
+                    )
                     .await
                     .map_err(|failure| self.failure(failure, credentials_refused))?;
                 if let Some(project) = &issued.project_id {
@@ -220,7 +250,11 @@ impl KeystoneAuth {
                 ScopeMethod::Password => {
                     match self
                         .client
-                        .issue(&client::password_body(user, password, Some(environment)), request_id)
+                        .issue(
+                            TokenKind::PasswordScoped,
+                            &client::password_body(user, password, Some(environment)),
+                            request_id,
+                        )
                         .await
                     {
                         Ok(issued) => issued,
@@ -272,7 +306,11 @@ impl KeystoneAuth {
     ) -> Result<Option<IssuedToken>, AllianceError> {
         match self
             .client
-            .issue(&client::rescope_body(&unscoped.id, environment), request_id)
+            .issue(
+                TokenKind::Rescope,
+                &client::rescope_body(&unscoped.id, environment),
+                request_id,
+            )
             .await
         {
             Ok(issued) => Ok(Some(issued)),
@@ -292,17 +330,26 @@ impl KeystoneAuth {
         scope_refused()
     }
 
+    /// The service user's unscoped token (password identity), or the
+    /// application credential's token: what re-scoping starts from, and
+    /// the readiness probe's proof that Keystone takes the credentials.
     async fn unscoped_token(&self, request_id: &str) -> Result<Arc<UnscopedToken>, AllianceError> {
-        let Identity::Password { user, password } = &self.settings.identity else {
-            return Err(AllianceError::bad_gateway("application credentials cannot be unscoped"));
-        };
         self.unscoped
             .get(
                 "",
                 || async {
+                    let (kind, body) = match &self.settings.identity {
+                        Identity::Password { user, password } => {
+                            (TokenKind::PasswordUnscoped, client::password_body(user, password, None))
+                        }
+                        Identity::ApplicationCredential { id, secret } => (
+                            TokenKind::ApplicationCredential,
+                            client::application_credential_body(id, secret),
+                        ),
+                    };
                     let issued = self
                         .client
-                        .issue(&client::password_body(user, password, None), request_id)
+                        .issue(kind, &body, request_id)
                         .await
                         .map_err(|failure| self.failure(failure, credentials_refused))?;
                     Ok(UnscopedToken {
@@ -315,23 +362,41 @@ impl KeystoneAuth {
             .await
     }
 
+    /// For the readiness probe: whether Keystone issues the namespace's own
+    /// token (cached until it is due for refresh, so probes do not load
+    /// Keystone), and the Glance endpoint to check - the configured one, or
+    /// the one the last token's catalog named (`None` before any).
+    pub async fn ready_endpoint(&self, request_id: &str) -> Result<Option<Url>, AllianceError> {
+        self.unscoped_token(request_id).await?;
+        Ok(self.explicit_endpoint.clone().or_else(|| {
+            self.catalog_endpoint
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        }))
+    }
+
     fn scoped_token(&self, issued: IssuedToken) -> Result<ScopedToken, AllianceError> {
         let endpoint = match &self.explicit_endpoint {
             Some(endpoint) => endpoint.clone(),
-            None => catalog::image_endpoint(
-                &issued.catalog,
-                &self.settings.interface,
-                self.settings.region.as_deref(),
-            )
-            .ok_or_else(|| {
-                tracing::warn!(
-                    reason = "no_image_endpoint",
-                    interface = %self.settings.interface,
-                    region = ?self.settings.region,
-                    "no image endpoint in the catalog"
-                );
-                AllianceError::bad_gateway("no image endpoint in the service catalog")
-            })?,
+            None => {
+                let endpoint = catalog::image_endpoint(
+                    &issued.catalog,
+                    &self.settings.interface,
+                    self.settings.region.as_deref(),
+                )
+                .ok_or_else(|| {
+                    tracing::warn!(
+                        reason = "no_image_endpoint",
+                        interface = %self.settings.interface,
+                        region = ?self.settings.region,
+                        "no image endpoint in the catalog"
+                    );
+                    AllianceError::bad_gateway("no image endpoint in the service catalog")
+                })?;
+                *self.catalog_endpoint.lock().unwrap_or_else(PoisonError::into_inner) = Some(endpoint.clone());
+                endpoint
+            }
         };
         Ok(ScopedToken {
             refresh_at: refresh_at(issued.expires_at, OffsetDateTime::now_utc(), Instant::now()),

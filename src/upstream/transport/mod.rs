@@ -37,6 +37,7 @@ pub use budget::AnswerBudget;
 
 use super::{Call, Reply};
 use crate::error::AllianceError;
+use crate::metrics::{Refusal, UpstreamOutcome};
 use crate::request_id;
 use crate::reshape::message::for_log;
 
@@ -91,6 +92,27 @@ impl Service {
 }
 
 impl TransportError {
+    /// How the call ended, for the metrics.
+    pub fn outcome(&self) -> UpstreamOutcome {
+        match self {
+            TransportError::Unreachable(_) => UpstreamOutcome::Unreachable,
+            TransportError::Timeout => UpstreamOutcome::Timeout,
+            TransportError::Stale(_)
+            | TransportError::Broken(_)
+            | TransportError::TooLarge(_)
+            | TransportError::Busy { .. } => UpstreamOutcome::Failed,
+        }
+    }
+
+    /// The limit that refused the answer, if one did.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            TransportError::TooLarge(_) => Some(Refusal::UpstreamAnswerTooLarge),
+            TransportError::Busy { .. } => Some(Refusal::UpstreamBufferBudgetExhausted),
+            _ => None,
+        }
+    }
+
     pub fn into_alliance_error(self, service: Service, call: &Call) -> AllianceError {
         let target = format!("{} {}", call.method, path_only(&call.path_and_query));
         let service = service.name();
