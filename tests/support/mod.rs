@@ -77,18 +77,29 @@ pub fn facade_config(glance_url: &str, options: &FacadeOptions) -> Config {
 }
 
 pub async fn start_facade(config: &Config) -> RunningServer {
-    start_facade_with_grace(config, Duration::from_secs(5)).await
+    start_app(config).await.1
 }
 
 pub async fn start_facade_with_grace(config: &Config, grace: Duration) -> RunningServer {
+    start_app_with_grace(config, grace).await.1
+}
+
+/// The facade's app (for its metrics, readiness and reloads) and its server.
+pub async fn start_app(config: &Config) -> (Arc<App>, RunningServer) {
+    start_app_with_grace(config, Duration::from_secs(5)).await
+}
+
+pub async fn start_app_with_grace(config: &Config, grace: Duration) -> (Arc<App>, RunningServer) {
     let app = Arc::new(App::new(config).expect("facade starts"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    RunningServer::spawn(listener, app, grace).expect("serve")
+    let server = RunningServer::spawn(listener, Arc::clone(&app), grace).expect("serve");
+    (app, server)
 }
 
 /// A mock Glance under DevStack's `/image` prefix, and a facade in front.
 pub struct Harness {
     pub glance: Handle,
+    pub app: Arc<App>,
     pub facade: RunningServer,
     pub client: reqwest::Client,
 }
@@ -105,9 +116,10 @@ impl Harness {
         glance_options.record_requests = true;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let glance = glance::spawn(listener, glance_options).await;
-        let facade = start_facade(&facade_config(&glance.url(), &facade_options)).await;
+        let (app, facade) = start_app(&facade_config(&glance.url(), &facade_options)).await;
         Harness {
             glance,
+            app,
             facade,
             client: client(),
         }
@@ -359,8 +371,11 @@ where
 pub struct KeystoneHarness {
     pub keystone: openstack_mock::keystone::Handle,
     pub glance: Handle,
+    pub app: Arc<App>,
     pub facade: RunningServer,
     pub client: reqwest::Client,
+    /// The facade's configuration (for reloads).
+    pub config: Config,
     _password_file: TempFile,
 }
 
@@ -428,12 +443,14 @@ impl KeystoneHarness {
             password_file = password_file.0.display(),
         ))
         .expect("keystone config parses");
-        let facade = start_facade(&config).await;
+        let (app, facade) = start_app(&config).await;
         KeystoneHarness {
             keystone,
             glance,
+            app,
             facade,
             client: client(),
+            config,
             _password_file: password_file,
         }
     }
