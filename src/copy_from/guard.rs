@@ -331,6 +331,17 @@ pub enum Rejection {
     },
 }
 
+impl Rejection {
+    /// The URL itself is wrong (the client's syntax), rather than where it
+    /// points (the guard's policy).
+    pub fn is_malformed(&self) -> bool {
+        matches!(
+            self,
+            Self::InvalidUrl(_) | Self::Scheme(_) | Self::Credentials | Self::MissingHost
+        )
+    }
+}
+
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("copy_from is refused: ")?;

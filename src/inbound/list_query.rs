@@ -19,6 +19,27 @@ const FILTERS: &[&str] = &[
 /// Only `tag` may repeat (Glance then requires every tag).
 const REPEATABLE: &[&str] = &["tag"];
 
+/// The filters whose values Glance checks, and the values it takes. Glance
+/// itself ignores an empty `visibility` and trims spaces; the facade
+/// refuses anything else, so that no filter is silently dropped.
+const CLOSED_VALUES: &[(&str, &[&str])] = &[
+    ("visibility", &["public", "private", "shared", "community", "all"]),
+    (
+        "sort_key",
+        &[
+            "name",
+            "status",
+            "container_format",
+            "disk_format",
+            "size",
+            "id",
+            "created_at",
+            "updated_at",
+        ],
+    ),
+    ("sort_dir", &["asc", "desc"]),
+];
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListQuery {
     /// `(name, value)` pairs in the client's order.
@@ -38,6 +59,14 @@ impl ListQuery {
             if !REPEATABLE.contains(&name.as_ref()) && filters.iter().any(|(seen, _)| *seen == name) {
                 return Err(AllianceError::bad_request(format!(
                     "query parameter \"{name}\" must appear once"
+                )));
+            }
+            if let Some((_, allowed)) = CLOSED_VALUES.iter().find(|(filter, _)| *filter == name)
+                && !allowed.contains(&value.as_ref())
+            {
+                return Err(AllianceError::bad_request(format!(
+                    "query parameter \"{name}\" must be one of {}",
+                    allowed.join(", ")
                 )));
             }
             filters.push((name.into_owned(), value.into_owned()));
@@ -75,5 +104,16 @@ mod tests {
         assert!(error.message.contains("unknown query parameter \"limit\""));
         let error = ListQuery::parse(Some("name=a&name=b")).unwrap_err();
         assert!(error.message.contains("must appear once"));
+    }
+
+    #[test]
+    fn closed_filters_take_only_their_values() {
+        for bad in ["visibility=", "visibility=Public", "sort_key=owner", "sort_dir=%20asc"] {
+            let error = ListQuery::parse(Some(bad)).unwrap_err();
+            assert!(error.message.contains("must be one of"), "{bad}: {}", error.message);
+        }
+        for good in ["visibility=all", "sort_key=size&sort_dir=asc"] {
+            assert!(ListQuery::parse(Some(good)).is_ok(), "{good}");
+        }
     }
 }

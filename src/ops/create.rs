@@ -88,7 +88,10 @@ async fn plan_transfer(session: &Session, cloud: &Cloud, url: &Url) -> Result<Tr
         Err(rejection @ Rejection::ResolveTimeout(_)) => {
             return Err(AllianceError::service_unavailable(rejection.to_string()));
         }
-        Err(rejection) => return Err(AllianceError::bad_request(rejection.to_string())),
+        Err(rejection) if rejection.is_malformed() => return Err(AllianceError::bad_request(rejection.to_string())),
+        // A well-formed URL to where the guard lets no one fetch: refused
+        // by policy, as Glance refuses what its policy forbids.
+        Err(rejection) => return Err(AllianceError::forbidden(rejection.to_string())),
     };
     let fallback = &cloud.copy_from_fallback;
     if fallback.enabled && fallback.always {

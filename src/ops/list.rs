@@ -378,11 +378,20 @@ impl Pager {
     }
 }
 
+/// Glance reads `op:value` in these filters as an operator (`in:a,b`) and
+/// refuses an unknown one (400): a value with a colon goes as `eq:value`,
+/// which Glance takes literally, so that a name such as `a:b` is found.
+const OPERATOR_FILTERS: &[&str] = &["name", "status", "disk_format", "container_format"];
+
 /// `/v2/images?<filters>&limit=N`.
 pub fn first_page_path(query: &ListQuery, page_size: u32) -> String {
     let mut serializer = url::form_urlencoded::Serializer::new(String::new());
     for (name, value) in &query.filters {
-        serializer.append_pair(name, value);
+        if value.contains(':') && OPERATOR_FILTERS.contains(&name.as_str()) {
+            serializer.append_pair(name, &format!("eq:{value}"));
+        } else {
+            serializer.append_pair(name, value);
+        }
     }
     serializer.append_pair("limit", &page_size.to_string());
     format!("/v2/images?{}", serializer.finish())
@@ -467,6 +476,15 @@ mod tests {
             "/v2/images?name=a+b&tag=x&tag=y&limit=1000"
         );
         assert_eq!(first_page_path(&ListQuery::default(), 5), "/v2/images?limit=5");
+    }
+
+    #[test]
+    fn values_with_a_colon_are_taken_literally() {
+        let query = ListQuery::parse(Some("name=in:a,b&status=x:y&owner=o:p&tag=t:u")).unwrap();
+        assert_eq!(
+            first_page_path(&query, 10),
+            "/v2/images?name=eq%3Ain%3Aa%2Cb&status=eq%3Ax%3Ay&owner=o%3Ap&tag=t%3Au&limit=10"
+        );
     }
 
     #[test]

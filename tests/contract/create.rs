@@ -212,14 +212,22 @@ async fn a_cloud_without_web_download_refuses_copy_from_before_creating() {
 #[tokio::test]
 async fn the_ssrf_guard_refuses_before_any_upstream_call() {
     let harness = Harness::start().await;
-    for (url, expected) in [
-        ("http://169.254.169.254/latest/meta-data/", "cloud metadata address"),
-        ("http://10.0.0.5/x.img", "private range"),
+    // Where the guard will not let anyone fetch from: 403; a malformed URL: 400.
+    for (url, status, expected) in [
+        (
+            "http://169.254.169.254/latest/meta-data/",
+            403,
+            "cloud metadata address",
+        ),
+        ("http://10.0.0.5/x.img", 403, "private range"),
+        ("http://localhost:8080/x.img", 403, "loopback name"),
+        ("http://127.0.0.1:0/x.img", 403, "port 0"),
         (
             "http://user:secret@example.com/x.img",
+            400,
             "credentials in the URL are not allowed",
         ),
-        ("http://[::ffff:10.0.0.1]/x.img", "IPv4-mapped"),
+        ("http://[::ffff:10.0.0.1]/x.img", 403, "IPv4-mapped"),
     ] {
         let answer = send(
             harness.call(Method::POST, "/images").body(
@@ -228,7 +236,7 @@ async fn the_ssrf_guard_refuses_before_any_upstream_call() {
             ),
         )
         .await;
-        let message = answer.error_message(400);
+        let message = answer.error_message(status);
         assert!(
             message.starts_with("copy_from is refused:") && message.contains(expected),
             "{url}: {message}"

@@ -58,6 +58,23 @@ async fn shows_an_image_by_its_unique_name() {
 }
 
 #[tokio::test]
+async fn a_name_with_a_colon_is_looked_up_literally() {
+    let harness = Harness::start().await;
+    let image = harness.glance_create(ENV_A, json!({"name": "in:x"})).await;
+    harness.glance.take_requests();
+    let answer = send(harness.call(Method::GET, "/images/in:x")).await;
+    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(answer.json(), alliance_image(&image));
+    assert_eq!(
+        lines(&harness.glance.requests()),
+        ["GET /image/v2/images?name=eq%3Ain%3Ax&limit=2"]
+    );
+    // Listed by that name too, where Glance would read an operator.
+    let listed = send(harness.call(Method::GET, "/images?name=in:x")).await;
+    assert_eq!(listed.json()[0]["images"][0]["id"], image["id"]);
+}
+
+#[tokio::test]
 async fn unknown_and_ambiguous_names() {
     let harness = Harness::start().await;
     let first = harness.glance_create(ENV_A, json!({"name": "twin"})).await;
