@@ -9,7 +9,9 @@
 #      required: without it up.sh fails and so does this script - nothing is
 #      skipped silently), and stopped again at the end. up.sh runs while the
 #      Rust code builds;
-#   4. the benchmark harness in smoke mode (it must run; no figure is judged;
+#   4. docs/openapi.yaml checked by schemathesis (from the same venv) against
+#      the demo and against the facade over real Glance (scripts/openapi-check.sh);
+#   5. the benchmark harness in smoke mode (it must run; no figure is judged;
 #      it compiles no load tool and uses the binaries the tests built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +44,9 @@ cat .cache/openstack/up.log
 
 phase "run every test, real-service scenarios included"
 cargo test --workspace --locked -- --include-ignored
+
+phase "docs/openapi.yaml against the demo and against real Glance (schemathesis)"
+scripts/openapi-check.sh
 
 phase "benchmark harness, smoke mode"
 scripts/bench-smoke.sh

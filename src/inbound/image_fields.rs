@@ -213,6 +213,7 @@ fn read_only(key: &str) -> AllianceError {
 fn optional_text(key: &str, value: Value) -> Result<Option<String>, AllianceError> {
     match value {
         Value::Null => Ok(None),
+        Value::String(text) if !storable(&text) => Err(beyond_bmp(key)),
         Value::String(text) if text.chars().count() <= MAX_TEXT => Ok(Some(text)),
         Value::String(_) => Err(AllianceError::bad_request(format!(
             "{key} must be at most {MAX_TEXT} characters"
@@ -221,13 +222,27 @@ fn optional_text(key: &str, value: Value) -> Result<Option<String>, AllianceErro
     }
 }
 
+/// Glance refuses to store characters outside the Basic Multilingual Plane
+/// (4-byte UTF-8: its `no_4byte_params`, for MySQL's `utf8` columns), on
+/// any database; the facade refuses them first, the same on every cloud.
+fn storable(text: &str) -> bool {
+    text.chars().all(|c| u32::from(c) <= 0xFFFF)
+}
+
+fn beyond_bmp(key: &str) -> AllianceError {
+    AllianceError::bad_request(format!(
+        "{key} must not contain characters outside the Basic Multilingual Plane (4-byte UTF-8), which Glance cannot store"
+    ))
+}
+
 /// `min_ram` and `min_disk`: a non-negative integer that fits Glance's
-/// 32-bit column; an integer written as a string (`"512"`) is accepted, as
-/// old clients send it that way.
+/// 32-bit column; an integer written as a string of digits (`"512"`) is
+/// accepted, as old clients send it that way (no sign, no spaces: what
+/// docs/openapi.yaml describes).
 fn non_negative_integer(key: &str, value: &Value) -> Result<u32, AllianceError> {
     let parsed = match value {
         Value::Number(number) => number.as_u64(),
-        Value::String(text) => text.trim().parse::<u64>().ok(),
+        Value::String(text) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => text.parse::<u64>().ok(),
         _ => None,
     };
     parsed
@@ -259,6 +274,7 @@ fn tags(value: Value) -> Result<Vec<String>, AllianceError> {
     items
         .into_iter()
         .map(|item| match item {
+            Value::String(tag) if !storable(&tag) => Err(beyond_bmp("tags")),
             Value::String(tag) if !tag.is_empty() && tag.chars().count() <= MAX_TEXT => Ok(tag),
             _ => Err(invalid()),
         })
@@ -347,6 +363,16 @@ mod tests {
             (json!({"min_ram": -1}), "min_ram must be a non-negative integer"),
             (json!({"min_disk": 1.5}), "min_disk must be a non-negative integer"),
             (json!({"min_ram": "12a"}), "min_ram must be"),
+            (json!({"min_ram": " 12"}), "min_ram must be"),
+            (json!({"min_disk": "+12"}), "min_disk must be"),
+            (
+                json!({"name": "cirros \u{1F600}"}),
+                "name must not contain characters outside",
+            ),
+            (
+                json!({"tags": ["ok", "\u{10000}"]}),
+                "tags must not contain characters outside",
+            ),
             (json!({"min_ram": 4_294_967_296u64}), "min_ram must be"),
             (json!({"min_ram": null}), "min_ram must be"),
             (json!({"name": 5}), "name must be a string or null"),
