@@ -52,12 +52,13 @@ wait_for() { # url what pid
     return 1
 }
 
-# run NAME URL ENVIRONMENT COPY_FROM_SOURCE
+# run NAME URL ENVIRONMENT COPY_FROM_SOURCE [GLANCE_LOG]
 run() {
-    local name=$1 url=$2 environment=$3 source=$4 started
+    local name=$1 url=$2 environment=$3 source=$4 glance_log=${5:-} started
     started=$(date +%s)
     echo "== openapi-check: $name ($url; $max_examples examples per operation, seed $seed)"
-    if ! ALLIANCE_COPY_FROM_SOURCE="$source" SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$root/scripts/openapi" \
+    if ! ALLIANCE_COPY_FROM_SOURCE="$source" ALLIANCE_GLANCE_LOG="$glance_log" \
+        SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$root/scripts/openapi" \
         "$schemathesis" run "$root/docs/openapi.yaml" \
         --url "$url" \
         --checks all \
@@ -110,5 +111,5 @@ EOF
     wait_for "http://127.0.0.1:$port/images" "the facade over real Glance" "${pids[-1]}"
     # A project of its own, so that the run sees only its own images.
     project=$("$venv/bin/python" -c 'import uuid; print(uuid.uuid4().hex)')
-    run real "http://127.0.0.1:$port" "$project" "${OS_IMAGE_SERVER_URL%/}"
+    run real "http://127.0.0.1:$port" "$project" "${OS_IMAGE_SERVER_URL%/}" "$OS_RUN_DIR/glance-trusted/glance.log"
 fi

@@ -97,9 +97,28 @@ async fn client_filters_are_passed_through() {
 #[tokio::test]
 async fn glance_refusing_a_filter_is_the_clients_400() {
     let harness = Harness::start().await;
+    // Glance refuses what it cannot filter by (here told to, as the values
+    // it checks itself the facade checks first: below).
+    harness.glance.inject(openstack_mock::glance::Fault {
+        method: None,
+        path_suffix: Some("/v2/images".into()),
+        action: openstack_mock::glance::FaultAction::Respond {
+            status: 400,
+            content_type: "text/html; charset=UTF-8".into(),
+            body: "<html><body><h1>400 Bad Request</h1>Invalid status value: x<br /><br />\n\n\n</body></html>".into(),
+        },
+    });
+    let answer = send(harness.call(Method::GET, "/images?status=x")).await;
+    assert_eq!(answer.error_message(400), "Invalid status value: x");
+
+    harness.glance.take_requests();
     let answer = send(harness.call(Method::GET, "/images?sort_key=bogus")).await;
     let message = answer.error_message(400);
-    assert!(message.starts_with("Invalid sort key: bogus."), "{message}");
+    assert!(
+        message.starts_with("query parameter \"sort_key\" must be one of name,"),
+        "{message}"
+    );
+    assert!(harness.glance.requests().is_empty(), "refused before Glance");
 }
 
 #[tokio::test]
