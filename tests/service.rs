@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use openstack_mock::glance::{self, Fault, FaultAction};
 
+#[path = "support/mod.rs"]
+mod support;
+use support::eventually;
+
 const ENV: &str = "a1a1a1a1a1a14a1a8a1aa1a1a1a1a1a1";
 
 fn free_port() -> u16 {
@@ -129,20 +133,6 @@ impl Drop for Service {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 async fn mock_glance() -> glance::Handle {

@@ -96,6 +96,19 @@ async fn scrape(admin: &Admin) -> Vec<Sample> {
     parse_openmetrics(&body_text(response).await)
 }
 
+/// A scrape once no request is in flight: a request is counted when its
+/// answer is done, a moment after the client has read it.
+async fn settled_scrape(admin: &Admin) -> Vec<Sample> {
+    for _ in 0..100 {
+        let samples = scrape(admin).await;
+        if value(&samples, "alliance_glance_requests_in_flight", &[]) == 0.0 {
+            return samples;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("requests stayed in flight");
+}
+
 /// The value of the one sample named `name` with (at least) `labels`.
 fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
     let found: Vec<&Sample> = samples
@@ -160,16 +173,7 @@ async fn metrics_count_what_was_served_with_bounded_labels() {
     );
     assert_eq!(send(elsewhere).await.status, 400);
 
-    // A request is counted when its answer is done, a moment after the
-    // client has read it.
-    let mut samples = Vec::new();
-    for _ in 0..100 {
-        samples = scrape(&admin).await;
-        if value(&samples, "alliance_glance_requests_in_flight", &[]) == 0.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let samples = settled_scrape(&admin).await;
     let requests = |namespace: &str, operation: &str, class: &str| {
         value(
             &samples,
@@ -282,14 +286,7 @@ async fn keystone_tokens_and_list_streams_are_counted() {
     }
     let listed = send(harness.call_as(ENV_A, Method::GET, "/images")).await;
     assert_eq!(listed.json()[0]["images"].as_array().map(Vec::len), Some(3));
-    let mut samples = Vec::new();
-    for _ in 0..100 {
-        samples = scrape(&admin).await;
-        if value(&samples, "alliance_glance_requests_in_flight", &[]) == 0.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let samples = settled_scrape(&admin).await;
     let tokens = |kind: &str| {
         value(
             &samples,
