@@ -172,6 +172,13 @@ async fn metrics_count_what_was_served_with_bounded_labels() {
         "/images",
     );
     assert_eq!(send(elsewhere).await.status, 400);
+    // The [client] limits: a target over max_uri_bytes, a head over max_header_bytes.
+    let long = format!("/images/{}", "x".repeat(9000));
+    assert_eq!(send(harness.call(Method::GET, &long)).await.status, 414);
+    let huge_header = harness
+        .call(Method::GET, "/images")
+        .header("X-Padding", "p".repeat(40_000));
+    assert_eq!(send(huge_header).await.status, 431);
 
     let samples = settled_scrape(&admin).await;
     let requests = |namespace: &str, operation: &str, class: &str| {
@@ -192,7 +199,11 @@ async fn metrics_count_what_was_served_with_bounded_labels() {
         1.0,
         "the 413, before the operation was known"
     );
-    assert_eq!(requests("-", "none", "4xx"), 1.0, "an unknown namespace counts as -");
+    assert_eq!(
+        requests("-", "none", "4xx"),
+        3.0,
+        "an unknown namespace counts as -, and so do the 414 and 431 refused before any header was read"
+    );
     assert_eq!(
         requests(NAMESPACE, "show", "2xx"),
         0.0,
@@ -231,14 +242,13 @@ async fn metrics_count_what_was_served_with_bounded_labels() {
         ),
         1.0
     );
-    assert_eq!(
-        value(
-            &samples,
-            "alliance_glance_refused_total",
-            &[("reason", "body_too_large")]
-        ),
-        1.0
-    );
+    for reason in ["body_too_large", "uri_too_long", "headers_too_large"] {
+        assert_eq!(
+            value(&samples, "alliance_glance_refused_total", &[("reason", reason)]),
+            1.0,
+            "{reason}"
+        );
+    }
     assert_eq!(
         value(
             &samples,
