@@ -57,7 +57,8 @@ run() {
     local name=$1 url=$2 environment=$3 source=$4 glance_log=${5:-} started
     started=$(date +%s)
     echo "== openapi-check: $name ($url; $max_examples examples per operation, seed $seed)"
-    if ! ALLIANCE_COPY_FROM_SOURCE="$source" ALLIANCE_GLANCE_LOG="$glance_log" \
+    # Run from the report folder: schemathesis keeps a cache in its working directory.
+    if ! (cd "$out" && ALLIANCE_COPY_FROM_SOURCE="$source" ALLIANCE_GLANCE_LOG="$glance_log" \
         SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$root/scripts/openapi" \
         "$schemathesis" run "$root/docs/openapi.yaml" \
         --url "$url" \
@@ -69,7 +70,7 @@ run() {
         --workers 2 \
         --request-timeout 30 \
         --report junit --report-dir "$out/$name" \
-        --no-color >"$out/$name.log" 2>&1; then
+        --no-color >"$out/$name.log" 2>&1); then
         cat "$out/$name.log"
         echo "openapi-check: $name FAILED (log: $out/$name.log)" >&2
         return 1
