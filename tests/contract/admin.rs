@@ -279,7 +279,12 @@ async fn metrics_count_what_was_served_with_bounded_labels() {
 #[tokio::test]
 #[ignore = "needs the venv of scripts/openstack/up.sh (prometheus_client's parser): scripts/test.sh builds it"]
 async fn keystone_tokens_and_list_streams_are_counted() {
-    let harness = KeystoneHarness::start().await;
+    // One new environment at a time (a burst of one, refilled slowly).
+    let harness = KeystoneHarness::start_with(
+        |options| options,
+        ", new_environments_per_sec = 1, new_environments_burst = 1",
+    )
+    .await;
     let admin = admin_for(&harness.app, 5_000);
     for _ in 0..3 {
         assert_eq!(send(harness.call_as(ENV_A, Method::GET, "/images")).await.status, 200);
@@ -296,7 +301,17 @@ async fn keystone_tokens_and_list_streams_are_counted() {
     }
     let listed = send(harness.call_as(ENV_A, Method::GET, "/images")).await;
     assert_eq!(listed.json()[0]["images"].as_array().map(Vec::len), Some(3));
+    // A second environment at once: over the rate, refused without asking Keystone.
+    assert_eq!(send(harness.call_as(ENV_B, Method::GET, "/images")).await.status, 503);
     let samples = settled_scrape(&admin).await;
+    assert_eq!(
+        value(
+            &samples,
+            "alliance_glance_refused_total",
+            &[("reason", "keystone_new_environment_rate_limited")]
+        ),
+        1.0
+    );
     let tokens = |kind: &str| {
         value(
             &samples,
@@ -314,8 +329,10 @@ async fn keystone_tokens_and_list_streams_are_counted() {
             &[("namespace", NAMESPACE), ("result", result)],
         )
     };
-    // Seven requests; each looks its token up once per Glance call.
-    assert_eq!(cache("miss"), 1.0);
+    // Seven requests of A, each looking its token up once per Glance call
+    // (the first a miss); and B's, a miss refused by the rate.
+    assert_eq!(cache("miss"), 2.0);
+    assert_eq!(cache("cached_failure"), 0.0);
     assert!(cache("hit") >= 6.0);
     assert_eq!(
         value(

@@ -166,7 +166,10 @@ impl KeystoneAuth {
             .scoped
             .get_admitted(
                 environment,
-                || self.admit_new_environment(request_id),
+                || {
+                    missed.store(true, Ordering::Relaxed);
+                    self.admit_new_environment(request_id)
+                },
                 || {
                     missed.store(true, Ordering::Relaxed);
                     self.fetch_scoped(environment, request_id)
