@@ -104,26 +104,20 @@ impl Reloader {
 /// The settings that differ between `running` and `new` but take effect
 /// only at restart.
 pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str> {
-    let mut changed = Vec::new();
-    if running.listen != new.listen {
-        changed.push("listen");
-    }
-    if running.shutdown_grace_secs != new.shutdown_grace_secs {
-        changed.push("shutdown_grace_secs");
-    }
-    if running.max_body_bytes != new.max_body_bytes {
-        changed.push("max_body_bytes");
-    }
-    if running.client != new.client {
-        changed.push("client");
-    }
-    if running.upstream != new.upstream {
-        changed.push("upstream");
-    }
-    if running.admin != new.admin {
-        changed.push("admin");
-    }
-    changed
+    [
+        ("listen", running.listen != new.listen),
+        (
+            "shutdown_grace_secs",
+            running.shutdown_grace_secs != new.shutdown_grace_secs,
+        ),
+        ("max_body_bytes", running.max_body_bytes != new.max_body_bytes),
+        ("client", running.client != new.client),
+        ("upstream", running.upstream != new.upstream),
+        ("admin", running.admin != new.admin),
+    ]
+    .into_iter()
+    .filter_map(|(setting, changed)| changed.then_some(setting))
+    .collect()
 }
 
 #[cfg(test)]
