@@ -13,10 +13,15 @@ use url::Url;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Where the Alliance API is served. Loopback by default: the API carries
-    /// no credentials, so whoever reaches it acts as any environment.
+    /// Where the Alliance API is served. Loopback by default: without
+    /// `callers`, whoever reaches it acts as any environment.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// A `listen` address beyond loopback is refused unless the listener has
+    /// TLS and `callers`, or this says that the openness is meant (a warning
+    /// is logged at start).
+    #[serde(default)]
+    pub allow_open: bool,
     /// Larger request bodies are refused with 413 before they are read.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
@@ -33,8 +38,139 @@ pub struct Config {
     /// The admin listener: metrics, liveness, readiness.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// TLS on the Alliance listener (`[tls]`); plain HTTP without it.
+    pub tls: Option<TlsConfig>,
+    /// Who may call, and as which namespaces and environments (`[[callers]]`,
+    /// checked by `callers`). None: anyone who reaches the listener.
+    #[serde(default)]
+    pub callers: Vec<CallerConfig>,
     /// Clouds, by the name clients put in `X-Target-Ns`.
     pub namespaces: BTreeMap<String, NamespaceConfig>,
+}
+/// The listener's certificate and key, and client certificates (`[tls]`).
+/// The files are read at start and again on SIGHUP (see `tls`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM: the server certificate first, then the intermediates.
+    pub cert_chain_file: PathBuf,
+    /// PEM: the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// PEM: the CAs whose client certificates `client_cert_name` callers
+    /// are recognised by.
+    pub client_ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+    /// A connection that has not finished its handshake after this is closed.
+    #[serde(default = "default_handshake_timeout_secs")]
+    pub handshake_timeout_secs: u64,
+}
+
+/// Whether the listener asks clients for a certificate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    #[default]
+    None,
+    /// Asked for; a client without one still connects (and is recognised
+    /// otherwise, or refused with 401).
+    Request,
+    /// A client without a certificate fails the handshake.
+    Require,
+}
+
+/// One `[[callers]]` rule: how the caller is recognised (exactly one of the
+/// identity fields) and what it may act on.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallerConfig {
+    /// Names the rule in logs.
+    pub name: String,
+    /// The SHA-256 fingerprint of the client certificate (hex, colons allowed).
+    pub client_cert_sha256: Option<String>,
+    /// A subject CN or SAN DNS name of a client certificate issued by
+    /// `tls.client_ca_file`.
+    pub client_cert_name: Option<String>,
+    /// Source addresses.
+    pub source_cidrs: Option<Vec<IpNet>>,
+    /// `Authorization: Bearer <secret>`, held as `sha256:<salt>:<digest>`
+    /// (`alliance-glance hash-secret` writes it).
+    pub bearer_secret_sha256: Option<String>,
+    /// `Authorization: Bearer <secret>`, the secret being the first line of
+    /// this file (hashed when read; only the hash is kept).
+    pub bearer_secret_file: Option<PathBuf>,
+    /// `X-Auth-Token`, validated by the namespace's Keystone; the
+    /// environment must be the token's project.
+    #[serde(default)]
+    pub keystone_token: bool,
+    pub namespaces: Scope,
+    pub environments: Scope,
+    /// List and show only.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+impl CallerConfig {
+    /// The identity fields that are set, by name.
+    pub fn identities(&self) -> Vec<&'static str> {
+        [
+            ("client_cert_sha256", self.client_cert_sha256.is_some()),
+            ("client_cert_name", self.client_cert_name.is_some()),
+            ("source_cidrs", self.source_cidrs.is_some()),
+            ("bearer_secret_sha256", self.bearer_secret_sha256.is_some()),
+            ("bearer_secret_file", self.bearer_secret_file.is_some()),
+            ("keystone_token", self.keystone_token),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+}
+
+/// Names a rule covers: `"*"`, or a list.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "ScopeValue")]
+pub enum Scope {
+    Any,
+    Only(Vec<String>),
+}
+
+impl Scope {
+    /// The names listed (none for `"*"`).
+    pub fn names(&self) -> &[String] {
+        match self {
+            Scope::Any => &[],
+            Scope::Only(names) => names,
+        }
+    }
+
+    pub fn covers(&self, name: &str) -> bool {
+        match self {
+            Scope::Any => true,
+            Scope::Only(names) => names.iter().any(|listed| listed == name),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ScopeValue {
+    One(String),
+    List(Vec<String>),
+}
+
+impl TryFrom<ScopeValue> for Scope {
+    type Error = String;
+
+    fn try_from(value: ScopeValue) -> Result<Self, String> {
+        match value {
+            ScopeValue::One(star) if star == "*" => Ok(Scope::Any),
+            ScopeValue::List(names) if !names.is_empty() && !names.iter().any(|name| name == "*") => {
+                Ok(Scope::Only(names))
+            }
+            _ => Err("expected \"*\" or a non-empty list of names (without \"*\")".into()),
+        }
+    }
 }
 
 /// The admin listener (`[admin]`): `GET /metrics`, `GET /healthz`,
@@ -388,6 +524,18 @@ pub struct KeystoneConfig {
     /// ... and this many at once.
     #[serde(default = "default_new_environments_burst")]
     pub new_environments_burst: u32,
+    /// The project on which the service user holds the `service` role (as
+    /// keystonemiddleware's user does): a token scoped to it may validate
+    /// the callers' tokens. Needed by `keystone_token` callers only.
+    pub service_project_id: Option<String>,
+    /// How long a caller's validated token is trusted without asking
+    /// Keystone again (never beyond its expiry): a revoked token keeps
+    /// working this long at most. keystonemiddleware's default.
+    #[serde(default = "default_caller_token_cache_secs")]
+    pub caller_token_cache_secs: u64,
+    /// Most callers' tokens kept at once.
+    #[serde(default = "default_token_cache_size")]
+    pub caller_token_cache_size: usize,
 }
 
 /// How a project-scoped token is obtained.
@@ -426,6 +574,12 @@ impl Config {
         Ok(config)
     }
 
+    /// Served beyond loopback with no TLS or no `callers`: anyone who
+    /// reaches the port acts as any environment.
+    pub fn is_open_beyond_loopback(&self) -> bool {
+        !self.listen.ip().is_loopback() && (self.tls.is_none() || self.callers.is_empty())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         if self.namespaces.is_empty() {
             return Err(ConfigError("at least one namespace must be configured".into()));
@@ -440,6 +594,27 @@ impl Config {
         }
         if self.admin.readiness_timeout_ms == 0 {
             return Err(ConfigError("admin.readiness_timeout_ms must be positive".into()));
+        }
+        if self.is_open_beyond_loopback() && !self.allow_open {
+            return Err(ConfigError(format!(
+                "listen = \"{}\" is not a loopback address: serve it with [tls] and [[callers]], \
+                 or write allow_open = true to accept that whoever reaches it acts as any environment",
+                self.listen
+            )));
+        }
+        if let Some(tls) = &self.tls {
+            if tls.client_ca_file.is_some() && tls.client_auth == ClientAuth::None {
+                return Err(ConfigError(
+                    "tls.client_auth must be \"request\" or \"require\" when tls.client_ca_file is given".into(),
+                ));
+            }
+            if tls.handshake_timeout_secs == 0 {
+                return Err(ConfigError("tls.handshake_timeout_secs must be positive".into()));
+            }
+        }
+        for (index, caller) in self.callers.iter().enumerate() {
+            self.validate_caller(index, caller)
+                .map_err(|message| ConfigError(format!("callers[{index}]{message}")))?;
         }
         for (name, namespace) in &self.namespaces {
             let fail = |message: String| Err(ConfigError(format!("namespace {name}: {message}")));
@@ -469,13 +644,89 @@ impl Config {
                     }
                 }
                 AuthConfig::Keystone(keystone) => {
-                    if keystone.token_cache_size == 0 || keystone.refused_environments_size == 0 {
-                        return fail("token_cache_size and refused_environments_size must be positive".into());
+                    if keystone.token_cache_size == 0
+                        || keystone.refused_environments_size == 0
+                        || keystone.caller_token_cache_size == 0
+                    {
+                        return fail(
+                            "token_cache_size, refused_environments_size and caller_token_cache_size must be positive"
+                                .into(),
+                        );
                     }
                     if keystone.new_environments_per_sec == 0 || keystone.new_environments_burst == 0 {
                         return fail("new_environments_per_sec and new_environments_burst must be positive".into());
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// One `[[callers]]` rule; the message starts with the field at fault
+    /// (`.name: ...`), or with `: ` when the rule has no identity field.
+    fn validate_caller(&self, index: usize, caller: &CallerConfig) -> Result<(), String> {
+        if caller.name.is_empty() || self.callers[..index].iter().any(|earlier| earlier.name == caller.name) {
+            return Err(format!(".name: {:?} must be given and unique", caller.name));
+        }
+        let identities = caller.identities();
+        match identities[..] {
+            [] => {
+                return Err(
+                    ": a rule needs one identity: client_cert_sha256, client_cert_name, source_cidrs, \
+                            bearer_secret_sha256, bearer_secret_file or keystone_token"
+                        .into(),
+                );
+            }
+            [_] => {}
+            _ => return Err(format!(".{}: a rule has exactly one identity", identities.join(", "))),
+        }
+        let client_auth = self.tls.as_ref().map_or(ClientAuth::None, |tls| tls.client_auth);
+        if (caller.client_cert_sha256.is_some() || caller.client_cert_name.is_some()) && client_auth == ClientAuth::None
+        {
+            return Err(format!(
+                ".{}: client certificates need [tls] with client_auth = \"request\" or \"require\"",
+                identities[0]
+            ));
+        }
+        if caller.client_cert_name.is_some() && self.tls.as_ref().is_none_or(|tls| tls.client_ca_file.is_none()) {
+            return Err(".client_cert_name: needs tls.client_ca_file, the CA that issues the certificates".into());
+        }
+        if caller.source_cidrs.as_ref().is_some_and(Vec::is_empty) {
+            return Err(".source_cidrs: must not be empty".into());
+        }
+        for namespace in caller.namespaces.names() {
+            if !self.namespaces.contains_key(namespace) {
+                return Err(format!(".namespaces: {namespace:?} is not a configured namespace"));
+            }
+        }
+        if caller.keystone_token {
+            let covered: Vec<(&String, &NamespaceConfig)> = self
+                .namespaces
+                .iter()
+                .filter(|(name, _)| caller.namespaces.covers(name))
+                .collect();
+            let mut keystone = 0;
+            for (name, namespace) in covered {
+                match &namespace.auth {
+                    AuthConfig::Keystone(auth) => {
+                        if auth.service_project_id.is_none() {
+                            return Err(format!(
+                                ".keystone_token: namespace {name} needs service_project_id in its auth table \
+                                 (the project on which its service user has the service role)"
+                            ));
+                        }
+                        keystone += 1;
+                    }
+                    AuthConfig::Trusted { .. } if caller.namespaces != Scope::Any => {
+                        return Err(format!(
+                            ".keystone_token: namespace {name} has trusted auth: no Keystone to validate tokens with"
+                        ));
+                    }
+                    AuthConfig::Trusted { .. } => {}
+                }
+            }
+            if keystone == 0 {
+                return Err(".keystone_token: no namespace of the rule has keystone auth".into());
             }
         }
         Ok(())
@@ -544,6 +795,14 @@ fn default_fallback_max_bytes() -> u64 {
 
 fn default_fallback_timeout_secs() -> u64 {
     6 * 3600
+}
+
+fn default_handshake_timeout_secs() -> u64 {
+    10
+}
+
+fn default_caller_token_cache_secs() -> u64 {
+    300
 }
 
 fn default_token_cache_size() -> usize {
@@ -665,6 +924,94 @@ mod tests {
     fn the_shipped_files_parse() {
         Config::parse(include_str!("../config/alliance-glance.example.toml")).unwrap();
         Config::parse(include_str!("../config/docker-compose.toml")).unwrap();
+    }
+
+    const TLS: &str = r#"
+        [tls]
+        cert_chain_file = "/etc/alliance-glance/chain.pem"
+        key_file = "/etc/alliance-glance/key.pem"
+    "#;
+
+    const RULE: &str = r#"
+        [[callers]]
+        name = "gateway"
+        source_cidrs = ["10.0.0.0/8"]
+        namespaces = "*"
+        environments = "*"
+    "#;
+
+    fn error(text: &str) -> String {
+        Config::parse(text).unwrap_err().0
+    }
+
+    #[test]
+    fn beyond_loopback_only_with_tls_and_callers_or_allow_open() {
+        let wide = |extra: &str| format!("listen = \"0.0.0.0:8443\"\n{extra}\n{MINIMAL}");
+        assert!(error(&wide("")).contains("allow_open = true"));
+        assert!(error(&format!("{}{TLS}", wide(""))).contains("allow_open"));
+        assert!(error(&format!("{}{RULE}", wide(""))).contains("allow_open"));
+        let guarded = Config::parse(&format!("{}{TLS}{RULE}", wide(""))).unwrap();
+        assert!(!guarded.is_open_beyond_loopback());
+        let open = Config::parse(&wide("allow_open = true")).unwrap();
+        assert!(open.is_open_beyond_loopback());
+        let loopback = Config::parse(&format!("listen = \"[::1]:8080\"\n{MINIMAL}")).unwrap();
+        assert!(!loopback.is_open_beyond_loopback());
+    }
+
+    #[test]
+    fn bad_caller_rules_name_their_field() {
+        let rule = |body: &str| {
+            format!("{MINIMAL}{TLS}\n[[callers]]\nname = \"r\"\nnamespaces = \"*\"\nenvironments = \"*\"\n{body}")
+        };
+        let cases = [
+            ("", "callers[0]: a rule needs one identity: client_cert_sha256,"),
+            (
+                "source_cidrs = [\"10.0.0.0/8\"]\nkeystone_token = true",
+                "callers[0].source_cidrs, keystone_token: a rule has exactly one identity",
+            ),
+            (
+                "client_cert_sha256 = \"ab\"",
+                "callers[0].client_cert_sha256: client certificates need [tls] with client_auth",
+            ),
+            ("source_cidrs = []", "callers[0].source_cidrs: must not be empty"),
+            (
+                "keystone_token = true",
+                "callers[0].keystone_token: no namespace of the rule has keystone auth",
+            ),
+        ];
+        for (body, expected) in cases {
+            let message = error(&rule(body));
+            assert!(message.starts_with(expected), "{body:?}: {message}");
+        }
+        let with_client_auth = format!("{}client_auth = \"request\"\n", TLS);
+        let named = format!(
+            "{MINIMAL}{with_client_auth}\n[[callers]]\nname = \"r\"\nnamespaces = \"*\"\nenvironments = \"*\"\nclient_cert_name = \"gw\""
+        );
+        assert!(error(&named).starts_with("callers[0].client_cert_name: needs tls.client_ca_file"));
+        let unknown = format!("{MINIMAL}{RULE}").replace("namespaces = \"*\"", "namespaces = [\"nope\"]");
+        assert!(error(&unknown).starts_with("callers[0].namespaces: \"nope\" is not a configured namespace"));
+        let twice = format!("{MINIMAL}{RULE}{RULE}");
+        assert!(error(&twice).starts_with("callers[1].name: \"gateway\" must be given and unique"));
+        let star_in_list = format!("{MINIMAL}{RULE}").replace("environments = \"*\"", "environments = [\"*\"]");
+        assert!(error(&star_in_list).contains("environments"));
+        let trusted_token = format!(
+            "{MINIMAL}\n[[callers]]\nname = \"t\"\nkeystone_token = true\nnamespaces = [\"ccsr1\"]\nenvironments = \"*\""
+        );
+        assert!(error(&trusted_token).starts_with("callers[0].keystone_token: namespace ccsr1 has trusted auth"));
+        let keystone = "[namespaces.ks]\nauth = { type = \"keystone\", auth_url = \"http://k/v3\", username = \"u\", password_env = \"P\" }\n";
+        let no_service_project = format!(
+            "{keystone}\n[[callers]]\nname = \"t\"\nkeystone_token = true\nnamespaces = \"*\"\nenvironments = \"*\""
+        );
+        assert!(
+            error(&no_service_project).starts_with("callers[0].keystone_token: namespace ks needs service_project_id")
+        );
+        Config::parse(&no_service_project.replace(
+            "password_env = \"P\"",
+            "password_env = \"P\", service_project_id = \"5e\"",
+        ))
+        .unwrap();
+        let ca_without_client_auth = format!("{MINIMAL}{TLS}client_ca_file = \"/ca.pem\"\n");
+        assert!(error(&ca_without_client_auth).starts_with("tls.client_auth must be"));
     }
 
     #[test]

@@ -63,6 +63,11 @@ pub struct KeystoneSettings {
     pub refused_environment_ttl: Duration,
     pub new_environments_per_sec: u32,
     pub new_environments_burst: u32,
+    /// Where the token that validates callers' tokens is scoped.
+    pub service_project_id: Option<String>,
+    /// How long a caller's validated token is trusted (never beyond its expiry).
+    pub caller_token_ttl: Duration,
+    pub caller_token_cache_size: usize,
 }
 
 /// Where environment variables come from (the process, or a test's map).
@@ -165,6 +170,9 @@ pub fn resolve(config: &KeystoneConfig, env: &impl Environment) -> Result<Keysto
         refused_environment_ttl: Duration::from_secs(config.refused_environment_secs),
         new_environments_per_sec: config.new_environments_per_sec,
         new_environments_burst: config.new_environments_burst,
+        service_project_id: config.service_project_id.clone(),
+        caller_token_ttl: Duration::from_secs(config.caller_token_cache_secs),
+        caller_token_cache_size: config.caller_token_cache_size,
     })
 }
 
