@@ -144,6 +144,9 @@ label_values! {
         ApplicationCredential = "application_credential",
         /// The unscoped token's validation of itself, after a refused re-scope.
         Validate = "validate",
+        /// A `keystone_token` caller's token, validated with the service
+        /// project's token (once per `caller_token_cache_secs`).
+        CallerToken = "caller_token",
     }
 }
 

@@ -1,7 +1,7 @@
 //! The mock Keystone answers like Keystone 30.0.0 where the facade and the
 //! mock Glance rely on it: token issue (keystone transcripts 20, 22, 24, 25,
-//! 26 and 28) and validation and revocation (keystone transcripts 30, 35, 41
-//! and 42), recorded in `tests/fixtures/keystone-30.0.0/`.
+//! 26 and 28) and validation and revocation (keystone transcripts 30, 35, 41,
+//! 42, 93 and 95), recorded in `tests/fixtures/keystone-30.0.0/`.
 
 #[macro_use]
 #[path = "support/cases.rs"]
@@ -192,4 +192,58 @@ async fn garbage_caller_token() {
         .await
         .unwrap();
     assert_eq!(garbage.status(), 401);
+}
+
+#[tokio::test]
+async fn another_users_token_is_validated_with_the_service_role_only() {
+    // keystone transcripts 93 (a member may not) and 95 (a service user may)
+    let mut options = keystone::Options::standard("http://127.0.0.1:9292");
+    for (id, name, project, role) in [
+        (
+            "5e5e5e5e5e5e4e5e8e5ee5e5e5e5e5e5",
+            "glance",
+            "5e7e5e7e5e7e4e7e8e7ee7e5e7e5e7e5",
+            "service",
+        ),
+        ("90909090909049098909909090909090", "memberonly", ALPHA, "member"),
+    ] {
+        options.users.push(keystone::User {
+            id: id.into(),
+            name: name.into(),
+            domain_id: "default".into(),
+            password: format!("{name}-pass"),
+        });
+        options.projects.push(keystone::Project {
+            id: project.into(),
+            name: format!("{name}-project"),
+        });
+        options.assignments.push((id.into(), project.into(), role.into()));
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mock = keystone::spawn(listener, options).await.unwrap();
+    let token_of = |name: &str, project: &str| json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": name, "domain": {"id": "default"}, "password": format!("{name}-pass")}}}, "scope": {"project": {"id": project}}}});
+    let subject = post_token(&mock, password_auth(SERVICE_PASSWORD, Some(ALPHA)))
+        .await
+        .token();
+    let member = post_token(&mock, token_of("memberonly", ALPHA)).await.token();
+    let service = post_token(&mock, token_of("glance", "5e7e5e7e5e7e4e7e8e7ee7e5e7e5e7e5"))
+        .await
+        .token();
+    let refused = about_token(&mock, reqwest::Method::GET, &member, &subject)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(
+        refused.text().await.unwrap(),
+        r#"{"error":{"code":403,"message":"You are not authorized to perform the requested action: identity:validate_token.","title":"Forbidden"}}"#
+    );
+    let validated = about_token(&mock, reqwest::Method::GET, &service, &subject)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(validated.status(), 200);
+    let body: Value = serde_json::from_slice(&validated.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["token"]["project"]["id"], ALPHA);
+    assert_eq!(body["token"]["user"]["name"], SERVICE_USER);
 }

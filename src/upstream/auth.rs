@@ -14,6 +14,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
 use super::IDENTITY_ROOM;
+use super::keystone::client::TokenFacts;
 use super::keystone::{KeystoneAuth, ScopedToken};
 use crate::error::AllianceError;
 
@@ -38,6 +39,16 @@ impl Authenticator {
         match self {
             Authenticator::Trusted(trusted) => trusted.credentials(environment),
             Authenticator::Keystone(keystone) => keystone.credentials(environment, request_id).await,
+        }
+    }
+
+    /// Who a caller's Keystone token speaks for, as this namespace's
+    /// Keystone says; `None` when it is not valid, or when the namespace
+    /// has no Keystone to ask (trusted auth).
+    pub async fn validate_token(&self, token: &str, request_id: &str) -> Result<Option<TokenFacts>, AllianceError> {
+        match self {
+            Authenticator::Trusted(_) => Ok(None),
+            Authenticator::Keystone(keystone) => keystone.validate_caller_token(token, request_id).await,
         }
     }
 

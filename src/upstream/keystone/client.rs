@@ -35,6 +35,30 @@ pub struct IssuedToken {
     pub expires_at: OffsetDateTime,
     pub project_id: Option<String>,
     pub catalog: Vec<CatalogEntry>,
+    pub user_id: Option<String>,
+    /// Role names, implied roles included (Keystone expands them).
+    pub roles: Vec<String>,
+}
+
+/// Who a valid token speaks for (a validated token without its id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenFacts {
+    pub user_id: String,
+    /// `None` for an unscoped, domain- or system-scoped token.
+    pub project_id: Option<String>,
+    pub roles: Vec<String>,
+    pub expires_at: OffsetDateTime,
+}
+
+impl From<IssuedToken> for TokenFacts {
+    fn from(token: IssuedToken) -> Self {
+        TokenFacts {
+            user_id: token.user_id.unwrap_or_default(),
+            project_id: token.project_id,
+            roles: token.roles,
+            expires_at: token.expires_at,
+        }
+    }
 }
 
 /// Why Keystone issued (or validated) no token.
@@ -58,14 +82,22 @@ struct TokenDocument {
 #[derive(Deserialize)]
 struct TokenBody {
     expires_at: String,
-    project: Option<ProjectRef>,
+    project: Option<IdRef>,
     #[serde(default)]
     catalog: Vec<CatalogEntry>,
+    user: Option<IdRef>,
+    #[serde(default)]
+    roles: Vec<RoleRef>,
 }
 
 #[derive(Deserialize)]
-struct ProjectRef {
+struct IdRef {
     id: String,
+}
+
+#[derive(Deserialize)]
+struct RoleRef {
+    name: String,
 }
 
 impl KeystoneClient {
@@ -123,16 +155,19 @@ impl KeystoneClient {
 
     /// `GET {auth_url}/auth/tokens?nocatalog`: is `subject` valid, as seen
     /// by the holder of `caller` (the same token validates itself - no
-    /// password check, no role needed)? Same status table as [`Self::issue`],
-    /// with 200 for valid and 404 for a token revoked or expired.
+    /// password check, no role needed; another user's token needs the
+    /// `service` or `admin` role, else 403, which the table makes a 502)?
+    /// Same status table as [`Self::issue`], with 200 for valid and 404 for
+    /// a token revoked or expired.
     pub async fn validate(
         &self,
+        kind: TokenKind,
         caller: &Secret,
         subject: &Secret,
         request_id: &str,
     ) -> Result<IssuedToken, TokenFailure> {
         let validated = self.validation(caller, subject, request_id).await;
-        self.count(TokenKind::Validate, &validated);
+        self.count(kind, &validated);
         validated
     }
 
@@ -211,6 +246,8 @@ fn token_answer(reply: &Reply, success: u16) -> Result<IssuedToken, TokenFailure
         expires_at,
         project_id: document.token.project.map(|project| project.id),
         catalog: document.token.catalog,
+        user_id: document.token.user.map(|user| user.id),
+        roles: document.token.roles.into_iter().map(|role| role.name).collect(),
     })
 }
 

@@ -16,6 +16,12 @@
 //! Keystone calls for other environments without a token are rate-limited
 //! per namespace (a token bucket), so that requests with random
 //! environment ids cannot make the facade hammer Keystone.
+//!
+//! It also validates callers' tokens (`keystone_token` callers), as
+//! keystonemiddleware does: with a token of the service user scoped to
+//! `service_project_id`, cached by the token's SHA-256 for
+//! `caller_token_cache_secs` at most (never past its expiry), a token
+//! Keystone does not recognise for [`INVALID_TOKEN_TTL`].
 
 pub mod cache;
 pub mod catalog;
@@ -30,15 +36,17 @@ use std::time::{Duration, Instant};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota};
 use http::{HeaderMap, HeaderName, HeaderValue};
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use url::Url;
 
 use self::cache::{Expiring, ExpiringSet, SingleFlightCache};
-use self::client::{IssuedToken, KeystoneClient, TokenFailure};
+use self::client::{IssuedToken, KeystoneClient, TokenFacts, TokenFailure};
 use self::settings::{Identity, KeystoneSettings, Secret};
 use super::{Credentials, IDENTITY_ROOM, UpstreamHttp};
 use crate::config::ScopeMethod;
 use crate::error::AllianceError;
+use crate::ids;
 use crate::metrics::{NamespaceMetrics, Refusal, TokenCacheResult, TokenKind};
 
 const AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
@@ -48,6 +56,9 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(120);
 /// Failures are shared by the requests already waiting, briefly (a refused
 /// scope is remembered apart, see [`KeystoneAuth::refused`]).
 const FAILURE_TTL: Duration = Duration::from_secs(1);
+/// A caller's token that Keystone did not recognise is refused without
+/// asking again for this long.
+const INVALID_TOKEN_TTL: Duration = Duration::from_secs(10);
 
 pub fn scope_refused() -> AllianceError {
     AllianceError::forbidden("environment not accessible in this namespace")
@@ -101,6 +112,30 @@ impl Expiring for UnscopedToken {
     }
 }
 
+/// A caller's token as Keystone judged it: who it speaks for (`None`: not
+/// valid), until `refresh_at`.
+#[derive(Debug)]
+struct CallerToken {
+    facts: Option<TokenFacts>,
+    refresh_at: Instant,
+}
+
+impl Expiring for CallerToken {
+    fn refresh_at(&self) -> Instant {
+        self.refresh_at
+    }
+
+    fn same_as(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+/// How long a caller's validated token is trusted: `ttl`, never past its expiry.
+pub fn trusted_until(expires_at: OffsetDateTime, ttl: Duration, now: OffsetDateTime, now_instant: Instant) -> Instant {
+    let remaining = Duration::try_from(expires_at - now).unwrap_or(Duration::ZERO);
+    now_instant + remaining.min(ttl)
+}
+
 /// When to replace a token: 120 s before it expires, or half-way through a
 /// shorter life.
 pub fn refresh_at(expires_at: OffsetDateTime, now: OffsetDateTime, now_instant: Instant) -> Instant {
@@ -125,6 +160,8 @@ pub struct KeystoneAuth {
     /// An application credential's project, once Keystone has named it:
     /// other environments are refused without asking again.
     bound_project: OnceLock<String>,
+    /// Callers' tokens, by their SHA-256 (the cache holds no token).
+    callers: SingleFlightCache<CallerToken>,
 }
 
 impl KeystoneAuth {
@@ -145,6 +182,7 @@ impl KeystoneAuth {
             refused: ExpiringSet::new(settings.refused_environments_size, settings.refused_environment_ttl),
             new_environments: DefaultDirectRateLimiter::direct(quota),
             bound_project: OnceLock::new(),
+            callers: SingleFlightCache::new(settings.caller_token_cache_size),
             settings,
             explicit_endpoint,
         }
@@ -219,6 +257,80 @@ impl KeystoneAuth {
         })
     }
 
+    /// Who a caller's token speaks for; `None` when Keystone does not
+    /// recognise it (revoked, expired, not a token).
+    pub async fn validate_caller_token(
+        &self,
+        token: &str,
+        request_id: &str,
+    ) -> Result<Option<TokenFacts>, AllianceError> {
+        let key = ids::hex(&Sha256::digest(token.as_bytes()));
+        let judged = self
+            .callers
+            .get(&key, || self.fetch_validation(token, request_id), |_| FAILURE_TTL)
+            .await?;
+        Ok(judged.facts.clone())
+    }
+
+    /// Validates with the service project's token; if Keystone refuses that
+    /// token (revoked early), once more with a new one.
+    async fn fetch_validation(&self, token: &str, request_id: &str) -> Result<CallerToken, AllianceError> {
+        let cannot_validate = || AllianceError::bad_gateway("the facade cannot validate tokens in this namespace");
+        let Some(project) = &self.settings.service_project_id else {
+            tracing::warn!(
+                reason = "no_service_project",
+                "a caller's token cannot be validated: no service_project_id"
+            );
+            return Err(cannot_validate());
+        };
+        let subject = Secret::new(token);
+        for attempt in 0..2 {
+            let own = self.credentials(project, request_id).await.map_err(|error| {
+                if is_scope_refused(&error) {
+                    tracing::warn!(
+                        request_id,
+                        reason = "service_project_refused",
+                        "the facade's service user has no role on service_project_id"
+                    );
+                    cannot_validate()
+                } else {
+                    error
+                }
+            })?;
+            let Some(own_token) = &own.token else {
+                return Err(cannot_validate());
+            };
+            let judged = match self
+                .client
+                .validate(TokenKind::CallerToken, &own_token.id, &subject, request_id)
+                .await
+            {
+                Ok(valid) => Some(TokenFacts::from(valid)),
+                Err(TokenFailure::NotFound) => None,
+                Err(TokenFailure::Unauthorized) if attempt == 0 => {
+                    self.invalidate(project, &own).await;
+                    continue;
+                }
+                Err(TokenFailure::Unauthorized) => return Err(credentials_refused()),
+                Err(TokenFailure::Failed(error)) => return Err(error),
+            };
+            let refresh_at = match &judged {
+                Some(facts) => trusted_until(
+                    facts.expires_at,
+                    self.settings.caller_token_ttl,
+                    OffsetDateTime::now_utc(),
+                    Instant::now(),
+                ),
+                None => Instant::now() + INVALID_TOKEN_TTL,
+            };
+            return Ok(CallerToken {
+                facts: judged,
+                refresh_at,
+            });
+        }
+        Err(credentials_refused())
+    }
+
     /// Glance refused the token: forget it, so the next call gets another.
     pub async fn invalidate(&self, environment: &str, rejected: &Credentials) {
         if let Some(token) = &rejected.token {
@@ -283,7 +395,11 @@ impl KeystoneAuth {
         let unscoped = self.unscoped_token(request_id).await?;
         let gone = match self.try_rescope(&unscoped, environment, request_id).await? {
             Some(issued) => return Ok(issued),
-            None => match self.client.validate(&unscoped.id, &unscoped.id, request_id).await {
+            None => match self
+                .client
+                .validate(TokenKind::Validate, &unscoped.id, &unscoped.id, request_id)
+                .await
+            {
                 Ok(_) => false,
                 Err(TokenFailure::Unauthorized | TokenFailure::NotFound) => true,
                 Err(TokenFailure::Failed(error)) => return Err(error),
@@ -434,5 +550,21 @@ mod tests {
             instant + Duration::from_secs(50)
         );
         assert_eq!(refresh_at(now - Duration::from_secs(5), now, instant), instant);
+    }
+
+    #[test]
+    fn callers_tokens_are_trusted_for_the_ttl_and_never_past_expiry() {
+        let now = OffsetDateTime::now_utc();
+        let instant = Instant::now();
+        let ttl = Duration::from_secs(300);
+        assert_eq!(
+            trusted_until(now + Duration::from_secs(3600), ttl, now, instant),
+            instant + ttl
+        );
+        assert_eq!(
+            trusted_until(now + Duration::from_secs(60), ttl, now, instant),
+            instant + Duration::from_secs(60)
+        );
+        assert_eq!(trusted_until(now - Duration::from_secs(5), ttl, now, instant), instant);
     }
 }
