@@ -1,5 +1,6 @@
-//! One request, start to end: inbound -> route -> ops (plan, call, reshape),
-//! then the request id header and one structured log line.
+//! One request, start to end: inbound (target and headers) -> callers (may
+//! this caller act so?) -> inbound (the body) -> route -> ops (plan, call,
+//! reshape), then the request id header and one structured log line.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,19 +11,23 @@ use http::{HeaderValue, Method, header};
 use hyper::body::Body;
 
 use crate::body::{GuardedBody, OnBodyEnd, ResponseBody};
+use crate::callers::{Act, Callers, Tokens};
 use crate::config::{ClientLimits, Config, ConfigError, EnvironmentIdFormat};
-use crate::connection::{ClientConnection, WatchedBody};
+use crate::connection::{ClientConnection, Peer, WatchedBody};
 use crate::error::AllianceError;
 use crate::inbound::{self, BodyTimeouts, Caller, InboundPolicy};
 use crate::metrics::{LabelValue, Metrics, NamespaceMetrics, Operation, Refusal};
 use crate::ops;
 use crate::request_id;
 use crate::route::{Changes, Clouds};
+use crate::upstream::keystone::client::TokenFacts;
 
 pub struct App {
     /// The namespaces, swapped whole by a reload; each request keeps the
     /// set it started with.
     clouds: ArcSwap<Clouds>,
+    /// The `[[callers]]` rules, swapped whole by a reload.
+    callers: ArcSwap<Callers>,
     metrics: Metrics,
     max_body_bytes: usize,
     client: ClientLimits,
@@ -37,6 +42,7 @@ impl App {
         };
         Ok(App {
             clouds: ArcSwap::from_pointee(Clouds::from_config(config, &metrics)?),
+            callers: ArcSwap::from_pointee(Callers::from_config(config)?),
             metrics,
             max_body_bytes: config.max_body_bytes,
             client: config.client.clone(),
@@ -69,6 +75,11 @@ impl App {
         self.clouds.store(Arc::new(clouds));
     }
 
+    /// New requests are judged by `callers` from now on.
+    pub fn install_callers(&self, callers: Callers) {
+        self.callers.store(Arc::new(callers));
+    }
+
     pub async fn handle<B>(
         &self,
         request: http::Request<B>,
@@ -88,7 +99,9 @@ impl App {
             self.metrics.clone(),
         );
         let request = request.map(|body| WatchedBody::new(body, connection));
-        let result = self.process(&clouds, request, &request_id, &mut log).await;
+        let result = self
+            .process(&clouds, request, connection.peer(), &request_id, &mut log)
+            .await;
         let mut response = result.unwrap_or_else(|error| error.into_response(&request_id));
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(request_id::HEADER, value);
@@ -114,6 +127,7 @@ impl App {
         &self,
         clouds: &Clouds,
         request: http::Request<B>,
+        peer: &Peer,
         request_id: &str,
         log: &mut RequestLog,
     ) -> Result<http::Response<ResponseBody>, AllianceError>
@@ -122,7 +136,20 @@ impl App {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let policy = Policy { app: self, clouds };
-        let alliance = inbound::parse(request, &policy, &mut log.caller)
+        let head = inbound::head(&request, &policy, &mut log.caller)
+            .inspect_err(|error| log.reason = refusal_reason(error.status.as_u16()))?;
+        let act = Act {
+            namespace: &head.namespace,
+            environment: &head.environment,
+            write: head.writes(),
+        };
+        log.rule = self
+            .callers
+            .load_full()
+            .authorize(peer, request.headers(), &act, clouds, request_id)
+            .await
+            .inspect_err(|error| log.reason = caller_refusal_reason(error.status.as_u16()))?;
+        let alliance = inbound::parse(request, head, &policy)
             .await
             .inspect_err(|error| log.reason = refusal_reason(error.status.as_u16()))?;
         log.operation = alliance.operation.kind();
@@ -142,6 +169,16 @@ fn refusal_reason(status: u16) -> Option<&'static str> {
         408 => Some("body_timeout"),
         413 => Some("body_too_large"),
         414 => Some("uri_too_long"),
+        _ => None,
+    }
+}
+
+/// The `reason` logged for a caller refused by `[[callers]]` (its own WARN
+/// line says what it presented).
+fn caller_refusal_reason(status: u16) -> Option<&'static str> {
+    match status {
+        401 => Some("caller_not_recognised"),
+        403 => Some("caller_not_allowed"),
         _ => None,
     }
 }
@@ -188,6 +225,22 @@ impl InboundPolicy for Policy<'_> {
     }
 }
 
+/// A caller's Keystone token, validated by the Keystone of the namespace it
+/// was sent to.
+impl Tokens for Clouds {
+    async fn validate(
+        &self,
+        namespace: &str,
+        token: &str,
+        request_id: &str,
+    ) -> Result<Option<TokenFacts>, AllianceError> {
+        match self.get(namespace) {
+            Some(cloud) => cloud.auth.validate_token(token, request_id).await,
+            None => Ok(None),
+        }
+    }
+}
+
 /// The request's log line and metrics, written when its response body is
 /// done (for a streamed list: after the last page, so upstream time covers
 /// every page), or when the request is dropped unanswered (client gone,
@@ -197,6 +250,8 @@ struct RequestLog {
     /// `None`: the request head could not be parsed.
     method: Option<Method>,
     caller: Caller,
+    /// The `[[callers]]` rule that let the request through.
+    rule: Option<Arc<str>>,
     operation: Operation,
     /// 0 until an answer is made.
     status: u16,
@@ -221,6 +276,7 @@ impl RequestLog {
             request_id: request_id.to_owned(),
             method: method.cloned(),
             caller: Caller::default(),
+            rule: None,
             operation: Operation::None,
             status: 0,
             started: Instant::now(),
@@ -287,6 +343,7 @@ impl Drop for RequestLog {
             method = self.method.as_ref().map_or("-", Method::as_str),
             namespace = self.caller.namespace.as_deref().unwrap_or("-"),
             environment = self.caller.environment.as_deref().unwrap_or("-"),
+            caller = self.rule.as_deref().unwrap_or("-"),
             operation = self.operation.label(),
             status = self.status,
             aborted,

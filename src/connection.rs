@@ -1,19 +1,51 @@
-//! One client connection as the server and its requests share it: how many
+//! One client connection as the server and its requests share it: who is
+//! at the other end (the peer's address, a client certificate), how many
 //! requests it carried, whether the client may still be sending (an answer
 //! went out before its request was read: close it lingering), and why the
 //! server cut it (for the log lines of the requests cut with it).
 
+use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use hyper::body::{Body, Frame, SizeHint};
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ClientConnection {
+    peer: Peer,
     requests: AtomicU64,
     input_left_unread: AtomicBool,
     cut: AtomicU8,
+}
+
+/// What a connection proves about its client, for `callers` to judge.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub address: IpAddr,
+    pub certificate: Option<Arc<ClientCertificate>>,
+}
+
+impl Peer {
+    /// A connection without a client certificate.
+    pub fn from_address(address: IpAddr) -> Self {
+        Peer {
+            address,
+            certificate: None,
+        }
+    }
+}
+
+/// The client certificate of a TLS connection (its key held by the client:
+/// the handshake proved it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertificate {
+    /// SHA-256 of the certificate (DER).
+    pub sha256: [u8; 32],
+    /// Subject CN and SAN DNS names; only when the certificate chains to
+    /// the configured client CA, otherwise empty.
+    pub names: Vec<String>,
 }
 
 /// Why the server closed a connection that had not ended by itself.
@@ -36,6 +68,19 @@ impl Cut {
 }
 
 impl ClientConnection {
+    pub fn new(peer: Peer) -> Self {
+        ClientConnection {
+            peer,
+            requests: AtomicU64::new(0),
+            input_left_unread: AtomicBool::new(false),
+            cut: AtomicU8::new(0),
+        }
+    }
+
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
     /// A request head was received.
     pub fn request_started(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -123,9 +168,13 @@ mod tests {
     use bytes::Bytes;
     use http_body_util::{BodyExt, Empty, Full};
 
+    fn local() -> ClientConnection {
+        ClientConnection::new(Peer::from_address(IpAddr::from([127, 0, 0, 1])))
+    }
+
     #[tokio::test]
     async fn a_body_dropped_unread_is_noted_until_the_next_request() {
-        let connection = ClientConnection::default();
+        let connection = local();
         connection.request_started();
         drop(WatchedBody::new(Empty::<Bytes>::new(), &connection));
         assert!(!connection.input_left_unread(), "no body");
@@ -142,7 +191,7 @@ mod tests {
 
     #[test]
     fn cuts_have_stable_reasons() {
-        let connection = ClientConnection::default();
+        let connection = local();
         assert_eq!(connection.cut_reason(), None);
         connection.cut(Cut::SendTimeout);
         assert_eq!(connection.cut_reason(), Some("send_timeout"));

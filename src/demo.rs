@@ -63,7 +63,7 @@ pub async fn run(listen: SocketAddr, shutdown: impl Future<Output = ()>) -> Resu
         banner(address, &glance.url(), &files.url("/cirros.qcow2"))
     );
     let slots = server::ConnectionSlots::new(app.client_limits().max_connections);
-    server::serve(listener, app, slots, shutdown, Duration::from_secs(5)).await;
+    server::serve(listener, app, None, slots, shutdown, Duration::from_secs(5)).await;
     glance.shutdown().await;
     Ok(())
 }

@@ -42,6 +42,11 @@ impl AllianceError {
         Self::new(StatusCode::CONFLICT, message)
     }
 
+    /// The caller presented nothing a `[[callers]]` rule recognises.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, message)
     }

@@ -1,7 +1,8 @@
 //! alliance-glance: the Alliance Glance API v1 served over OpenStack Glance v2.
 //!
 //! A request goes through four steps, one module each:
-//! 1. [`inbound`]: parse and validate the Alliance call into a typed value;
+//! 1. [`inbound`]: parse and validate the Alliance call into a typed value
+//!    (the body after [`callers`] has let the caller through);
 //! 2. [`route`]: namespace -> cloud, environment -> credentials;
 //! 3. [`ops`] with [`upstream`]: the Glance v2 calls the operation needs;
 //! 4. [`reshape`] and the per-call status tables: back to the Alliance form.
@@ -9,6 +10,7 @@
 pub mod admin;
 pub mod app;
 pub mod body;
+pub mod callers;
 pub mod config;
 pub mod connection;
 pub mod copy_from;
@@ -25,6 +27,7 @@ pub mod request_id;
 pub mod reshape;
 pub mod route;
 pub mod server;
+pub mod tls;
 pub mod upstream;
 
 /// The commit the binary was built from (`build.rs`; `unknown` outside git).

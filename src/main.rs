@@ -9,10 +9,12 @@ use clap::{Parser, Subcommand};
 
 use alliance_glance::admin::Admin;
 use alliance_glance::app::App;
+use alliance_glance::callers::bearer::SaltedHash;
 use alliance_glance::config::Config;
 use alliance_glance::logging::{self, LogFormat};
-use alliance_glance::reload::Reloader;
+use alliance_glance::reload::{CallerRules, Reloader, TlsFiles};
 use alliance_glance::server;
+use alliance_glance::tls::Tls;
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -61,12 +63,15 @@ enum Command {
         #[arg(long, default_value = "")]
         prefix: String,
     },
-    /// Check a configuration file - secrets, clouds.yaml and guard lists
-    /// included - and exit.
+    /// Check a configuration file - secrets, clouds.yaml, guard lists, TLS
+    /// files and callers included - and exit.
     CheckConfig {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Read a bearer secret on standard input (its first line) and print the
+    /// `bearer_secret_sha256` value of a `[[callers]]` rule for it.
+    HashSecret,
 }
 
 fn main() -> ExitCode {
@@ -83,6 +88,7 @@ fn main() -> ExitCode {
             runtime().and_then(|runtime| runtime.block_on(mock_glance(listen, prefix)))
         }
         Command::CheckConfig { config } => check_config(&config),
+        Command::HashSecret => hash_secret(),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -106,14 +112,13 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 /// [`server::serve_on_workers`]); the admin listener and the signals on
 /// the main thread.
 fn serve(path: PathBuf) -> Result<(), String> {
-    let config = Config::load(&path).map_err(|error| error.to_string())?;
+    let Prepared { config, app, tls } = prepare(&path)?;
     // jemalloc gives freed memory back to the system only when its arena is
     // used again, unless background threads purge it: without them, 500
     // slow clients' bodies stayed resident (118 MiB) after they were gone.
     if let Err(error) = tikv_jemalloc_ctl::background_thread::write(true) {
         tracing::warn!(%error, "cannot start jemalloc's background purging");
     }
-    let app = Arc::new(App::new(&config).map_err(|error| error.to_string())?);
     let open_files =
         server::raise_open_files_limit().map_err(|error| format!("cannot read the open-file limit: {error}"))?;
     let max_connections = server::connection_cap(config.client.max_connections, open_files);
@@ -134,8 +139,17 @@ fn serve(path: PathBuf) -> Result<(), String> {
     let admin_address = admin_listener
         .local_addr()
         .map_err(|error| format!("admin listener: {error}"))?;
+    if config.is_open_beyond_loopback() {
+        // Config::load refused it without allow_open.
+        tracing::warn!(
+            listen = %config.listen,
+            "allow_open: serving beyond loopback without TLS and callers - whoever reaches the port acts as any environment"
+        );
+    }
     tracing::info!(
         listen = %config.listen,
+        tls = tls.is_some(),
+        callers = config.callers.len(),
         admin = %admin_address,
         namespaces = config.namespaces.len(),
         workers,
@@ -145,10 +159,15 @@ fn serve(path: PathBuf) -> Result<(), String> {
     );
     let admin = Arc::new(Admin::new(Arc::clone(&app), &config.admin));
     let grace = Duration::from_secs(config.shutdown_grace_secs);
-    let reloader = Reloader::new(path, Arc::clone(&app), config);
+    let mut reloader = Reloader::new(path, Arc::clone(&app), config);
+    reloader.add(Box::new(CallerRules(Arc::clone(&app))));
+    if let Some(tls) = &tls {
+        reloader.add(Box::new(TlsFiles(Arc::clone(tls))));
+    }
     server::serve_on_workers(
         sockets,
         app,
+        tls,
         server::ConnectionSlots::new(max_connections),
         control(admin, admin_listener, reloader),
         grace,
@@ -187,11 +206,43 @@ async fn control(admin: Arc<Admin>, listener: std::net::TcpListener, reloader: R
     admin.stop_being_ready();
 }
 
-/// Everything `serve` would do before listening.
-fn check_config(path: &std::path::Path) -> Result<(), String> {
+/// Everything `serve` does before listening: the configuration, the
+/// namespaces and callers, the TLS files.
+struct Prepared {
+    config: Config,
+    app: Arc<App>,
+    tls: Option<Arc<Tls>>,
+}
+
+fn prepare(path: &std::path::Path) -> Result<Prepared, String> {
     let config = Config::load(path).map_err(|error| error.to_string())?;
-    App::new(&config).map_err(|error| error.to_string())?;
-    println!("{}: ok ({} namespaces)", path.display(), config.namespaces.len());
+    let app = Arc::new(App::new(&config).map_err(|error| error.to_string())?);
+    let tls = match &config.tls {
+        Some(settings) => Some(Arc::new(Tls::from_config(settings).map_err(|error| error.to_string())?)),
+        None => None,
+    };
+    Ok(Prepared { config, app, tls })
+}
+
+fn check_config(path: &std::path::Path) -> Result<(), String> {
+    let Prepared { config, tls, .. } = prepare(path)?;
+    println!(
+        "{}: ok ({} namespaces, {} callers, {})",
+        path.display(),
+        config.namespaces.len(),
+        config.callers.len(),
+        if tls.is_some() { "TLS" } else { "plain HTTP" }
+    );
+    Ok(())
+}
+
+fn hash_secret() -> Result<(), String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|error| format!("cannot read standard input: {error}"))?;
+    let hash = SaltedHash::new(line.trim())?;
+    println!("{hash}");
     Ok(())
 }
 

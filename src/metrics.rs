@@ -212,6 +212,10 @@ label_values! {
         KeystoneNewEnvironmentRate = "keystone_new_environment_rate_limited",
         /// A list needing more than `max_pages` pages (502).
         TooManyListPages = "too_many_list_pages",
+        /// A caller no `[[callers]]` rule recognises (401).
+        CallerNotRecognised = "caller_not_recognised",
+        /// A recognised caller its rules do not let act so (403).
+        CallerNotAllowed = "caller_not_allowed",
     }
 }
 

@@ -9,9 +9,11 @@
 //! running configuration stays. Requests under way finish with the
 //! namespaces they started with.
 //!
-//! `listen`, `shutdown_grace_secs`, `max_body_bytes`, `[client]`,
-//! `[upstream]` and `[admin]` take effect at restart: a reload that changes them says so in
-//! the log and applies the rest (the namespaces).
+//! `listen`, `allow_open`, `shutdown_grace_secs`, `max_body_bytes`,
+//! `[client]`, `[upstream]`, `[admin]` and whether there is a `[tls]` take
+//! effect at restart: a reload that changes them says so in the log and
+//! applies the rest (the namespaces, the `[[callers]]` rules, the TLS
+//! files - [`CallerRules`], [`TlsFiles`]).
 //!
 //! [`Clouds::reusing`]: crate::route::Clouds::reusing
 
@@ -19,9 +21,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::app::App;
+use crate::callers::Callers;
 use crate::config::Config;
 use crate::metrics::ReloadOutcome;
 use crate::route::Changes;
+use crate::tls::{Certificates, Tls};
 
 /// The step that makes a prepared part of a reload take effect.
 pub type Commit = Box<dyn FnOnce() + Send>;
@@ -32,6 +36,32 @@ pub trait ReloadAction: Send {
     /// Checks `config` and builds what the part needs, changing nothing
     /// yet; the returned step is run only if every part prepared.
     fn prepare(&self, config: &Config) -> Result<Commit, String>;
+}
+
+/// The `[[callers]]` rules, compiled again (bearer secret files read again).
+pub struct CallerRules(pub Arc<App>);
+
+impl ReloadAction for CallerRules {
+    fn prepare(&self, config: &Config) -> Result<Commit, String> {
+        let callers = Callers::from_config(config).map_err(|error| error.to_string())?;
+        let app = Arc::clone(&self.0);
+        Ok(Box::new(move || app.install_callers(callers)))
+    }
+}
+
+/// The Alliance listener's certificate chain, key and client CA, read
+/// again (a listener started without `[tls]` gets it at restart).
+pub struct TlsFiles(pub Arc<Tls>);
+
+impl ReloadAction for TlsFiles {
+    fn prepare(&self, config: &Config) -> Result<Commit, String> {
+        let Some(settings) = &config.tls else {
+            return Ok(Box::new(|| ()));
+        };
+        let certificates = Certificates::load(settings)?;
+        let tls = Arc::clone(&self.0);
+        Ok(Box::new(move || tls.install(certificates)))
+    }
 }
 
 pub struct Reloader {
@@ -106,6 +136,8 @@ impl Reloader {
 pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str> {
     [
         ("listen", running.listen != new.listen),
+        ("allow_open", running.allow_open != new.allow_open),
+        ("tls", running.tls.is_some() != new.tls.is_some()),
         (
             "shutdown_grace_secs",
             running.shutdown_grace_secs != new.shutdown_grace_secs,
@@ -129,12 +161,19 @@ mod tests {
         let base = "[namespaces.a]\nglance_url = \"http://g\"\nauth = { type = \"trusted\", user_id = \"u\" }\n";
         let running = Config::parse(base).unwrap();
         let moved = Config::parse(&format!(
-            "listen = \"127.0.0.1:9999\"\nshutdown_grace_secs = 3\nmax_body_bytes = 5\n[client]\nmax_connections = 7\n[admin]\nmetrics = false\n{base}"
+            "listen = \"127.0.0.1:9999\"\nshutdown_grace_secs = 3\nmax_body_bytes = 5\n[client]\nmax_connections = 7\n[admin]\nmetrics = false\n{base}\n[tls]\ncert_chain_file = \"/c\"\nkey_file = \"/k\"\n"
         ))
         .unwrap();
         assert_eq!(
             restart_only_changes(&running, &moved),
-            ["listen", "shutdown_grace_secs", "max_body_bytes", "client", "admin"]
+            [
+                "listen",
+                "tls",
+                "shutdown_grace_secs",
+                "max_body_bytes",
+                "client",
+                "admin"
+            ]
         );
         assert!(restart_only_changes(&running, &running.clone()).is_empty());
     }

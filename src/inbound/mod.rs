@@ -2,9 +2,11 @@
 //! [`AllianceRequest`]. Every bad input ends here with a 4xx, before anything
 //! is sent upstream.
 //!
-//! Order of checks: target length (414), path and method (404/405),
-//! `X-Target-Ns` and `X-Environment-Id` (400), `Content-Type` on writes
-//! (415), body size and time (413, 408), body shape and fields (400).
+//! In two parts, so that the caller is judged (`callers`) before its body
+//! is read: [`head`] - target length (414), path and method (404/405),
+//! `X-Target-Ns` and `X-Environment-Id` (400) - then [`parse`] -
+//! `Content-Type` on writes (415), body size and time (413, 408), body shape
+//! and fields (400).
 
 mod body;
 mod headers;
@@ -18,6 +20,7 @@ use crate::config::EnvironmentIdFormat;
 use crate::error::AllianceError;
 use crate::metrics;
 pub use body::BodyTimeouts;
+pub use headers::normalise_environment_id;
 pub use image_fields::{CreateImage, ImageFields, UpdateImage, Visibility};
 pub use list_query::ListQuery;
 pub use path::ImageRef;
@@ -74,15 +77,28 @@ pub struct Caller {
     pub environment: Option<String>,
 }
 
-pub async fn parse<B>(
-    request: http::Request<B>,
+/// What the target, the method and the two headers say.
+#[derive(Debug)]
+pub struct Head {
+    route: Route,
+    pub namespace: String,
+    /// The project id, normalised by the namespace's rule.
+    pub environment: String,
+}
+
+impl Head {
+    /// Create, update and delete change images; list and show only read.
+    pub fn writes(&self) -> bool {
+        !matches!(self.route, Route::List | Route::Show(_))
+    }
+}
+
+/// The first part: the target, the method and the two headers.
+pub fn head<B>(
+    request: &http::Request<B>,
     policy: &impl InboundPolicy,
     caller: &mut Caller,
-) -> Result<AllianceRequest, AllianceError>
-where
-    B: Body,
-    B::Error: std::error::Error + Send + Sync + 'static,
-{
+) -> Result<Head, AllianceError> {
     let target = request.uri().path_and_query().map_or(0, |target| target.as_str().len());
     if target > policy.max_uri_bytes() {
         return Err(AllianceError::uri_too_long(policy.max_uri_bytes()));
@@ -96,7 +112,28 @@ where
     caller.namespace = Some(namespace.clone());
     let environment = headers::environment_id(headers, format)?;
     caller.environment = Some(environment.clone());
+    Ok(Head {
+        route,
+        namespace,
+        environment,
+    })
+}
 
+/// The second part: the query or the body the route takes.
+pub async fn parse<B>(
+    request: http::Request<B>,
+    head: Head,
+    policy: &impl InboundPolicy,
+) -> Result<AllianceRequest, AllianceError>
+where
+    B: Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let Head {
+        route,
+        namespace,
+        environment,
+    } = head;
     let operation = match route {
         Route::List => Operation::List(ListQuery::parse(request.uri().query())?),
         Route::Create => Operation::Create(CreateImage::from_json(read_image_object(request, policy).await?)?),
@@ -169,7 +206,8 @@ mod tests {
     }
 
     async fn parse_one(request: http::Request<Full<bytes::Bytes>>) -> Result<AllianceRequest, AllianceError> {
-        parse(request, &Policy, &mut Caller::default()).await
+        let head = head(&request, &Policy, &mut Caller::default())?;
+        parse(request, head, &Policy).await
     }
 
     #[tokio::test]
@@ -192,6 +230,23 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(update.operation.kind(), metrics::Operation::Update);
+        }
+    }
+
+    #[test]
+    fn the_head_says_whether_the_call_writes() {
+        let writes = |method: &str, uri: &str| {
+            head(&request(method, uri, ""), &Policy, &mut Caller::default()).map(|head| head.writes())
+        };
+        assert_eq!(writes("GET", "/images"), Ok(false));
+        assert_eq!(writes("GET", "/images/x"), Ok(false));
+        for (method, uri) in [
+            ("POST", "/images"),
+            ("PUT", "/images/x"),
+            ("PATCH", "/images/x"),
+            ("DELETE", "/images/x"),
+        ] {
+            assert_eq!(writes(method, uri), Ok(true), "{method} {uri}");
         }
     }
 

@@ -1,5 +1,6 @@
 //! Serving: HTTP/1.1 with keep-alive on a listener, a bounded number of
-//! client connections, each with the client limits of [`io`]; on shutdown,
+//! client connections, each over TLS when the listener has it and with the
+//! client limits of [`io`]; on shutdown,
 //! stop accepting, close idle connections, let in-flight requests finish
 //! within a grace period, return.
 //!
@@ -23,14 +24,16 @@ use std::time::{Duration, Instant};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::app::App;
-use crate::connection::{ClientConnection, Cut};
+use crate::connection::{ClientConnection, Cut, Peer};
 use crate::logging;
 use crate::metrics::{Metrics, Refusal};
+use crate::tls::Tls;
 use io::{ClientIo, IoLimits};
 pub use listen::{WorkerSockets, bind_workers, connection_cap, raise_open_files_limit};
 
@@ -93,6 +96,7 @@ enum Phase {
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
+    tls: Option<Arc<Tls>>,
     slots: ConnectionSlots,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
@@ -108,9 +112,9 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let Some(slot) = slot else { break };
-        let stream = tokio::select! {
+        let (stream, address) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors and the like: back off, keep serving.
                     if let Some(left_out) = accept_failing.due() {
@@ -122,7 +126,14 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let connection = serve_connection(stream, Arc::clone(&app), slot, phase.subscribe());
+        let connection = open_connection(
+            stream,
+            address.ip(),
+            tls.clone(),
+            Arc::clone(&app),
+            slot,
+            phase.subscribe(),
+        );
         let metrics = metrics.clone();
         metrics.connection_opened();
         tokio::spawn(async move {
@@ -142,16 +153,43 @@ pub async fn serve(
     }
 }
 
-/// One client connection, holding its slot until it ends.
-async fn serve_connection(
+/// A new client connection, through the TLS handshake when the listener
+/// has TLS (within its timeout, the slot held), then served.
+async fn open_connection(
     stream: TcpStream,
+    address: std::net::IpAddr,
+    tls: Option<Arc<Tls>>,
+    app: Arc<App>,
+    slot: OwnedSemaphorePermit,
+    phase: watch::Receiver<Phase>,
+) {
+    let _ = stream.set_nodelay(true);
+    match tls {
+        None => serve_connection(stream, Peer::from_address(address), app, slot, phase).await,
+        Some(tls) => match tls.accept(stream, address).await {
+            Ok((stream, peer)) => serve_connection(stream, peer, app, slot, phase).await,
+            Err(error) => tracing::info!(
+                reason = "tls_handshake_failed",
+                %error,
+                peer = %address,
+                "TLS handshake failed"
+            ),
+        },
+    }
+}
+
+/// One client connection, holding its slot until it ends.
+async fn serve_connection<S>(
+    stream: S,
+    peer: Peer,
     app: Arc<App>,
     _slot: OwnedSemaphorePermit,
     mut phase: watch::Receiver<Phase>,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let limits = app.client_limits();
-    let connection = Arc::new(ClientConnection::default());
+    let connection = Arc::new(ClientConnection::new(peer));
     let io = ClientIo::new(
         stream,
         Arc::clone(&connection),
@@ -237,6 +275,7 @@ pub fn worker_count() -> usize {
 pub fn serve_on_workers(
     sockets: WorkerSockets,
     app: Arc<App>,
+    tls: Option<Arc<Tls>>,
     slots: ConnectionSlots,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
@@ -246,6 +285,7 @@ pub fn serve_on_workers(
     let mut threads = Vec::with_capacity(sockets.len());
     for (index, socket) in sockets.into_iter().enumerate() {
         let app = Arc::clone(&app);
+        let tls = tls.clone();
         let slots = slots.clone();
         let mut stopped = stopped.clone();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -264,7 +304,7 @@ pub fn serve_on_workers(
                     let shutdown = async move {
                         let _ = stopped.wait_for(|stop| *stop).await;
                     };
-                    serve(listener, app, slots, shutdown, grace).await;
+                    serve(listener, app, tls, slots, shutdown, grace).await;
                     flusher.abort();
                 });
                 // The thread's batch is written out as the thread ends.
@@ -291,29 +331,42 @@ pub fn serve_on_workers(
 /// A server running in the background (tests, demo).
 pub struct RunningServer {
     pub addr: SocketAddr,
+    scheme: &'static str,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
 
 impl RunningServer {
-    pub fn spawn(listener: TcpListener, app: Arc<App>, grace: Duration) -> std::io::Result<Self> {
+    pub fn spawn(
+        listener: TcpListener,
+        app: Arc<App>,
+        tls: Option<Arc<Tls>>,
+        grace: Duration,
+    ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let (stop, stopped) = oneshot::channel::<()>();
         let slots = ConnectionSlots::new(app.client_limits().max_connections);
         let task = tokio::spawn(serve(
             listener,
             app,
+            tls,
             slots,
             async move {
                 let _ = stopped.await;
             },
             grace,
         ));
-        Ok(RunningServer { addr, stop, task })
+        Ok(RunningServer {
+            addr,
+            scheme,
+            stop,
+            task,
+        })
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     pub async fn shutdown(self) {

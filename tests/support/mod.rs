@@ -92,7 +92,7 @@ pub async fn start_app(config: &Config) -> (Arc<App>, RunningServer) {
 pub async fn start_app_with_grace(config: &Config, grace: Duration) -> (Arc<App>, RunningServer) {
     let app = Arc::new(App::new(config).expect("facade starts"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let server = RunningServer::spawn(listener, Arc::clone(&app), grace).expect("serve");
+    let server = RunningServer::spawn(listener, Arc::clone(&app), None, grace).expect("serve");
     (app, server)
 }
 
