@@ -9,7 +9,8 @@ printed.
 Creates:
   service glance (type image) + public and internal endpoints -> the keystone-flavor Glance
   projects alpha, beta, gamma, service (domain default)
-  user alliance (domain default): member + reader on alpha and beta, nothing on gamma
+  user alliance (domain default): member + reader on alpha and beta, nothing on gamma,
+    service on project service (to validate its callers' tokens, as keystonemiddleware does)
   user glance (domain default): service on project service (for keystonemiddleware)
 """
 
@@ -140,6 +141,9 @@ def main():
     for project in ("alpha", "beta"):
         grant(project, alliance_id, "member")
         grant(project, alliance_id, "reader")
+    # The facade validates the tokens of its keystone_token callers with a
+    # token scoped here (its service_project_id), as keystonemiddleware does.
+    grant("service", alliance_id, "service")
 
     glance_id = create_user("glance", glance_password)
     grant("service", glance_id, "service")

@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod callers;
 mod flows;
 mod keystone_cost;
 mod target;

@@ -227,13 +227,10 @@ impl RealEnv {
             .unwrap_or_else(|| panic!("{key} missing from the OpenStack env file"))
     }
 
-    /// Disabling a user revokes every token it holds; it is enabled again
-    /// at once. Keystone's revocation has one-second granularity, hence the pause.
-    async fn revoke_service_tokens(&self) {
-        let client = client();
-        let keystone = self.get("OS_KEYSTONE_URL");
-        let admin = client
-            .post(format!("{keystone}/auth/tokens"))
+    /// A token of the admin user, scoped to the admin project.
+    pub async fn admin_token(&self) -> String {
+        let admin = client()
+            .post(format!("{}/auth/tokens", self.get("OS_KEYSTONE_URL")))
             .header("Content-Type", "application/json")
             .body(serde_json::json!({"auth": {
                 "identity": {"methods": ["password"], "password": {"user": {"name": self.get("OS_ADMIN_USER"), "domain": {"id": "default"}, "password": self.get("OS_ADMIN_PASSWORD")}}},
@@ -243,8 +240,19 @@ impl RealEnv {
             .await
             .expect("keystone reachable");
         assert_eq!(admin.status(), 201, "admin token");
-        let token = admin.headers()["x-subject-token"].to_str().unwrap().to_owned();
-        let user = format!("{keystone}/users/{}", self.get("OS_SERVICE_USER_ID"));
+        admin.headers()["x-subject-token"].to_str().unwrap().to_owned()
+    }
+
+    /// Disabling a user revokes every token it holds; it is enabled again
+    /// at once. Keystone's revocation has one-second granularity, hence the pause.
+    async fn revoke_service_tokens(&self) {
+        let client = client();
+        let token = self.admin_token().await;
+        let user = format!(
+            "{}/users/{}",
+            self.get("OS_KEYSTONE_URL"),
+            self.get("OS_SERVICE_USER_ID")
+        );
         for enabled in [false, true] {
             let response = client
                 .patch(&user)

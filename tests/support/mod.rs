@@ -2,12 +2,15 @@
 //! facade, and helpers to call the Alliance API.
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use alliance_glance::app::App;
 use alliance_glance::config::Config;
 use alliance_glance::server::RunningServer;
+use alliance_glance::tls::Tls;
 use openstack_mock::glance::{self, Handle, RecordedRequest};
 use serde_json::Value;
 
@@ -29,6 +32,8 @@ pub struct FacadeOptions {
     pub client: String,
     /// TOML lines for the `[upstream]` table.
     pub upstream: String,
+    /// TOML tables after the namespace's: `[tls]`, `[[callers]]`.
+    pub tables: String,
 }
 
 impl Default for FacadeOptions {
@@ -41,6 +46,7 @@ impl Default for FacadeOptions {
             namespace_extra: String::new(),
             client: String::new(),
             upstream: String::new(),
+            tables: String::new(),
         }
     }
 }
@@ -64,10 +70,12 @@ pub fn facade_config(glance_url: &str, options: &FacadeOptions) -> Config {
         auth = {{ type = "trusted", user_id = "{FACADE_USER}" }}
         copy_from = {{ allow_cidrs = ["127.0.0.1/32"] }}
         {extra}
+        {tables}
         "#,
         extra = options.namespace_extra,
         client = options.client,
         upstream = options.upstream,
+        tables = options.tables,
         max_body = options.max_body_bytes,
         page_size = options.page_size,
         max_pages = options.max_pages,
@@ -76,6 +84,7 @@ pub fn facade_config(glance_url: &str, options: &FacadeOptions) -> Config {
     .expect("test config parses")
 }
 
+/// The facade of `config`, over TLS if it has `[tls]`.
 pub async fn start_facade(config: &Config) -> RunningServer {
     start_app(config).await.1
 }
@@ -91,8 +100,12 @@ pub async fn start_app(config: &Config) -> (Arc<App>, RunningServer) {
 
 pub async fn start_app_with_grace(config: &Config, grace: Duration) -> (Arc<App>, RunningServer) {
     let app = Arc::new(App::new(config).expect("facade starts"));
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|tls| Arc::new(Tls::from_config(tls).expect("TLS files load")));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let server = RunningServer::spawn(listener, Arc::clone(&app), None, grace).expect("serve");
+    let server = RunningServer::spawn(listener, Arc::clone(&app), tls, grace).expect("serve");
     (app, server)
 }
 
@@ -379,6 +392,30 @@ pub struct KeystoneHarness {
     _password_file: TempFile,
 }
 
+/// A folder removed, with what it holds, when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let path = std::env::temp_dir().join(format!("alliance-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir(&path).expect("temp dir");
+        TempDir(path)
+    }
+
+    /// Writes `name` in the folder and returns its path.
+    pub fn write(&self, name: &str, contents: &str) -> std::path::PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).expect("temp dir file");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A file removed when dropped.
 pub struct TempFile(pub std::path::PathBuf);
 
@@ -406,6 +443,16 @@ impl KeystoneHarness {
     pub async fn start_with(
         adjust: impl FnOnce(openstack_mock::keystone::Options) -> openstack_mock::keystone::Options,
         auth_extra: &str,
+    ) -> Self {
+        Self::start_with_tables(adjust, auth_extra, "").await
+    }
+
+    /// [`KeystoneHarness::start_with`], and `tables` (`[[callers]]`, ...)
+    /// after the namespace's.
+    pub async fn start_with_tables(
+        adjust: impl FnOnce(openstack_mock::keystone::Options) -> openstack_mock::keystone::Options,
+        auth_extra: &str,
+        tables: &str,
     ) -> Self {
         use openstack_mock::keystone;
         let glance_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -437,6 +484,7 @@ impl KeystoneHarness {
             request_timeout_ms = 5000
             auth = {{ type = "keystone", auth_url = "{auth_url}", username = "{user}", user_domain_id = "default", password_file = "{password_file}" {auth_extra} }}
             copy_from = {{ allow_cidrs = ["127.0.0.1/32"] }}
+            {tables}
             "#,
             auth_url = keystone.url(),
             user = keystone::SERVICE_USER,
@@ -614,4 +662,49 @@ pub fn raw_head(method: &str, path: &str, extra: &str) -> String {
     format!(
         "{method} {path} HTTP/1.1\r\nHost: facade\r\nX-Target-Ns: {NAMESPACE}\r\nX-Environment-Id: {ENV_A}\r\nContent-Type: application/json\r\n{extra}\r\n"
     )
+}
+
+/// The service project on which the facade's service user has the
+/// `service` role, and a user `alice` of ALPHA (member) and BETA (reader).
+pub const SERVICE_PROJECT: &str = "5e7e5e7e5e7e4e7e8e7ee7e5e7e5e7e5";
+pub const ALICE: &str = "a11ce0000000400080000000000a11ce";
+
+pub fn with_service_role_and_alice(
+    mut options: openstack_mock::keystone::Options,
+) -> openstack_mock::keystone::Options {
+    use openstack_mock::keystone::{self, ALPHA, BETA, Project, User};
+    options.projects.push(Project {
+        id: SERVICE_PROJECT.into(),
+        name: "service".into(),
+    });
+    options.assignments.push((
+        keystone::SERVICE_USER_ID.into(),
+        SERVICE_PROJECT.into(),
+        "service".into(),
+    ));
+    options.users.push(User {
+        id: ALICE.into(),
+        name: "alice".into(),
+        domain_id: "default".into(),
+        password: ALICE_PASSWORD.into(),
+    });
+    options.assignments.push((ALICE.into(), ALPHA.into(), "member".into()));
+    options.assignments.push((ALICE.into(), BETA.into(), "reader".into()));
+    options
+}
+
+pub const ALICE_PASSWORD: &str = "alice-pass";
+
+/// A password token of `user_id` scoped to `project`, from the Keystone at
+/// `auth_url` (`.../v3`).
+pub async fn project_token(auth_url: &str, user_id: &str, password: &str, project: &str) -> String {
+    let response = client()
+        .post(format!("{auth_url}/auth/tokens"))
+        .header("Content-Type", "application/json")
+        .body(serde_json::json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"id": user_id, "password": password}}}, "scope": {"project": {"id": project}}}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.headers()["x-subject-token"].to_str().unwrap().to_owned()
 }
