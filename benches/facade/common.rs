@@ -185,11 +185,13 @@ pub fn with_headers(request: reqwest::RequestBuilder, headers: &[(&'static str, 
         .fold(request, |request, (name, value)| request.header(*name, value))
 }
 
-/// A load target: a URL and the headers sent with it.
+/// A load target: a URL and the headers sent with it (and for `https`, the
+/// CA its certificate is checked against).
 pub struct Target {
     pub name: String,
     pub url: String,
     pub headers: Vec<(&'static str, String)>,
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Median over rounds, per figure.
@@ -235,7 +237,13 @@ pub async fn compare(ctx: &Ctx, targets: &[Target]) -> Result<Vec<(Load, Load)>,
     };
     for target in targets {
         ctx.load_tool
-            .run(&target.url, &headers(target), throughput_mode, plan.warmup)
+            .run(
+                &target.url,
+                &headers(target),
+                throughput_mode,
+                plan.warmup,
+                target.ca_file.as_deref(),
+            )
             .await?;
     }
     let mut throughput: Vec<Vec<Load>> = vec![Vec::new(); targets.len()];
@@ -244,7 +252,13 @@ pub async fn compare(ctx: &Ctx, targets: &[Target]) -> Result<Vec<(Load, Load)>,
         for (index, target) in targets.iter().enumerate() {
             let load = ctx
                 .load_tool
-                .run(&target.url, &headers(target), throughput_mode, plan.load)
+                .run(
+                    &target.url,
+                    &headers(target),
+                    throughput_mode,
+                    plan.load,
+                    target.ca_file.as_deref(),
+                )
                 .await?;
             eprintln!(
                 "    round {} {:<28} {:>8.0} req/s  (non-200: {})",
@@ -258,7 +272,13 @@ pub async fn compare(ctx: &Ctx, targets: &[Target]) -> Result<Vec<(Load, Load)>,
         for (index, target) in targets.iter().enumerate() {
             let load = ctx
                 .load_tool
-                .run(&target.url, &headers(target), rate_mode, plan.load)
+                .run(
+                    &target.url,
+                    &headers(target),
+                    rate_mode,
+                    plan.load,
+                    target.ca_file.as_deref(),
+                )
                 .await?;
             eprintln!(
                 "    round {} {:<28} at {} req/s: p50 {:.3} p99 {:.3} p99.9 {:.3} ms",

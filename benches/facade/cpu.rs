@@ -51,7 +51,16 @@ pub async fn per_request(ctx: &Ctx, paths: &[Measured<'_>]) -> Result<Vec<PerReq
                 .map(|(name, value)| (*name, value.as_str()))
                 .collect();
             let before = (path.cpu_time)()?;
-            let load = ctx.load_tool.run(&path.target.url, &headers, mode, plan.load).await?;
+            let load = ctx
+                .load_tool
+                .run(
+                    &path.target.url,
+                    &headers,
+                    mode,
+                    plan.load,
+                    path.target.ca_file.as_deref(),
+                )
+                .await?;
             let after = (path.cpu_time)()?;
             if load.requests == 0 || load.non_200 > 0 {
                 return Err(format!(

@@ -167,11 +167,13 @@ async fn steady_state(ctx: &mut Ctx) -> Result<(), String> {
             name: "facade, trusted mode".into(),
             url: format!("{}/images/{id}", trusted.url()),
             headers: alliance_headers(ENV),
+            ca_file: None,
         },
         Target {
             name: "facade, keystone mode".into(),
             url: format!("{}/images/{id}", keystone_facade.url()),
             headers: alliance_headers(ENV),
+            ca_file: None,
         },
     ];
     let outcome = compare(ctx, &targets).await;

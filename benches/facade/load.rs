@@ -1,11 +1,14 @@
 //! The load tools: `oha` (the full run; bench/run.sh builds it once), or a
 //! small built-in generator (the smoke run, which must not compile a load
-//! tool). Both drive one URL with fixed headers, closed loop (as fast as
-//! possible) or open loop (a fixed rate, latency counted from when each
-//! request was due), and report the same [`Load`].
+//! tool). Both drive one URL (`http`, or `https` trusting a given CA) with
+//! fixed headers, closed loop (as fast as possible, on kept-alive
+//! connections or a new connection per request) or open loop (a fixed
+//! rate, latency counted from when each request was due), and report the
+//! same [`Load`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,6 +17,8 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::process::Command;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 use crate::procs::Result;
 
@@ -36,6 +41,9 @@ pub struct Load {
 pub enum Mode {
     /// As fast as possible with this many connections (closed loop).
     Throughput { connections: u32 },
+    /// As fast as possible with this many clients, each request on a new
+    /// connection (closed loop): the cost of connecting, TLS handshakes included.
+    NewConnections { connections: u32 },
     /// A fixed request rate (open loop; latency counted from when each
     /// request was due, so a stall is not hidden).
     Rate { rate: u32, connections: u32 },
@@ -54,15 +62,30 @@ impl LoadTool {
         }
     }
 
-    pub async fn run(&self, url: &str, headers: &[(&str, &str)], mode: Mode, duration: Duration) -> Result<Load> {
+    /// `ca_file`: the CA an `https` URL's certificate is checked against.
+    pub async fn run(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        mode: Mode,
+        duration: Duration,
+        ca_file: Option<&Path>,
+    ) -> Result<Load> {
         match self {
-            LoadTool::Oha(bin) => oha(bin, url, headers, mode, duration).await,
-            LoadTool::Builtin => builtin(url, headers, mode, duration).await,
+            LoadTool::Oha(bin) => oha(bin, url, headers, mode, duration, ca_file).await,
+            LoadTool::Builtin => builtin(url, headers, mode, duration, ca_file).await,
         }
     }
 }
 
-async fn oha(bin: &PathBuf, url: &str, headers: &[(&str, &str)], mode: Mode, duration: Duration) -> Result<Load> {
+async fn oha(
+    bin: &PathBuf,
+    url: &str,
+    headers: &[(&str, &str)],
+    mode: Mode,
+    duration: Duration,
+    ca_file: Option<&Path>,
+) -> Result<Load> {
     let mut command = Command::new(bin);
     command
         .arg("--no-tui")
@@ -72,6 +95,12 @@ async fn oha(bin: &PathBuf, url: &str, headers: &[(&str, &str)], mode: Mode, dur
     match mode {
         Mode::Throughput { connections } => {
             command.arg("-c").arg(connections.to_string());
+        }
+        Mode::NewConnections { connections } => {
+            command
+                .arg("-c")
+                .arg(connections.to_string())
+                .arg("--disable-keepalive");
         }
         Mode::Rate { rate, connections } => {
             command
@@ -84,6 +113,9 @@ async fn oha(bin: &PathBuf, url: &str, headers: &[(&str, &str)], mode: Mode, dur
     }
     for (name, value) in headers {
         command.arg("-H").arg(format!("{name}: {value}"));
+    }
+    if let Some(ca_file) = ca_file {
+        command.arg("--cacert").arg(ca_file);
     }
     command.arg(url).stdin(Stdio::null()).kill_on_drop(true);
     let output = command
@@ -137,12 +169,85 @@ struct Tally {
     failed: u64,
 }
 
-/// `GET url` on keep-alive connections until `duration` has passed.
-async fn builtin(url: &str, headers: &[(&str, &str)], mode: Mode, duration: Duration) -> Result<Load> {
+/// How the built-in generator connects: plain TCP, or TLS trusting a CA.
+#[derive(Clone)]
+struct Connector {
+    authority: http::uri::Authority,
+    tls: Option<TlsConnector>,
+}
+
+impl Connector {
+    fn new(uri: &http::Uri, ca_file: Option<&Path>) -> Result<Self> {
+        let authority = uri.authority().ok_or("the URL has no host")?.clone();
+        let tls = match uri.scheme_str() {
+            Some("https") => Some(tls_connector(ca_file.ok_or("an https URL needs a CA file")?, true)?),
+            _ => None,
+        };
+        Ok(Connector { authority, tls })
+    }
+
+    async fn connect(&self) -> Option<http1::SendRequest<Empty<Bytes>>> {
+        let host = self.authority.host();
+        let default_port = if self.tls.is_some() { 443 } else { 80 };
+        let stream = tokio::net::TcpStream::connect((host, self.authority.port_u16().unwrap_or(default_port)))
+            .await
+            .ok()?;
+        let _ = stream.set_nodelay(true);
+        match &self.tls {
+            None => handshake(TokioIo::new(stream)).await,
+            Some(tls) => {
+                let name = ServerName::try_from(host.to_owned()).ok()?;
+                handshake(TokioIo::new(tls.connect(name, stream).await.ok()?)).await
+            }
+        }
+    }
+}
+
+/// A TLS client trusting the CA of `ca_file`; with `resume`, it resumes
+/// sessions as browsers and HTTP libraries do.
+pub fn tls_connector(ca_file: &Path, resume: bool) -> Result<TlsConnector> {
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore, client::Resumption};
+    let mut roots = RootCertStore::empty();
+    for certificate in CertificateDer::pem_file_iter(ca_file).map_err(|e| format!("{}: {e}", ca_file.display()))? {
+        roots
+            .add(certificate.map_err(|e| format!("{}: {e}", ca_file.display()))?)
+            .map_err(|e| e.to_string())?;
+    }
+    let mut config = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    if !resume {
+        config.resumption = Resumption::disabled();
+    }
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+async fn handshake<S>(io: TokioIo<S>) -> Option<http1::SendRequest<Empty<Bytes>>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::handshake(io).await.ok()?;
+    tokio::spawn(connection);
+    Some(sender)
+}
+
+/// `GET url` until `duration` has passed.
+async fn builtin(
+    url: &str,
+    headers: &[(&str, &str)],
+    mode: Mode,
+    duration: Duration,
+    ca_file: Option<&Path>,
+) -> Result<Load> {
     let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-    let authority = uri.authority().ok_or("the URL has no host")?.clone();
+    let connector = Connector::new(&uri, ca_file)?;
+    let authority = connector.authority.clone();
+    let fresh = matches!(mode, Mode::NewConnections { .. });
     let (connections, interval) = match mode {
-        Mode::Throughput { connections } => (connections.max(1), None),
+        Mode::Throughput { connections } | Mode::NewConnections { connections } => (connections.max(1), None),
         Mode::Rate { rate, connections } => {
             let connections = connections.max(1);
             // Each connection sends its share of the rate, evenly spaced.
@@ -162,11 +267,11 @@ async fn builtin(url: &str, headers: &[(&str, &str)], mode: Mode, duration: Dura
     let deadline = started + duration;
     let mut tasks = Vec::new();
     for index in 0..connections {
-        let (authority, template) = (authority.clone(), template.clone());
+        let (connector, template) = (connector.clone(), template.clone());
         // Open-loop connections start staggered over one interval.
         let first_due = started + interval.map_or(Duration::ZERO, |interval| interval * index / connections);
         tasks.push(tokio::spawn(async move {
-            connection(&authority, &template, first_due, interval, deadline).await
+            connection(&connector, &template, first_due, interval, deadline, fresh).await
         }));
     }
     let mut all = Tally::default();
@@ -201,13 +306,15 @@ async fn builtin(url: &str, headers: &[(&str, &str)], mode: Mode, duration: Dura
     })
 }
 
-/// One keep-alive connection's requests; a failed connection is opened again.
+/// One keep-alive connection's requests (with `fresh`, a new connection
+/// for each); a failed connection is opened again.
 async fn connection(
-    authority: &http::uri::Authority,
+    connector: &Connector,
     template: &http::Request<()>,
     mut due: Instant,
     interval: Option<Duration>,
     deadline: Instant,
+    fresh: bool,
 ) -> Tally {
     let mut tally = Tally::default();
     let mut sender = None;
@@ -227,7 +334,7 @@ async fn connection(
             break;
         }
         if sender.is_none() {
-            sender = connect(authority).await;
+            sender = connector.connect().await;
         }
         let Some(open) = sender.as_mut() else {
             tally.failed += 1;
@@ -250,6 +357,9 @@ async fn connection(
                 if status != http::StatusCode::OK {
                     tally.non_200 += 1;
                 }
+                if fresh {
+                    sender = None;
+                }
             }
             None => {
                 tally.failed += 1;
@@ -258,14 +368,4 @@ async fn connection(
         }
     }
     tally
-}
-
-async fn connect(authority: &http::uri::Authority) -> Option<http1::SendRequest<Empty<Bytes>>> {
-    let stream = tokio::net::TcpStream::connect((authority.host(), authority.port_u16().unwrap_or(80)))
-        .await
-        .ok()?;
-    let _ = stream.set_nodelay(true);
-    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.ok()?;
-    tokio::spawn(connection);
-    Some(sender)
 }

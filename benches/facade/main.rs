@@ -11,7 +11,7 @@
 //! processes (so their RSS and CPU time can be read from `/proc`), drives
 //! the load tool, and prints one Markdown table. Parts: `show` (1), `list`
 //! (2), `keystone` (3), `memory` (4), `copy_from` (5), `scoping` (6),
-//! `real` (7: against real Glance 33, `--openstack-env`).
+//! `real` (7: against real Glance 33, `--openstack-env`), `tls` (8).
 //! Missed targets are reported in the table, not by the exit status: it is
 //! non-zero only when a part could not run.
 
@@ -27,6 +27,7 @@ mod procs;
 mod real;
 mod report;
 mod show;
+mod tls;
 mod upstream;
 
 use std::path::PathBuf;
@@ -49,10 +50,11 @@ enum Part {
     CopyFrom,
     Scoping,
     Real,
+    Tls,
 }
 
 impl Part {
-    const ALL: [Part; 7] = [
+    const ALL: [Part; 8] = [
         Part::Show,
         Part::List,
         Part::Keystone,
@@ -60,6 +62,7 @@ impl Part {
         Part::CopyFrom,
         Part::Scoping,
         Part::Real,
+        Part::Tls,
     ];
 
     fn name(self) -> &'static str {
@@ -71,6 +74,7 @@ impl Part {
             Part::CopyFrom => "copy_from",
             Part::Scoping => "scoping",
             Part::Real => "real",
+            Part::Tls => "tls",
         }
     }
 }
@@ -209,6 +213,7 @@ async fn run(args: Args) -> std::process::ExitCode {
                 Some(env) => real::run(&mut ctx, env).await,
                 None => Err("no --openstack-env: real Glance is not running (bench/run.sh starts it)".into()),
             },
+            Part::Tls => tls::run(&mut ctx).await,
         };
         if let Err(error) = outcome {
             eprintln!("bench: part {name} failed: {error}");

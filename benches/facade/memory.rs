@@ -146,6 +146,7 @@ async fn measure(ctx: &mut Ctx, facade: &Facade, id: &str) -> Result<(), String>
                 connections: ctx.plan.connections,
             },
             ctx.plan.load.min(Duration::from_secs(2)),
+            None,
         )
         .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;

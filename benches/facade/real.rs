@@ -202,11 +202,13 @@ async fn show_rows(
                 name: "Glance directly".into(),
                 url: format!("{glance}/v2/images/{id}"),
                 headers: trusted_headers(project),
+                ca_file: None,
             },
             Target {
                 name: "facade".into(),
                 url: format!("{}/images/{id}", facade.url()),
                 headers: alliance_headers(project),
+                ca_file: None,
             },
         ];
         let mut runs: Vec<Vec<crate::load::Load>> = vec![Vec::new(), Vec::new()];
@@ -215,7 +217,13 @@ async fn show_rows(
                 let headers: Vec<(&str, &str)> = target.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
                 let load = ctx
                     .load_tool
-                    .run(&target.url, &headers, Mode::Throughput { connections }, ctx.plan.load)
+                    .run(
+                        &target.url,
+                        &headers,
+                        Mode::Throughput { connections },
+                        ctx.plan.load,
+                        None,
+                    )
                     .await?;
                 if load.non_200 > 0 {
                     return Err(format!("{}: {} answers not 200", target.name, load.non_200));

@@ -155,12 +155,14 @@ async fn measure(ctx: &mut Ctx, paths: &Paths<'_>, id: &str, body_bytes: usize) 
         name: "direct (upstream)".into(),
         url: format!("{}/v2/images/{id}", upstream.url()),
         headers: trusted_headers(ENV),
+        ca_file: None,
     }];
     if let Some(nginx) = nginx {
         targets.push(Target {
             name: "nginx proxy_pass".into(),
             url: format!("{}/v2/images/{id}", nginx.url()),
             headers: trusted_headers(ENV),
+            ca_file: None,
         });
     }
     let bare_index = targets.len();
@@ -168,22 +170,26 @@ async fn measure(ctx: &mut Ctx, paths: &Paths<'_>, id: &str, body_bytes: usize) 
         name: "bare hyper proxy".into(),
         url: format!("{}/images/{id}", bare.url()),
         headers: alliance_headers(ENV),
+        ca_file: None,
     });
     targets.push(Target {
         name: "facade".into(),
         url: format!("{}/images/{id}", facade.url()),
         headers: alliance_headers(ENV),
+        ca_file: None,
     });
     let unmetered_index = targets.len();
     targets.push(Target {
         name: "facade, metrics off".into(),
         url: format!("{}/images/{id}", unmetered.url()),
         headers: alliance_headers(ENV),
+        ca_file: None,
     });
     targets.push(Target {
         name: "facade, RUST_LOG=warn".into(),
         url: format!("{}/images/{id}", quiet.url()),
         headers: alliance_headers(ENV),
+        ca_file: None,
     });
     let results = compare(ctx, &targets).await?;
     let counted = shows_counted(ctx, facade).await?;
@@ -347,6 +353,7 @@ pub async fn mock_speed(ctx: &mut Ctx) -> Result<(), String> {
                 connections: ctx.plan.connections,
             },
             ctx.plan.load.min(Duration::from_secs(3)),
+            None,
         )
         .await;
     mock.shutdown().await;
@@ -371,6 +378,7 @@ async fn cpu_rows(ctx: &mut Ctx, paths: &Paths<'_>, id: &str) -> Result<(), Stri
                 name: "nginx proxy_pass".into(),
                 url: format!("{}/v2/images/{id}", nginx.url()),
                 headers: trusted_headers(ENV),
+                ca_file: None,
             },
             cpu_time: Box::new(|| nginx.cpu_time()),
         });
@@ -380,6 +388,7 @@ async fn cpu_rows(ctx: &mut Ctx, paths: &Paths<'_>, id: &str) -> Result<(), Stri
             name: "bare hyper proxy".into(),
             url: format!("{}/images/{id}", paths.bare.url()),
             headers: alliance_headers(ENV),
+            ca_file: None,
         },
         cpu_time: Box::new(|| paths.bare.cpu_time()),
     });
@@ -388,6 +397,7 @@ async fn cpu_rows(ctx: &mut Ctx, paths: &Paths<'_>, id: &str) -> Result<(), Stri
             name: "facade".into(),
             url: format!("{}/images/{id}", paths.facade.url()),
             headers: alliance_headers(ENV),
+            ca_file: None,
         },
         cpu_time: Box::new(|| paths.facade.cpu_time()),
     });
