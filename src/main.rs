@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use alliance_glance::admin::Admin;
 use alliance_glance::app::App;
@@ -80,9 +81,9 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Serve { config } => serve(config),
         #[cfg(feature = "demo")]
-        Command::Demo { listen } => {
-            runtime().and_then(|runtime| runtime.block_on(alliance_glance::demo::run(listen, shutdown_signal())))
-        }
+        Command::Demo { listen } => runtime().and_then(|runtime| {
+            runtime.block_on(async { alliance_glance::demo::run(listen, shutdown_signal()).await })
+        }),
         #[cfg(feature = "demo")]
         Command::MockGlance { listen, prefix } => {
             runtime().and_then(|runtime| runtime.block_on(mock_glance(listen, prefix)))
@@ -112,6 +113,18 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 /// [`server::serve_on_workers`]); the admin listener and the signals on
 /// the main thread.
 fn serve(path: PathBuf) -> Result<(), String> {
+    // The main thread's runtime and the signal handlers come first: a
+    // SIGHUP or SIGTERM that arrives while the configuration loads or the
+    // workers start is kept for the control loop (a reload, a stop), never
+    // left to the default action, which ends the process.
+    let main = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the runtime: {error}"))?;
+    let signals = {
+        let _in_runtime = main.enter();
+        Signals::install()
+    };
     let Prepared { config, app, tls } = prepare(&path)?;
     // jemalloc gives freed memory back to the system only when its arena is
     // used again, unless background threads purge it: without them, 500
@@ -165,11 +178,12 @@ fn serve(path: PathBuf) -> Result<(), String> {
         reloader.add(Box::new(TlsFiles(Arc::clone(tls))));
     }
     server::serve_on_workers(
+        main,
         sockets,
         app,
         tls,
         server::ConnectionSlots::new(max_connections),
-        control(admin, admin_listener, reloader),
+        move || control(admin, admin_listener, reloader, signals),
         grace,
     )
     .map_err(|error| format!("cannot serve: {error}"))
@@ -179,31 +193,37 @@ fn serve(path: PathBuf) -> Result<(), String> {
 /// reload on each SIGHUP, until SIGTERM or Ctrl-C; then readiness turns
 /// false before the workers stop accepting (the admin listener goes on
 /// answering 503 while in-flight requests drain).
-async fn control(admin: Arc<Admin>, listener: std::net::TcpListener, reloader: Reloader) {
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .map_err(|error| tracing::error!(%error, "cannot handle SIGHUP; reload is off"))
-        .ok();
+fn control(
+    admin: Arc<Admin>,
+    listener: std::net::TcpListener,
+    reloader: Reloader,
+    signals: Signals,
+) -> impl std::future::Future<Output = ()> {
     match tokio::net::TcpListener::from_std(listener) {
         Ok(listener) => {
             tokio::spawn(Arc::clone(&admin).serve(listener));
         }
         Err(error) => tracing::error!(%error, "admin listener failed"),
     }
-    let reloads = async {
-        let Some(hangup) = hangup.as_mut() else {
-            return std::future::pending().await;
+    let Signals {
+        mut hangup,
+        mut terminate,
+        mut interrupt,
+    } = signals;
+    async move {
+        let reloads = async {
+            loop {
+                received(hangup.as_mut()).await;
+                // Logged and counted by the reloader, success or not.
+                let _ = reloader.reload();
+            }
         };
-        while hangup.recv().await.is_some() {
-            // Logged and counted by the reloader, success or not.
-            let _ = reloader.reload();
+        tokio::select! {
+            () = reloads => {}
+            () = shutdown_requested(terminate.as_mut(), interrupt.as_mut()) => {}
         }
-        std::future::pending::<()>().await
-    };
-    tokio::select! {
-        () = reloads => {}
-        () = shutdown_signal() => {}
+        admin.stop_being_ready();
     }
-    admin.stop_being_ready();
 }
 
 /// Everything `serve` does before listening: the configuration, the
@@ -267,24 +287,52 @@ async fn mock_glance(listen: std::net::SocketAddr, prefix: String) -> Result<(),
     Ok(())
 }
 
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+/// The process's signal handlers, installed (in a runtime) when made:
+/// SIGHUP for reloads, SIGTERM and SIGINT (Ctrl-C) for a stop.
+struct Signals {
+    hangup: Option<Signal>,
+    terminate: Option<Signal>,
+    interrupt: Option<Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        let install = |kind: SignalKind, name: &str| {
+            signal(kind)
+                .map_err(|error| tracing::error!(%error, "cannot handle {name}"))
+                .ok()
+        };
+        Signals {
+            hangup: install(SignalKind::hangup(), "SIGHUP; reload is off"),
+            terminate: install(SignalKind::terminate(), "SIGTERM"),
+            interrupt: install(SignalKind::interrupt(), "SIGINT"),
         }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+    }
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_requested(terminate: Option<&mut Signal>, interrupt: Option<&mut Signal>) {
     tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+        () = received(terminate) => {}
+        () = received(interrupt) => {}
     }
     tracing::info!("shutting down");
+}
+
+/// SIGTERM or Ctrl-C, for the demo and the mock (handlers installed now,
+/// in the calling runtime).
+#[cfg(feature = "demo")]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    let mut signals = Signals::install();
+    async move { shutdown_requested(signals.terminate.as_mut(), signals.interrupt.as_mut()).await }
+}
+
+/// The next delivery of `signal`; never, when its handler could not be installed.
+async fn received(signal: Option<&mut Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
+    }
 }

@@ -147,6 +147,87 @@ async fn mock_glance() -> glance::Handle {
     .await
 }
 
+/// A SIGHUP that arrives while `serve` is still starting - here: blocked
+/// reading its configuration from a FIFO - is kept and handled as a reload
+/// once serving, never the default action that ends the process (what
+/// `systemctl reload` right after a start would otherwise do).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_while_starting_is_a_reload_not_the_end() {
+    /// Kills the process when the test ends, however it ends.
+    struct Killed(Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let glance = mock_glance().await;
+    let dir = std::env::temp_dir().join(format!("alliance-service-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let fifo = dir.join("config.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs")
+            .success()
+    );
+    let (port, admin_port) = (free_port(), free_port());
+    let log_file = std::fs::File::create(dir.join("log")).expect("log file");
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_alliance-glance"))
+            .args(["serve", "--config"])
+            .arg(&fifo)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("facade starts"),
+    );
+    // `serve` now waits for a writer of its configuration.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let kill = Command::new("kill").arg("-HUP").arg(child.0.id().to_string()).status();
+    assert!(kill.expect("kill runs").success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let exited = child.0.try_wait().expect("status readable");
+    assert_eq!(exited, None, "a SIGHUP during start-up ended the process");
+    // The configuration is read twice: at start, and for the kept SIGHUP
+    // (the reload runs on the admin listener's thread, which waits for it).
+    let text = config_text(port, admin_port, &glance.url(), &[]);
+    let write = |text: String| {
+        let fifo = fifo.clone();
+        tokio::task::spawn_blocking(move || std::fs::write(fifo, text))
+    };
+    write(text.clone())
+        .await
+        .expect("writer")
+        .expect("config written to the FIFO");
+    let log = || std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    // The workers serve (the first read is over) before the second write.
+    eventually("the facade serves after a SIGHUP during start-up", || {
+        let client = client.clone();
+        async move {
+            client
+                .get(format!("http://127.0.0.1:{port}/images"))
+                .header("X-Target-Ns", "ccsr1")
+                .header("X-Environment-Id", ENV)
+                .send()
+                .await
+                .is_ok_and(|response| response.status() == 200)
+        }
+    })
+    .await;
+    write(text).await.expect("writer").expect("config written to the FIFO");
+    eventually("the SIGHUP handled as a reload", || async {
+        log().contains("configuration reloaded")
+    })
+    .await;
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+    glance.shutdown().await;
+}
+
 #[test]
 fn version_names_the_commit() {
     let output = Command::new(env!("CARGO_BIN_EXE_alliance-glance"))

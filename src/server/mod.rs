@@ -267,20 +267,29 @@ pub fn worker_count() -> usize {
 }
 
 /// Serves one worker thread per socket from [`bind_workers`], each with its
-/// own single-threaded runtime, until `shutdown` completes (it runs on the
-/// calling thread's own small runtime, which goes on running what
-/// `shutdown` spawned - the admin listener - until the workers are done);
+/// own single-threaded runtime, until the future `control` makes completes
+/// (`control` is called in `main`, the calling thread's own small runtime,
+/// before the workers start; the runtime goes on running what it spawned -
+/// the admin listener - until the workers are done);
 /// then each worker lets its connections finish within `grace`. The address
 /// lock is let go when the workers stop accepting.
-pub fn serve_on_workers(
+pub fn serve_on_workers<F>(
+    main: tokio::runtime::Runtime,
     sockets: WorkerSockets,
     app: Arc<App>,
     tls: Option<Arc<Tls>>,
     slots: ConnectionSlots,
-    shutdown: impl Future<Output = ()>,
+    control: impl FnOnce() -> F,
     grace: Duration,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()>,
+{
     let WorkerSockets { sockets, lock } = sockets;
+    let shutdown = {
+        let _in_runtime = main.enter();
+        control()
+    };
     let (stop, stopped) = watch::channel(false);
     let mut threads = Vec::with_capacity(sockets.len());
     for (index, socket) in sockets.into_iter().enumerate() {
@@ -311,20 +320,17 @@ pub fn serve_on_workers(
             })?;
         threads.push(thread);
     }
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(async move {
-            shutdown.await;
-            stop.send_replace(true);
-            drop(lock);
-            let _ = tokio::task::spawn_blocking(move || {
-                for thread in threads {
-                    let _ = thread.join();
-                }
-            })
-            .await;
-        });
+    main.block_on(async move {
+        shutdown.await;
+        stop.send_replace(true);
+        drop(lock);
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
+    });
     Ok(())
 }
 
