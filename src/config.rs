@@ -536,6 +536,13 @@ pub struct KeystoneConfig {
     /// Most callers' tokens kept at once.
     #[serde(default = "default_token_cache_size")]
     pub caller_token_cache_size: usize,
+    /// Validations of callers' tokens not in the cache (each a Keystone
+    /// call): this many a second, on average ...
+    #[serde(default = "default_new_environments_per_sec")]
+    pub caller_token_validations_per_sec: u32,
+    /// ... and this many at once.
+    #[serde(default = "default_new_environments_burst")]
+    pub caller_token_validations_burst: u32,
 }
 
 /// How a project-scoped token is obtained.
@@ -655,6 +662,12 @@ impl Config {
                     }
                     if keystone.new_environments_per_sec == 0 || keystone.new_environments_burst == 0 {
                         return fail("new_environments_per_sec and new_environments_burst must be positive".into());
+                    }
+                    if keystone.caller_token_validations_per_sec == 0 || keystone.caller_token_validations_burst == 0 {
+                        return fail(
+                            "caller_token_validations_per_sec and caller_token_validations_burst must be positive"
+                                .into(),
+                        );
                     }
                 }
             }

@@ -210,6 +210,9 @@ label_values! {
         UpstreamBufferBudgetExhausted = "upstream_buffer_budget_exhausted",
         /// An environment with no token beyond `new_environments_per_sec` (503).
         KeystoneNewEnvironmentRate = "keystone_new_environment_rate_limited",
+        /// A caller's token not in the cache beyond
+        /// `caller_token_validations_per_sec` (503).
+        KeystoneCallerTokenRate = "keystone_caller_token_rate_limited",
         /// A list needing more than `max_pages` pages (502).
         TooManyListPages = "too_many_list_pages",
         /// A caller no `[[callers]]` rule recognises (401).

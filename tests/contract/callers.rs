@@ -429,3 +429,49 @@ async fn keystone_token_callers_act_on_their_project() {
         "only the allowed lists went upstream"
     );
 }
+
+/// A client sending tokens nobody issued costs Keystone one validation per
+/// new token within `caller_token_validations_per_sec` and its burst only;
+/// past them, 503 with `Retry-After`, and nothing goes upstream.
+#[tokio::test]
+async fn unknown_tokens_cost_keystone_within_the_rate() {
+    let harness = KeystoneHarness::start_with_tables(
+        with_service_role_and_alice,
+        &format!(
+            ", service_project_id = \"{SERVICE_PROJECT}\", caller_token_validations_per_sec = 1, caller_token_validations_burst = 3"
+        ),
+        &rule("users", "keystone_token = true", "\"*\"", ""),
+    )
+    .await;
+    let keystone = &harness.keystone;
+    let started = std::time::Instant::now();
+    let (mut unrecognised, mut limited) = (0, 0);
+    for attempt in 0..30 {
+        let answer = send(
+            harness
+                .call_as(ALPHA, Method::GET, "/images")
+                .header("X-Auth-Token", format!("forged-token-{attempt}")),
+        )
+        .await;
+        match answer.status {
+            401 => unrecognised += 1,
+            503 => {
+                assert!(answer.header("retry-after").is_some(), "503 says when to retry");
+                limited += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    // The facade's own service-project token is one validation-free token
+    // request; every validation is of a forged token.
+    let allowed = 3 + started.elapsed().as_secs() as usize + 1;
+    assert!(
+        keystone.validations() <= allowed,
+        "{} validations for 30 forged tokens (at most {allowed})",
+        keystone.validations()
+    );
+    assert_eq!(unrecognised, keystone.validations());
+    assert_eq!(unrecognised + limited, 30);
+    assert!(limited >= 30 - allowed);
+    assert!(harness.glance.requests().is_empty(), "nothing went upstream");
+}

@@ -47,7 +47,7 @@ use super::{Credentials, IDENTITY_ROOM, UpstreamHttp};
 use crate::config::ScopeMethod;
 use crate::error::AllianceError;
 use crate::ids;
-use crate::metrics::{NamespaceMetrics, Refusal, TokenCacheResult, TokenKind};
+use crate::metrics::{LabelValue, NamespaceMetrics, Refusal, TokenCacheResult, TokenKind};
 
 const AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
 
@@ -162,6 +162,16 @@ pub struct KeystoneAuth {
     bound_project: OnceLock<String>,
     /// Callers' tokens, by their SHA-256 (the cache holds no token).
     callers: SingleFlightCache<CallerToken>,
+    /// Validations of callers' tokens the cache does not know.
+    new_caller_tokens: DefaultDirectRateLimiter,
+}
+
+/// A token bucket of `per_sec` and `burst` (both checked positive by the
+/// configuration).
+fn token_bucket(per_sec: u32, burst: u32) -> DefaultDirectRateLimiter {
+    let quota = Quota::per_second(NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN))
+        .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
+    DefaultDirectRateLimiter::direct(quota)
 }
 
 impl KeystoneAuth {
@@ -171,8 +181,6 @@ impl KeystoneAuth {
         explicit_endpoint: Option<Url>,
         metrics: NamespaceMetrics,
     ) -> Self {
-        let quota = Quota::per_second(NonZeroU32::new(settings.new_environments_per_sec).unwrap_or(NonZeroU32::MIN))
-            .allow_burst(NonZeroU32::new(settings.new_environments_burst).unwrap_or(NonZeroU32::MIN));
         KeystoneAuth {
             client: KeystoneClient::new(http, settings.auth_url.clone(), metrics.clone()),
             metrics,
@@ -180,7 +188,11 @@ impl KeystoneAuth {
             scoped: SingleFlightCache::new(settings.token_cache_size),
             unscoped: SingleFlightCache::new(1),
             refused: ExpiringSet::new(settings.refused_environments_size, settings.refused_environment_ttl),
-            new_environments: DefaultDirectRateLimiter::direct(quota),
+            new_environments: token_bucket(settings.new_environments_per_sec, settings.new_environments_burst),
+            new_caller_tokens: token_bucket(
+                settings.caller_token_validations_per_sec,
+                settings.caller_token_validations_burst,
+            ),
             bound_project: OnceLock::new(),
             callers: SingleFlightCache::new(settings.caller_token_cache_size),
             settings,
@@ -241,19 +253,44 @@ impl KeystoneAuth {
     /// A token for an environment the facade holds none for costs Keystone
     /// calls: within the namespace's rate only.
     fn admit_new_environment(&self, request_id: &str) -> Result<(), AllianceError> {
-        self.new_environments.check().map_err(|not_until| {
+        self.admit(
+            &self.new_environments,
+            Refusal::KeystoneNewEnvironmentRate,
+            request_id,
+            "too many environments without a token at once; identity service not asked",
+            "too many new environments at once in this namespace; retry later",
+        )
+    }
+
+    /// A caller's token the facade has not judged yet costs a Keystone
+    /// validation: within the namespace's rate only (a client sending
+    /// random tokens must not turn into a load on Keystone).
+    fn admit_new_caller_token(&self, request_id: &str) -> Result<(), AllianceError> {
+        self.admit(
+            &self.new_caller_tokens,
+            Refusal::KeystoneCallerTokenRate,
+            request_id,
+            "too many unknown callers' tokens at once; identity service not asked",
+            "too many new tokens at once in this namespace; retry later",
+        )
+    }
+
+    /// `Ok` when `bucket` has room; otherwise the refusal, counted and
+    /// logged: 503 with `Retry-After`.
+    fn admit(
+        &self,
+        bucket: &DefaultDirectRateLimiter,
+        refusal: Refusal,
+        request_id: &str,
+        log: &'static str,
+        message: &'static str,
+    ) -> Result<(), AllianceError> {
+        bucket.check().map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let retry_after = u32::try_from(wait.as_secs() + 1).unwrap_or(u32::MAX);
-            self.metrics.refused(Refusal::KeystoneNewEnvironmentRate);
-            tracing::warn!(
-                request_id,
-                reason = "keystone_new_environment_rate_limited",
-                per_sec = self.settings.new_environments_per_sec,
-                burst = self.settings.new_environments_burst,
-                "too many environments without a token at once; identity service not asked"
-            );
-            AllianceError::service_unavailable("too many new environments at once in this namespace; retry later")
-                .with_retry_after(retry_after)
+            self.metrics.refused(refusal);
+            tracing::warn!(request_id, reason = refusal.label(), "{log}");
+            AllianceError::service_unavailable(message).with_retry_after(retry_after)
         })
     }
 
@@ -267,7 +304,12 @@ impl KeystoneAuth {
         let key = ids::hex(&Sha256::digest(token.as_bytes()));
         let judged = self
             .callers
-            .get(&key, || self.fetch_validation(token, request_id), |_| FAILURE_TTL)
+            .get_admitted(
+                &key,
+                || self.admit_new_caller_token(request_id),
+                || self.fetch_validation(token, request_id),
+                |_| FAILURE_TTL,
+            )
             .await?;
         Ok(judged.facts.clone())
     }

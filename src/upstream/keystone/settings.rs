@@ -68,6 +68,8 @@ pub struct KeystoneSettings {
     /// How long a caller's validated token is trusted (never beyond its expiry).
     pub caller_token_ttl: Duration,
     pub caller_token_cache_size: usize,
+    pub caller_token_validations_per_sec: u32,
+    pub caller_token_validations_burst: u32,
 }
 
 /// Where environment variables come from (the process, or a test's map).
@@ -173,6 +175,8 @@ pub fn resolve(config: &KeystoneConfig, env: &impl Environment) -> Result<Keysto
         service_project_id: config.service_project_id.clone(),
         caller_token_ttl: Duration::from_secs(config.caller_token_cache_secs),
         caller_token_cache_size: config.caller_token_cache_size,
+        caller_token_validations_per_sec: config.caller_token_validations_per_sec,
+        caller_token_validations_burst: config.caller_token_validations_burst,
     })
 }
 
