@@ -31,14 +31,16 @@ impl Call<'_> {
         self.shared.store()
     }
 
-    /// The raw `Content-Type` header, as webob's `${CONTENT_TYPE}` shows it.
+    /// The raw `Content-Type` header, as webob's `${CONTENT_TYPE}` shows it:
+    /// without one, the placeholder stays as it is.
     pub(crate) fn content_type_header(&self) -> &str {
-        self.header("content-type").unwrap_or_default()
+        self.header("content-type").unwrap_or("${CONTENT_TYPE}")
     }
 
     /// The media type without parameters (webob's `request.content_type`).
     pub(crate) fn media_type(&self) -> &str {
-        self.content_type_header().split(';').next().unwrap_or_default().trim()
+        let header = self.header("content-type").unwrap_or_default();
+        header.split(';').next().unwrap_or_default().trim()
     }
 
     /// `JSONRequestDeserializer.has_body`.

@@ -32,19 +32,10 @@ const BASE_PROPERTIES: [&str; 17] = [
     "protected",
     "os_hidden",
 ];
-/// The domain factory's read-only attributes, in the order it checks them. The two
-/// hash attributes are not base properties in Glance (they would become odd custom
-/// properties); the mock refuses them like the others.
-const READ_ONLY_ON_CREATE: [&str; 8] = [
-    "created_at",
-    "updated_at",
-    "status",
-    "checksum",
-    "os_hash_algo",
-    "os_hash_value",
-    "size",
-    "virtual_size",
-];
+/// The domain factory's read-only attributes that reach it, in the order it
+/// checks them. (`os_hash_algo` and `os_hash_value` are no base properties:
+/// on create they become custom properties, hidden behind the empty columns.)
+const READ_ONLY_ON_CREATE: [&str; 6] = ["created_at", "updated_at", "status", "checksum", "size", "virtual_size"];
 /// Longest custom property name Glance accepts.
 const MAX_PROPERTY_NAME: usize = 255;
 
@@ -82,6 +73,83 @@ pub(crate) fn string_set(value: &Value) -> Vec<String> {
         }
     }
     tags
+}
+
+/// Whether `text` holds a character outside the Basic Multilingual Plane
+/// (four bytes in UTF-8), which Glance's database layer refuses.
+fn has_four_byte_character(text: &str) -> bool {
+    text.chars().any(|c| c.len_utf8() == 4)
+}
+
+/// `utils.no_4byte_params` on the values `ImageRepo` saves: the string
+/// columns in the order of `_format_image_to_db`, then the custom properties.
+pub(crate) fn refuse_four_byte_values(image: &Image) -> Result<(), ApiError> {
+    let columns = [
+        ("name", &image.name),
+        ("checksum", &image.checksum),
+        ("os_hash_algo", &image.os_hash_algo),
+        ("os_hash_value", &image.os_hash_value),
+        ("owner", &image.owner),
+        ("disk_format", &image.disk_format),
+        ("container_format", &image.container_format),
+    ];
+    let columns = columns
+        .into_iter()
+        .map(|(key, value)| (key, value.as_deref().unwrap_or_default()));
+    let properties = image
+        .properties
+        .iter()
+        .map(|(key, value)| (key.as_str(), value.as_str()));
+    for (key, value) in columns.chain(properties) {
+        if has_four_byte_character(key) {
+            return Err(ApiError::bad_request("Property names can't contain 4 byte unicode."));
+        }
+        if has_four_byte_character(value) {
+            return Err(ApiError::bad_request(format!(
+                "{} can't contain 4 byte unicode characters.",
+                pyfmt::title(key)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `_validate_db_int`: the database columns hold 32-bit integers.
+pub(crate) fn check_database_integers(image: &Image) -> Result<(), ApiError> {
+    let max = i64::from(i32::MAX);
+    for (param, value) in [("min_disk", image.min_disk), ("min_ram", image.min_ram)] {
+        if value > max {
+            return Err(ApiError::bad_request(format!(
+                "'{param}' value out of range, must not exceed {max}."
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The answer to a create or update shows the domain object, which keeps a
+/// number as the client sent it: `1.0` stays a float until read back from
+/// the database.
+pub(crate) fn with_numbers_as_sent(document: String, sent: &Map<String, Value>) -> String {
+    let mut document = document;
+    for key in ["min_ram", "min_disk"] {
+        let Some(number) = sent.get(key).filter(|v| v.is_f64()).and_then(as_integer) else {
+            continue;
+        };
+        let stored = format!("\"{key}\": {number},");
+        if let Some(at) = document.find(&stored) {
+            document.replace_range(at..at + stored.len(), &format!("\"{key}\": {number}.0,"));
+        }
+    }
+    document
+}
+
+/// The same check on each tag (`_image_tag_create`), made after the image is saved.
+pub(crate) fn refuse_four_byte_tags(tags: &[String]) -> Result<(), ApiError> {
+    if tags.iter().any(|tag| has_four_byte_character(tag)) {
+        return Err(ApiError::bad_request("Param values can't contain 4 byte unicode."));
+    }
+    Ok(())
 }
 
 /// `GET /v2/images`.
@@ -196,11 +264,20 @@ pub(crate) fn create(call: &Call) -> Result<Reply, ApiError> {
         .map(|(k, v)| ((*k).clone(), v.as_str().unwrap_or_default().to_owned()))
         .collect();
 
+    refuse_four_byte_values(&image)?;
+    check_database_integers(&image)?;
     let mut store = call.store();
     if store.id_taken(&id) {
         return Err(ApiError::conflict(format!("Image ID {id} already exists!")));
     }
-    let document = image.to_json_string();
+    // The image is stored before its tags, which the database layer may
+    // then refuse: the 400 leaves an image without tags behind.
+    if let Err(refusal) = refuse_four_byte_tags(&image.tags) {
+        image.tags.clear();
+        store.insert(image);
+        return Err(refusal);
+    }
+    let document = with_numbers_as_sent(image.to_json_string(), &base);
     let store_ids = if store.data_written {
         "fs1,os_glance_staging_store,os_glance_tasks_store"
     } else {
@@ -257,6 +334,7 @@ pub(crate) fn put_tag(call: &Call, id: &str, tag: &str) -> Result<Reply, ApiErro
     let mut store = call.store();
     let image = visible(&store, &call.who, id, image_not_found(id))?;
     enforce_on_image(&call.who, Rule::ModifyImage, image)?;
+    refuse_four_byte_tags(&[tag.to_owned()])?;
     let mut image = image.clone();
     image.add_tags([tag]);
     image.updated_at = now();

@@ -116,12 +116,12 @@ pub(crate) fn import(call: &Call, id: &str) -> Result<Reply, ApiError> {
         "web-download" => {
             let uri = method.get("uri").unwrap_or(&Value::Null);
             match uri {
-                Value::Null => return Err(filtering_error("None")),
                 Value::String(uri) => match check_uri(uri, options) {
                     UriCheck::Allowed => Source::Web(uri.clone()),
                     UriCheck::Refused => return Err(filtering_error(uri)),
-                    UriCheck::Unparsable => return Err(ApiError::internal()),
                 },
+                // `if not uri` refuses anything falsy; urllib fails on other types.
+                other if !pyfmt::is_truthy(other) => return Err(filtering_error(&pyfmt::py_str(other))),
                 _ => return Err(ApiError::internal()),
             }
         }
@@ -154,6 +154,7 @@ pub(crate) fn import(call: &Call, id: &str) -> Result<Reply, ApiError> {
         image_id: id.to_owned(),
         task_id: task.id.clone(),
         source,
+        no_stores: stores.is_empty(),
     };
     store.put(image);
     store.add_task(task);
@@ -184,10 +185,11 @@ fn requested_stores(call: &Call, request: &Map<String, Value>) -> Result<Vec<Str
                 "Stores parameter and x-image-meta-store header can't be both specified",
             ));
         }
+        // Python iterates what it gets: a string by character, a dict by key.
         match stores {
             Value::Array(items) => items.iter().map(pyfmt::py_str).collect(),
-            // Python iterates a string character by character.
             Value::String(s) => s.chars().map(String::from).collect(),
+            Value::Object(map) => map.keys().cloned().collect(),
             _ => return Err(ApiError::internal()),
         }
     } else {
@@ -204,8 +206,6 @@ fn requested_stores(call: &Call, request: &Map<String, Value>) -> Result<Vec<Str
 pub(crate) enum UriCheck {
     Allowed,
     Refused,
-    /// `urlparse` raises (bad port, broken IPv6 literal): Glance answers 500.
-    Unparsable,
 }
 
 /// The parts of a URI that `urllib.parse.urlsplit` would report.
@@ -279,15 +279,15 @@ pub(crate) fn check_uri(uri: &str, options: &Options) -> UriCheck {
         return UriCheck::Refused;
     }
     let Some(parts) = split_uri(uri) else {
-        return UriCheck::Unparsable;
+        return UriCheck::Refused;
     };
     let port = match parts.port.as_deref() {
-        None => None,
+        None | Some("") => None,
         Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => match p.parse::<u32>() {
             Ok(port) if port <= u32::from(u16::MAX) => Some(port),
-            _ => return UriCheck::Unparsable,
+            _ => return UriCheck::Refused,
         },
-        Some(_) => return UriCheck::Unparsable,
+        Some(_) => return UriCheck::Refused,
     };
     if !["http", "https"].contains(&parts.scheme.as_str()) {
         return UriCheck::Refused;
@@ -335,6 +335,9 @@ struct Job {
     image_id: String,
     task_id: String,
     source: Source,
+    /// An empty `stores` list: no store import runs, the flow fails, and its
+    /// revert fails too (the image is still `queued`), so the lock stays.
+    no_stores: bool,
 }
 
 /// Fetches the data, waits out `import_delay`, then records the outcome.
@@ -376,19 +379,25 @@ async fn download(shared: &Shared, uri: &str) -> Option<Bytes> {
 /// Leaves the image active with its data, or queued with the failure recorded.
 fn finish(shared: &Shared, job: &Job, data: Option<Bytes>) {
     let now = now();
+    let mut copied = 0;
     let mut store = shared.store();
     let outcome = store.update(&job.image_id, |image| {
         // Only the import holding the lock may record its outcome.
         if image.property(IMPORT_TASK) != Some(job.task_id.as_str()) {
             return None;
         }
-        image.remove_property(IMPORT_TASK);
         image.set_property(IMPORTING_TO_STORES, "");
+        if job.no_stores {
+            image.requeue();
+            return Some(TaskStatus::Failure);
+        }
+        image.remove_property(IMPORT_TASK);
         image.staged = None;
         image.updated_at = now;
         let checked = data.and_then(|data| inspect(image, &data).ok().map(|virtual_size| (data, virtual_size)));
         Some(match checked {
             Some((data, virtual_size)) => {
+                copied = data.len();
                 record_location(image, &data);
                 image.size = Some(data.len() as u64);
                 image.virtual_size = virtual_size;
@@ -409,6 +418,10 @@ fn finish(shared: &Shared, job: &Job, data: Option<Bytes>) {
     }
     if let Some(task) = store.task_mut(&job.image_id, &job.task_id) {
         task.finish(status, now);
+        // The store's write callback reports progress in whole MiB.
+        if status == TaskStatus::Success && copied > 0 {
+            task.message = format!("Copied {} MiB", copied >> 20);
+        }
     }
 }
 
@@ -444,7 +457,9 @@ mod tests {
             check_uri("http://2130706433:8765/remote.qcow2", &local),
             UriCheck::Refused
         );
-        assert_eq!(check_uri("http://127.0.0.1:abc/x", &local), UriCheck::Unparsable);
+        // urllib's errors on a bad port or IPv6 literal count as refusals.
+        assert_eq!(check_uri("http://127.0.0.1:abc/x", &local), UriCheck::Refused);
+        assert_eq!(check_uri("http://[::1/x", &local), UriCheck::Refused);
         let open = options(None, vec![80, 443]);
         assert_eq!(check_uri("https://images.example.test/x.img", &open), UriCheck::Allowed);
         assert_eq!(check_uri("http://[::1]/x", &open), UriCheck::Allowed);

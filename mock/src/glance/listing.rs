@@ -173,6 +173,9 @@ pub(crate) enum Filter {
     },
     /// A comparison no row satisfies (e.g. `size=abc`).
     Nothing,
+    /// A range bound SQLite cannot hold: the query fails (500) once every
+    /// other condition has been built.
+    Overflow,
 }
 
 impl Filter {
@@ -187,7 +190,7 @@ impl Filter {
             }
             Filter::Tag(tag) => image.tags.iter().any(|t| t == tag),
             Filter::Property { key, value } => image.property(key) == Some(value.as_str()),
-            Filter::Nothing => false,
+            Filter::Nothing | Filter::Overflow => false,
         }
     }
 }
@@ -329,8 +332,10 @@ pub(crate) fn parse(query: Option<&str>, limit_default: usize, limit_max: usize)
     let mut filters = vec![Filter::OsHidden(os_hidden == "true")];
     filters.extend(protected.map(|p| Filter::Protected(p == "true")));
     filters.extend(tags.into_iter().map(Filter::Tag));
+    // The database layer reads the rest as a dict: one condition per key, at
+    // the key's first position, with its last value.
     let mut filter_error = None;
-    for (key, value) in &params.0 {
+    for (key, value) in &first_position_last_value(params.0.clone()) {
         match column_filter(key, value) {
             Ok(filter) => filters.extend(filter),
             Err(e) => {
@@ -340,15 +345,8 @@ pub(crate) fn parse(query: Option<&str>, limit_default: usize, limit_max: usize)
         }
     }
 
-    // `first` and `next` come from `dict(request.params)`: one entry per key, at the
-    // key's first position with its last value.
-    let mut link_params: Vec<(String, String)> = Vec::new();
-    for (key, value) in original {
-        match link_params.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => link_params.push((key, value)),
-        }
-    }
+    // `first` and `next` come from `dict(request.params)`.
+    let mut link_params = first_position_last_value(original);
     link_params.retain(|(k, _)| k != "marker");
     let first = if link_params.is_empty() {
         "/v2/images".to_owned()
@@ -367,6 +365,19 @@ pub(crate) fn parse(query: Option<&str>, limit_default: usize, limit_max: usize)
         first,
         link_params,
     })
+}
+
+/// Pairs as a Python `dict` built from them holds them: one entry per key,
+/// at the key's first position, with its last value.
+fn first_position_last_value(pairs: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut entries: Vec<(String, String)> = Vec::new();
+    for (key, value) in pairs {
+        match entries.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => entries.push((key, value)),
+        }
+    }
+    entries
 }
 
 /// `_get_sorting_params` plus the tie-breakers of the database layer.
@@ -428,6 +439,10 @@ fn column_filter(key: &str, value: &str) -> Result<Option<Filter>, ApiError> {
     if let Some(column) = key.strip_suffix("_min").or_else(|| key.strip_suffix("_max")) {
         let bound = python_int(value)
             .ok_or_else(|| ApiError::bad_request("Unable to filter on a range with a non-numeric value."))?;
+        // A bound past SQLite's 64-bit integers fails when the query runs.
+        if i64::try_from(bound).is_err() {
+            return Ok(Some(Filter::Overflow));
+        }
         let field = IntField::parse(column).ok_or_else(ApiError::internal)?;
         let cmp = if key.ends_with("_min") { Cmp::Ge } else { Cmp::Le };
         return Ok(Some(Filter::Int {

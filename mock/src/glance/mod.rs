@@ -363,6 +363,30 @@ async fn read_body(mut body: Incoming) -> Result<(Bytes, bool), DropConnection> 
     Ok((data.freeze(), too_large))
 }
 
+/// gunicorn's `limit_request_line` (4094): a longer request line (method,
+/// target and protocol, as sent) is answered 414 before Glance sees it.
+/// gunicorn reads 8192 bytes at a time: past that it reports what it read.
+fn gunicorn_request_line_limit(parts: &http::request::Parts) -> Option<Response<Full<Bytes>>> {
+    const LIMIT: usize = 4094;
+    const READ_SIZE: usize = 8192;
+    let target = parts.uri.path_and_query().map_or("/", |target| target.as_str());
+    let line = parts.method.as_str().len() + 1 + target.len() + " HTTP/1.1".len();
+    if line <= LIMIT {
+        return None;
+    }
+    let length = if line + 2 <= READ_SIZE { line } else { READ_SIZE };
+    let body = format!(
+        "<html>\n  <head>\n    <title>URI Too Long</title>\n  </head>\n  <body>\n    \
+         <h1><p>URI Too Long</p></h1>\n    Request Line is too large ({length} &gt; {LIMIT})\n  </body>\n</html>\n"
+    );
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = StatusCode::URI_TOO_LONG;
+    let headers = response.headers_mut();
+    headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    Some(response)
+}
+
 /// Returned by the service to make hyper drop the connection without an answer.
 #[derive(Debug)]
 struct DropConnection;
@@ -379,6 +403,9 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
     let (parts, body) = request.into_parts();
     let (body, too_large) = read_body(body).await?;
     shared.record(&parts, &body);
+    if let Some(refusal) = gunicorn_request_line_limit(&parts) {
+        return Ok(refusal);
+    }
     if too_large {
         let error = errors::ApiError::new(413, "The incoming image is too large: The provided image is too large.");
         let accept = parts.headers.get("accept").and_then(|v| v.to_str().ok());

@@ -2,10 +2,13 @@
 //! older v2.0 draft-4 style) with the same validation order and texts (transcripts
 //! 072-103 and 111-113).
 
-use super::auth::{Rule, Target, enforce_on_image, enforce_visibility};
+use super::auth::{Rule, Target, can_see, enforce_on_image, enforce_visibility};
 use super::call::{Call, no_image, visible};
 use super::errors::ApiError;
-use super::images::{check_minimum, is_reserved, string_set};
+use super::images::{
+    check_database_integers, check_minimum, is_reserved, refuse_four_byte_tags, refuse_four_byte_values, string_set,
+    with_numbers_as_sent,
+};
 use super::model::{Image, Status, Visibility, now};
 use super::pyfmt;
 use super::reply::Reply;
@@ -90,10 +93,34 @@ pub(crate) fn update(call: &Call, id: &str) -> Result<Reply, ApiError> {
         apply(call, &mut image, change, draft4)?;
     }
     if !changes.is_empty() {
+        refuse_four_byte_values(&image)?;
+        check_database_integers(&image)?;
+        // The database layer reads the image back after the update, as the
+        // caller: an image it gave away (`add /owner`) is not visible any
+        // more, and the update is rolled back.
+        if !can_see(&call.who, &image) {
+            return Err(ApiError::forbidden(format!(
+                "Forbidding request, image {id} not visible"
+            )));
+        }
         image.updated_at = now();
+        // Saved before the tags, which may then be refused: the other
+        // changes stay.
+        if let Err(refusal) = refuse_four_byte_tags(&image.tags) {
+            if let Some(old) = store.get(id) {
+                image.tags = old.tags.clone();
+            }
+            store.put(image);
+            return Err(refusal);
+        }
         store.put(image.clone());
     }
-    Ok(Reply::json(200, image.to_json_string()))
+    let sent: Map<String, Value> = changes
+        .iter()
+        .filter(|change| change.op != Op::Remove)
+        .map(|change| (change.path[0].clone(), change.value.clone()))
+        .collect();
+    Ok(Reply::json(200, with_numbers_as_sent(image.to_json_string(), &sent)))
 }
 
 /// Validates one raw operation as `RequestDeserializer.update` does.
@@ -201,7 +228,7 @@ fn validate_change(change: &Change) -> Result<(), ApiError> {
     if is_reserved(root) {
         return Err(ApiError::forbidden(format!("Attribute '{root}' is reserved.")));
     }
-    if change.op == Op::Remove || root == "locations" {
+    if change.op == Op::Remove {
         return Ok(());
     }
     let value = if change.path.len() == 1 {

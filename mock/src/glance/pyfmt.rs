@@ -8,6 +8,7 @@
 use serde::Serialize;
 use serde_json::Value;
 use std::io;
+use std::sync::OnceLock;
 
 /// Width used by jsonschema when it pretty-prints schemas and instances.
 const PPRINT_WIDTH: usize = 72;
@@ -149,6 +150,22 @@ fn repr_float(f: f64) -> String {
     }
 }
 
+/// Python's `str.title()`: a letter after a cased letter is lowered, any
+/// other is raised.
+pub(crate) fn title(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut previous_cased = false;
+    for c in s.chars() {
+        if previous_cased {
+            out.extend(c.to_lowercase());
+        } else {
+            out.extend(c.to_uppercase());
+        }
+        previous_cased = c.is_lowercase() || c.is_uppercase();
+    }
+    out
+}
+
 /// Python `repr()` of a string, including its choice of quotes and escapes.
 pub(crate) fn repr_str(s: &str) -> String {
     let quote = if s.contains('\'') && !s.contains('"') {
@@ -185,20 +202,31 @@ pub(crate) fn repr_str(s: &str) -> String {
     out
 }
 
-/// Approximation of `str.isprintable()` for one character: control, format and
-/// separator characters (other than the plain space) are escaped by `repr`.
+/// Python 3.11's `str.isprintable()` for one character (Unicode 14, the
+/// database of the interpreter the real Glance runs on here).
 fn is_printable(c: char) -> bool {
     let code = c as u32;
-    !(code < 0x20
-        || (0x7f..=0xa0).contains(&code)
-        || code == 0xad
-        || code == 0x1680
-        || (0x2000..=0x200f).contains(&code)
-        || (0x2028..=0x202f).contains(&code)
-        || (0x205f..=0x2064).contains(&code)
-        || code == 0x3000
-        || code == 0xfeff
-        || (0xd800..=0xdfff).contains(&code))
+    let ranges = non_printable_ranges();
+    let index = ranges.partition_point(|(_, last)| *last < code);
+    ranges.get(index).is_none_or(|(first, _)| *first > code)
+}
+
+/// The ranges of `documents/python-nonprintable.txt`, in order.
+fn non_printable_ranges() -> &'static [(u32, u32)] {
+    static RANGES: OnceLock<Vec<(u32, u32)>> = OnceLock::new();
+    RANGES.get_or_init(|| {
+        include_str!("documents/python-nonprintable.txt")
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| {
+                let (first, last) = line.split_once(' ')?;
+                Some((
+                    u32::from_str_radix(first, 16).ok()?,
+                    u32::from_str_radix(last, 16).ok()?,
+                ))
+            })
+            .collect()
+    })
 }
 
 /// `pprint.pformat(value, width=72, sort_dicts=False)`.
@@ -434,6 +462,17 @@ pub(crate) fn unquote_plus(s: &str) -> String {
 
 /// Percent-decoding as Python's `unquote` does it (invalid UTF-8 is replaced).
 pub(crate) fn percent_decode(s: &str) -> String {
+    String::from_utf8_lossy(&percent_decode_bytes(s)).into_owned()
+}
+
+/// A request path as a WSGI server hands it to the application: percent
+/// escapes decoded, each byte one Latin-1 character (PEP 3333's
+/// "bytes-as-unicode"), so UTF-8 text shows up as mojibake.
+pub(crate) fn wsgi_path(path: &str) -> String {
+    percent_decode_bytes(path).into_iter().map(char::from).collect()
+}
+
+fn percent_decode_bytes(s: &str) -> Vec<u8> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -448,7 +487,7 @@ pub(crate) fn percent_decode(s: &str) -> String {
         out.push(bytes[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 fn hex_value(b: u8) -> Option<u8> {
@@ -481,6 +520,30 @@ mod tests {
         assert_eq!(repr(&json!([null, true, 1.5, 1e20])), "[None, True, 1.5, 1e+20]");
         assert_eq!(repr(&json!(0.0001)), "0.0001");
         assert_eq!(repr(&json!(0.00001)), "1e-05");
+    }
+
+    #[test]
+    fn paths_decode_like_wsgi() {
+        assert_eq!(wsgi_path("/v2/images/%C2%A1x%2Fy"), "/v2/images/\u{c2}\u{a1}x/y");
+    }
+
+    #[test]
+    fn title_matches_python() {
+        assert_eq!(title("copy_from"), "Copy_From");
+        assert_eq!(title("hw_disk_bus2x"), "Hw_Disk_Bus2X");
+        assert_eq!(title("\u{e9}T\u{e9}"), "\u{c9}t\u{e9}");
+    }
+
+    #[test]
+    fn repr_escapes_what_python_311_cannot_print() {
+        // U+30000 is the first ideograph of CJK Extension G (Unicode 13),
+        // U+3134B the first code point after it, unassigned in Unicode 14.
+        assert_eq!(repr_str("\u{30000}\u{3134b}"), "'\u{30000}\\U0003134b'");
+        assert_eq!(
+            repr_str("\u{ad}\u{202e}\u{1f600}\u{e9}"),
+            "'\\xad\\u202e\u{1f600}\u{e9}'"
+        );
+        assert_eq!(repr_str("\u{10ffff}\u{fffe}"), "'\\U0010ffff\\ufffe'");
     }
 
     #[test]

@@ -100,7 +100,14 @@ fn by_method(
     handler: impl FnOnce(&str) -> Option<Result<Reply, ApiError>>,
 ) -> Result<Reply, ApiError> {
     let method = call.method.as_str();
-    handler(method).unwrap_or_else(|| Err(ApiError::method_not_allowed(method, allowed)))
+    handler(method).unwrap_or_else(|| {
+        // `RejectMethodController` is a resource like any other: its JSON
+        // deserializer reads a body first.
+        if call.has_body() {
+            call.json_body()?;
+        }
+        Err(ApiError::method_not_allowed(method, allowed))
+    })
 }
 
 /// The v2 router; `path` is what follows `/v2`.
@@ -110,12 +117,14 @@ fn route(call: &Call, path: &str, base_url: &str) -> Result<Reply, ApiError> {
             .header("content-type", "text/plain; charset=utf8")
             .header("location", format!("{base_url}/v2/")));
     }
-    let raw: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
-    if raw.iter().any(|segment| segment.is_empty()) {
+    // The WSGI server decodes the whole path before routing (an encoded `/`
+    // separates segments too), each byte as one Latin-1 character (PEP 3333).
+    // The routes match runs of `/` as one, but not a trailing `/`.
+    let decoded = pyfmt::wsgi_path(path);
+    if decoded.ends_with('/') {
         return Err(ApiError::default_for(404));
     }
-    let decoded: Vec<String> = raw.iter().map(|s| pyfmt::percent_decode(s)).collect();
-    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
+    let segments: Vec<&str> = decoded.split('/').filter(|segment| !segment.is_empty()).collect();
     let get_only =
         |handler: &dyn Fn() -> Result<Reply, ApiError>| by_method(call, "GET", |m| (m == "GET").then(handler));
     match segments.as_slice() {

@@ -4,293 +4,47 @@
 use super::errors::ApiError;
 use super::pyfmt;
 use serde_json::{Map, Value};
+use std::sync::OnceLock;
 
 /// `GET /v2/schemas/image`, byte for byte as recorded (transcript 006).
 pub(crate) const IMAGE_SCHEMA: &str = include_str!("documents/schema-image.json");
 /// `GET /v2/schemas/images`, byte for byte as recorded (transcript 007).
 pub(crate) const IMAGES_SCHEMA: &str = include_str!("documents/schema-images.json");
 
-/// One property of the image schema, with its `pprint` rendering for error texts.
-struct PropertySchema {
-    name: &'static str,
-    types: &'static [&'static str],
-    allowed: Option<&'static [Option<&'static str>]>,
-    max_length: Option<usize>,
-    uuid_pattern: bool,
-    /// `tags`: an array of strings of at most 255 characters.
-    string_items: bool,
-    pretty: &'static str,
+const UUID_PATTERN: &str = "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$";
+
+/// The image schema as a document, validated against as jsonschema 4.26
+/// (Glance 33's) does: keywords in document order, the messages and
+/// `best_match` choice of that version.
+fn image_schema() -> &'static Value {
+    static SCHEMA: OnceLock<Value> = OnceLock::new();
+    SCHEMA.get_or_init(|| serde_json::from_str(IMAGE_SCHEMA).unwrap_or(Value::Null))
 }
 
-const UUID_PATTERN: &str = "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$";
-const TAG_ITEMS_PRETTY: &str = "{'type': 'string', 'maxLength': 255}";
-const TAG_MAX_LENGTH: usize = 255;
-const ADDITIONAL_PRETTY: &str = "{'type': 'string'}";
+/// One step of an instance path: jsonschema compares paths element by element.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Step {
+    Index(usize),
+    Key(String),
+}
 
-const PROPERTIES: &[PropertySchema] = &[
-    PropertySchema {
-        name: "id",
-        types: &["string"],
-        allowed: None,
-        max_length: None,
-        uuid_pattern: true,
-        string_items: false,
-        pretty: "{'type': 'string',\n 'description': 'An identifier for the image',\n 'pattern': '^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$'}",
-    },
-    PropertySchema {
-        name: "name",
-        types: &["null", "string"],
-        allowed: None,
-        max_length: Some(255),
-        uuid_pattern: false,
-        string_items: false,
-        pretty: "{'type': ['null', 'string'],\n 'description': 'Descriptive name for the image',\n 'maxLength': 255}",
-    },
-    PropertySchema {
-        name: "status",
-        types: &["string"],
-        allowed: Some(&[
-            Some("queued"),
-            Some("saving"),
-            Some("active"),
-            Some("killed"),
-            Some("deleted"),
-            Some("uploading"),
-            Some("importing"),
-            Some("pending_delete"),
-            Some("deactivated"),
-        ]),
-        max_length: None,
-        uuid_pattern: false,
-        string_items: false,
-        pretty: "{'type': 'string',\n 'readOnly': True,\n 'description': 'Status of the image',\n 'enum': ['queued',\n          'saving',\n          'active',\n          'killed',\n          'deleted',\n          'uploading',\n          'importing',\n          'pending_delete',\n          'deactivated']}",
-    },
-    PropertySchema {
-        name: "visibility",
-        types: &["string"],
-        allowed: Some(&[Some("community"), Some("public"), Some("private"), Some("shared")]),
-        max_length: None,
-        uuid_pattern: false,
-        string_items: false,
-        pretty: "{'type': 'string',\n 'description': 'Scope of image accessibility',\n 'enum': ['community', 'public', 'private', 'shared']}",
-    },
-    PropertySchema {
-        name: "protected",
-        types: &["boolean"],
-        allowed: None,
-        max_length: None,
-        uuid_pattern: false,
-        string_items: false,
-        pretty: "{'type': 'boolean',\n 'description': 'If true, image will not be deletable.'}",
-    },
-    PropertySchema {
-        name: "os_hidden",
-        types: &["boolean"],
-        allowed: None,
-        max_length: None,
-        uuid_pattern: false,
-        string_items: false,
-        pretty: "{'type': 'boolean',\n 'description': 'If true, image will not appear in default image list '\n                'response.'}",
-    },
-    PropertySchema {
-        name: "checksum",
-        types: &["null", "string"],
-        allowed: None,
-        max_length: Some(32),
-        uuid_pattern: false,
-        string_items: false,
-        pretty: "{'type': ['null', 'string'],\n 'readOnly': True,\n 'description': 'md5 hash of image contents.',\n 'maxLength': 32}",
-    },
-    PropertySchema {
-        name: "os_hash_algo",
-        types: &["null", "string"],
-        allowed: None,
-        max_length: Some(64),
-        uuid_pattern: false,
-        string_items: false,
-        pretty: "{'type': ['null', 'string'],\n 'readOnly': True,\n 'description': 'Algorithm to calculate the os_hash_value',\n 'maxLength': 64}",
-    },
-    PropertySchema {
-        name: "os_hash_value",
-        types: &["null", "string"],
-        allowed: None,
-        max_length: Some(128),
-        uuid_pattern: false,
-        string_items: false,
-        pretty: "{'type': ['null', 'string'],\n 'readOnly': True,\n 'description': 'Hexdigest of the image contents using the algorithm '\n                'specified by the os_hash_algo',\n 'maxLength': 128}",
-    },
-    PropertySchema {
-        name: "owner",
-        types: &["null", "string"],
-        allowed: None,
-        max_length: Some(255),
-        uuid_pattern: false,
-        string_items: false,
-        pretty: "{'type': ['null', 'string'],\n 'description': 'Owner of the image',\n 'maxLength': 255}",
-    },
-    PropertySchema {
-        name: "size",
-        types: &["null", "integer"],
-        allowed: None,
-        max_length: None,
-        uuid_pattern: false,
-        string_items: false,
-        pretty: "{'type': ['null', 'integer'],\n 'readOnly': True,\n 'description': 'Size of image file in bytes'}",
-    },
-    PropertySchema {
-        name: "virtual_size",
-        types: &["null", "integer"],
-        allowed: None,
-        max_length: None,
-        uuid_pattern: false,
-        string_items: false,
-        pretty: "{'type': ['null', 'integer'],\n 'readOnly': True,\n 'description': 'Virtual size of image in bytes'}",
-    },
-    PropertySchema {
-        name: "container_format",
-        types: &["null", "string"],
-        allowed: Some(&[
-            None,
-            Some("ami"),
-            Some("ari"),
-            Some("aki"),
-            Some("bare"),
-            Some("ovf"),
-            Some("ova"),
-            Some("docker"),
-            Some("compressed"),
-        ]),
-        max_length: None,
-        uuid_pattern: false,
-        string_items: false,
-        pretty: "{'type': ['null', 'string'],\n 'description': 'Format of the container',\n 'enum': [None,\n          'ami',\n          'ari',\n          'aki',\n          'bare',\n          'ovf',\n          'ova',\n          'docker',\n          'compressed']}",
-    },
-    PropertySchema {
-        name: "disk_format",
-        types: &["null", "string"],
-        allowed: Some(&[
-            None,
-            Some("ami"),
-            Some("ari"),
-            Some("aki"),
-            Some("vhd"),
-            Some("vhdx"),
-            Some("vmdk"),
-            Some("raw"),
-            Some("qcow2"),
-            Some("vdi"),
-            Some("iso"),
-            Some("ploop"),
-        ]),
-        max_length: None,
-        uuid_pattern: false,
-        string_items: false,
-        pretty: "{'type': ['null', 'string'],\n 'description': 'Format of the disk',\n 'enum': [None,\n          'ami',\n          'ari',\n          'aki',\n          'vhd',\n          'vhdx',\n          'vmdk',\n          'raw',\n          'qcow2',\n          'vdi',\n          'iso',\n          'ploop']}",
-    },
-    PropertySchema {
-        name: "created_at",
-        types: &["string"],
-        allowed: None,
-        max_length: None,
-        uuid_pattern: false,
-        string_items: false,
-        pretty: "{'type': 'string',\n 'readOnly': True,\n 'description': 'Date and time of image registration'}",
-    },
-    PropertySchema {
-        name: "updated_at",
-        types: &["string"],
-        allowed: None,
-        max_length: None,
-        uuid_pattern: false,
-        string_items: false,
-        pretty: "{'type': 'string',\n 'readOnly': True,\n 'description': 'Date and time of the last image modification'}",
-    },
-    PropertySchema {
-        name: "tags",
-        types: &["array"],
-        allowed: None,
-        max_length: None,
-        uuid_pattern: false,
-        string_items: true,
-        pretty: "{'type': 'array',\n 'description': 'List of strings related to the image',\n 'items': {'type': 'string', 'maxLength': 255}}",
-    },
-    PropertySchema {
-        name: "direct_url",
-        types: &["string"],
-        allowed: None,
-        max_length: None,
-        uuid_pattern: false,
-        string_items: false,
-        pretty: "{'type': 'string',\n 'readOnly': True,\n 'description': 'URL to access the image file kept in external store'}",
-    },
-    PropertySchema {
-        name: "min_ram",
-        types: &["integer"],
-        allowed: None,
-        max_length: None,
-        uuid_pattern: false,
-        string_items: false,
-        pretty: "{'type': 'integer',\n 'description': 'Amount of ram (in MB) required to boot image.'}",
-    },
-    PropertySchema {
-        name: "min_disk",
-        types: &["integer"],
-        allowed: None,
-        max_length: None,
-        uuid_pattern: false,
-        string_items: false,
-        pretty: "{'type': 'integer',\n 'description': 'Amount of disk space (in GB) required to boot image.'}",
-    },
-    PropertySchema {
-        name: "self",
-        types: &["string"],
-        allowed: None,
-        max_length: None,
-        uuid_pattern: false,
-        string_items: false,
-        pretty: "{'type': 'string', 'readOnly': True, 'description': 'An image self url'}",
-    },
-    PropertySchema {
-        name: "file",
-        types: &["string"],
-        allowed: None,
-        max_length: None,
-        uuid_pattern: false,
-        string_items: false,
-        pretty: "{'type': 'string', 'readOnly': True, 'description': 'An image file url'}",
-    },
-    PropertySchema {
-        name: "stores",
-        types: &["string"],
-        allowed: None,
-        max_length: None,
-        uuid_pattern: false,
-        string_items: false,
-        pretty: "{'type': 'string',\n 'readOnly': True,\n 'description': 'Store in which image data resides.  Only present when '\n                'the operator has enabled multiple stores.  May be a '\n                'comma-separated list of store identifiers.'}",
-    },
-    PropertySchema {
-        name: "schema",
-        types: &["string"],
-        allowed: None,
-        max_length: None,
-        uuid_pattern: false,
-        string_items: false,
-        pretty: "{'type': 'string',\n 'readOnly': True,\n 'description': 'An image schema url'}",
-    },
-];
-
-/// Whether `key` is a property of the image schema (anything else is "additional").
-pub(crate) fn is_schema_property(key: &str) -> bool {
-    key == "locations" || PROPERTIES.iter().any(|p| p.name == key)
+impl Step {
+    fn to_value(&self) -> Value {
+        match self {
+            Step::Index(i) => Value::from(*i),
+            Step::Key(k) => Value::from(k.as_str()),
+        }
+    }
 }
 
 /// One failed check, in jsonschema's terms.
 struct Failure {
     message: String,
     validator: &'static str,
+    /// Where the failing keyword's schema is (`['properties', 'name']`).
     schema_path: Vec<Value>,
-    schema_pretty: &'static str,
-    instance_path: Vec<Value>,
+    schema: &'static Value,
+    instance_path: Vec<Step>,
     instance: Value,
 }
 
@@ -301,20 +55,30 @@ impl Failure {
             let parts: String = path.iter().map(|p| format!("[{}]", pyfmt::repr(p))).collect();
             format!("{container}{parts}")
         };
+        let instance_path: Vec<Value> = self.instance_path.iter().map(Step::to_value).collect();
         format!(
             "{}\n\nFailed validating {} in {}:\n{}\n\nOn {}:\n{}",
             self.message,
             pyfmt::repr_str(self.validator),
             index("schema", &self.schema_path),
-            pyfmt::indent4(self.schema_pretty),
-            index("instance", &self.instance_path),
+            pyfmt::indent4(&pyfmt::pformat(self.schema)),
+            index("instance", &instance_path),
             pyfmt::indent4(&pyfmt::pformat(&self.instance)),
         )
     }
 
-    /// jsonschema's `best_match` relevance: shallow errors first, then type errors.
-    fn relevance(&self) -> (usize, bool) {
-        (usize::MAX - self.instance_path.len(), self.validator == "type")
+    /// `by_relevance()`: shallow errors first, then the greatest path, then
+    /// errors whose instance is not even of the schema's type.
+    fn relevance(&self) -> (std::cmp::Reverse<usize>, &[Step], bool) {
+        let matches_type = self
+            .schema
+            .get("type")
+            .is_some_and(|types| type_matches(&self.instance, types));
+        (
+            std::cmp::Reverse(self.instance_path.len()),
+            &self.instance_path,
+            !matches_type,
+        )
     }
 }
 
@@ -334,6 +98,18 @@ fn json_type_matches(value: &Value, json_type: &str) -> bool {
     }
 }
 
+/// The `type` keyword: one type name or a list of them.
+fn type_matches(value: &Value, types: &Value) -> bool {
+    match types {
+        Value::String(name) => json_type_matches(value, name),
+        Value::Array(names) => names
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|name| json_type_matches(value, name)),
+        _ => true,
+    }
+}
+
 fn is_uuid_like(s: &str) -> bool {
     // Python's `$` also matches before a final newline.
     let s = s.strip_suffix('\n').unwrap_or(s);
@@ -345,74 +121,156 @@ fn is_uuid_like(s: &str) -> bool {
             .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-fn type_message(value: &Value, types: &[&str]) -> String {
-    let names: Vec<String> = types.iter().map(|t| pyfmt::repr_str(t)).collect();
-    format!("{} is not of type {}", pyfmt::repr(value), names.join(", "))
+/// jsonschema's `equal` for `enum`: booleans are not numbers.
+fn enum_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        _ => a == b,
+    }
 }
 
-fn check_property(schema: &PropertySchema, value: &Value, failures: &mut Vec<Failure>) {
-    let path = || vec![Value::from("properties"), Value::from(schema.name)];
-    let fail = |validator: &'static str, message: String| Failure {
-        message,
-        validator,
-        schema_path: path(),
-        schema_pretty: schema.pretty,
-        instance_path: vec![Value::from(schema.name)],
-        instance: value.clone(),
+/// Where validation is in the instance and in the schema.
+struct Place<'a> {
+    instance: &'a Value,
+    schema: &'static Value,
+    instance_path: Vec<Step>,
+    schema_path: Vec<Value>,
+}
+
+impl Place<'_> {
+    fn fail(&self, validator: &'static str, message: String) -> Failure {
+        Failure {
+            message,
+            validator,
+            schema_path: self.schema_path.clone(),
+            schema: self.schema,
+            instance_path: self.instance_path.clone(),
+            instance: self.instance.clone(),
+        }
+    }
+
+    fn descend<'b>(&self, instance: &'b Value, schema: &'static Value, step: Step, keyword: &[&str]) -> Place<'b> {
+        let mut instance_path = self.instance_path.clone();
+        instance_path.push(step);
+        let mut schema_path = self.schema_path.clone();
+        schema_path.extend(keyword.iter().map(|k| Value::from(*k)));
+        Place {
+            instance,
+            schema,
+            instance_path,
+            schema_path,
+        }
+    }
+}
+
+/// Every failure of `place.instance` against `place.schema`, in jsonschema's
+/// order (the keywords of each schema in document order).
+fn check(place: &Place, failures: &mut Vec<Failure>) {
+    let Some(schema) = place.schema.as_object() else {
+        return;
     };
-    if !schema.types.iter().any(|t| json_type_matches(value, t)) {
-        failures.push(fail("type", type_message(value, schema.types)));
-    }
-    if let Some(allowed) = schema.allowed {
-        if !allowed.iter().any(|a| match a {
-            None => value.is_null(),
-            Some(s) => value.as_str() == Some(*s),
-        }) {
-            let listed: Vec<Value> = allowed.iter().map(|a| a.map_or(Value::Null, Value::from)).collect();
-            let message = format!(
-                "{} is not one of {}",
-                pyfmt::repr(value),
-                pyfmt::repr(&Value::Array(listed))
-            );
-            failures.push(fail("enum", message));
-        }
-    }
-    if let (Some(max), Some(s)) = (schema.max_length, value.as_str()) {
-        if s.chars().count() > max {
-            failures.push(fail("maxLength", format!("{} is too long", pyfmt::repr(value))));
-        }
-    }
-    if let (true, Some(s)) = (schema.uuid_pattern, value.as_str()) {
-        if !is_uuid_like(s) {
-            let message = format!(
-                "{} does not match {}",
-                pyfmt::repr(value),
-                pyfmt::repr_str(UUID_PATTERN)
-            );
-            failures.push(fail("pattern", message));
-        }
-    }
-    if let (true, Some(items)) = (schema.string_items, value.as_array()) {
-        for (i, item) in items.iter().enumerate() {
-            let item_fail = |validator: &'static str, message: String| Failure {
-                message,
-                validator,
-                schema_path: vec![
-                    Value::from("properties"),
-                    Value::from(schema.name),
-                    Value::from("items"),
-                ],
-                schema_pretty: TAG_ITEMS_PRETTY,
-                instance_path: vec![Value::from(schema.name), Value::from(i)],
-                instance: item.clone(),
-            };
-            match item.as_str() {
-                None => failures.push(item_fail("type", type_message(item, &["string"]))),
-                Some(s) if s.chars().count() > TAG_MAX_LENGTH => {
-                    failures.push(item_fail("maxLength", format!("{} is too long", pyfmt::repr(item))))
-                }
-                Some(_) => {}
+    let value = place.instance;
+    let repr = || pyfmt::repr(value);
+    for (keyword, argument) in schema {
+        match keyword.as_str() {
+            "type" if !type_matches(value, argument) => {
+                let names: Vec<String> = match argument {
+                    Value::Array(names) => names.iter().map(pyfmt::repr).collect(),
+                    other => vec![pyfmt::repr(other)],
+                };
+                failures.push(place.fail("type", format!("{} is not of type {}", repr(), names.join(", "))));
             }
+            "enum" => {
+                let allowed = argument.as_array().map(Vec::as_slice).unwrap_or_default();
+                if !allowed.iter().any(|a| enum_equal(a, value)) {
+                    failures.push(place.fail("enum", format!("{} is not one of {}", repr(), pyfmt::repr(argument))));
+                }
+            }
+            "maxLength" | "minLength" => {
+                let (Some(text), Some(limit)) = (value.as_str(), argument.as_u64()) else {
+                    continue;
+                };
+                let length = text.chars().count() as u64;
+                if keyword == "maxLength" && length > limit {
+                    let verdict = if limit == 0 {
+                        "is expected to be empty"
+                    } else {
+                        "is too long"
+                    };
+                    failures.push(place.fail("maxLength", format!("{} {verdict}", repr())));
+                } else if keyword == "minLength" && length < limit {
+                    let verdict = if limit == 1 {
+                        "should be non-empty"
+                    } else {
+                        "is too short"
+                    };
+                    failures.push(place.fail("minLength", format!("{} {verdict}", repr())));
+                }
+            }
+            // The only pattern of the image schema is the UUID one of `id`.
+            "pattern" => {
+                if let (Some(text), Some(UUID_PATTERN)) = (value.as_str(), argument.as_str()) {
+                    if !is_uuid_like(text) {
+                        let message = format!("{} does not match {}", repr(), pyfmt::repr(argument));
+                        failures.push(place.fail("pattern", message));
+                    }
+                }
+            }
+            "properties" => {
+                let (Some(object), Some(properties)) = (value.as_object(), argument.as_object()) else {
+                    continue;
+                };
+                for (name, subschema) in properties {
+                    if let Some(item) = object.get(name) {
+                        let inner = place.descend(item, subschema, Step::Key(name.clone()), &["properties", name]);
+                        check(&inner, failures);
+                    }
+                }
+            }
+            "additionalProperties" => {
+                let Some(object) = value.as_object() else { continue };
+                let known = schema.get("properties").and_then(Value::as_object);
+                let extras: Vec<&String> = object
+                    .keys()
+                    .filter(|k| known.is_none_or(|p| !p.contains_key(*k)))
+                    .collect();
+                if argument.is_object() {
+                    for extra in extras {
+                        let inner = place.descend(
+                            &object[extra],
+                            argument,
+                            Step::Key(extra.clone()),
+                            &["additionalProperties"],
+                        );
+                        check(&inner, failures);
+                    }
+                } else if argument == &Value::Bool(false) && !extras.is_empty() {
+                    let mut names: Vec<String> = extras.iter().map(|k| pyfmt::repr_str(k)).collect();
+                    names.sort();
+                    let verb = if names.len() == 1 { "was" } else { "were" };
+                    let message = format!(
+                        "Additional properties are not allowed ({} {verb} unexpected)",
+                        names.join(", ")
+                    );
+                    failures.push(place.fail("additionalProperties", message));
+                }
+            }
+            "items" => {
+                let Some(items) = value.as_array() else { continue };
+                for (index, item) in items.iter().enumerate() {
+                    check(&place.descend(item, argument, Step::Index(index), &["items"]), failures);
+                }
+            }
+            "required" => {
+                let Some(object) = value.as_object() else { continue };
+                for name in argument.as_array().into_iter().flatten().filter_map(Value::as_str) {
+                    if !object.contains_key(name) {
+                        failures
+                            .push(place.fail("required", format!("{} is a required property", pyfmt::repr_str(name))));
+                    }
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -420,26 +278,22 @@ fn check_property(schema: &PropertySchema, value: &Value, failures: &mut Vec<Fai
 /// Validates an image document (or a PATCH's one-key partial document) against the
 /// image schema; the error text is Glance's `Provided object does not match schema`.
 pub(crate) fn validate_image(object: &Map<String, Value>) -> Result<(), ApiError> {
+    let instance = Value::Object(object.clone());
+    let place = Place {
+        instance: &instance,
+        schema: image_schema(),
+        instance_path: Vec::new(),
+        schema_path: Vec::new(),
+    };
     let mut failures = Vec::new();
-    for schema in PROPERTIES {
-        if let Some(value) = object.get(schema.name) {
-            check_property(schema, value, &mut failures);
+    check(&place, &mut failures);
+    // `best_match`: the first of the most relevant failures.
+    let mut best: Option<&Failure> = None;
+    for failure in &failures {
+        if best.is_none_or(|b| failure.relevance() > b.relevance()) {
+            best = Some(failure);
         }
     }
-    for (key, value) in object {
-        if !is_schema_property(key) && !value.is_string() {
-            failures.push(Failure {
-                message: type_message(value, &["string"]),
-                validator: "type",
-                schema_path: vec![Value::from("additionalProperties")],
-                schema_pretty: ADDITIONAL_PRETTY,
-                instance_path: vec![Value::from(key.as_str())],
-                instance: value.clone(),
-            });
-        }
-    }
-    // `max_by_key` keeps the last maximum; jsonschema keeps the first one.
-    let best = failures.iter().rev().max_by_key(|f| f.relevance());
     match best {
         None => Ok(()),
         Some(failure) => Err(ApiError::bad_request(format!(

@@ -6,7 +6,7 @@
 
 use super::auth::{Identity, can_see};
 use super::errors::ApiError;
-use super::listing::{ListQuery, SortDir, SortKey};
+use super::listing::{Filter, ListQuery, SortDir, SortKey};
 use super::model::{Image, Task, Visibility};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -147,6 +147,9 @@ impl Store {
     pub(crate) fn list(&mut self, who: &Identity, query: &ListQuery) -> Result<Page, ApiError> {
         if let Some(error) = &query.filter_error {
             return Err(error.clone());
+        }
+        if query.filters.iter().any(|filter| matches!(filter, Filter::Overflow)) {
+            return Err(ApiError::internal());
         }
         let marker = match &query.marker {
             None => None,

@@ -20,6 +20,7 @@ mod auth;
 mod create;
 mod data;
 mod delete;
+mod differential;
 mod discovery;
 mod faults;
 mod filters;

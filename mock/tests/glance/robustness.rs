@@ -64,19 +64,21 @@ cases!(odd {
         r#"{"method":{"name":"web-download","uri":5}}"#,
         500,
     ),
+    // urllib's ValueError counts as a refusal (checked against Glance 33 by
+    // the differential test).
     import_uri_with_a_bad_port => (
         Method::POST,
         "{image}/import",
         None,
         r#"{"method":{"name":"web-download","uri":"http://127.0.0.1:abc/"}}"#,
-        500,
+        400,
     ),
     import_uri_with_a_broken_ipv6_address => (
         Method::POST,
         "{image}/import",
         None,
         r#"{"method":{"name":"web-download","uri":"http://[::1/x"}}"#,
-        500,
+        400,
     ),
     import_empty_uri => (
         Method::POST,
@@ -109,12 +111,13 @@ cases!(odd {
     create_with_an_overflowing_number => (Method::POST, "/v2/images", None, r#"{"name":1e400}"#, 400),
     create_with_tags_as_string => (Method::POST, "/v2/images", None, r#"{"name":"x","tags":"notalist"}"#, 400),
     create_with_a_malformed_id => (Method::POST, "/v2/images", None, r#"{"id":"not-a-uuid"}"#, 400),
+    // The database columns hold 32-bit integers ("'min_disk' value out of range").
     create_with_a_float_and_a_huge_size => (
         Method::POST,
         "/v2/images",
         None,
         r#"{"min_ram":1.0,"min_disk":18446744073709551615}"#,
-        201,
+        400,
     ),
     create_with_deep_nesting => (Method::POST, "/v2/images", None, &"[".repeat(100_000), 400),
     add_an_empty_member => (Method::POST, "{image}/members", None, r#"{"member":""}"#, 400),
@@ -144,7 +147,8 @@ cases!(odd {
     show_a_non_ascii_id => (Method::GET, "/v2/images/%E2%82%AC", None, "", 404),
     show_an_id_that_is_not_utf8 => (Method::GET, "/v2/images/%FF%FE", None, "", 404),
     download_with_an_encoded_slash => (Method::GET, "/v2/images/a%2Fb/file", None, "", 404),
-    double_slash => (Method::GET, "/v2//images", None, "", 404),
+    // Real Glance routes runs of `/` as one (found by the differential test).
+    double_slash => (Method::GET, "/v2//images", None, "", 200),
     delete_a_nul_tag => (Method::DELETE, "{image}/tags/%00", None, "", 404),
 });
 
