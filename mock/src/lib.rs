@@ -18,5 +18,7 @@
 
 pub mod files;
 pub mod glance;
+mod jsonschema;
 pub mod keystone;
+mod pyfmt;
 mod server;

@@ -7,9 +7,9 @@ use super::call::Call;
 use super::data::STORE_ID;
 use super::errors::ApiError;
 use super::model::Visibility;
-use super::pyfmt;
 use super::reply::Reply;
 use super::schema::{IMAGE_SCHEMA, IMAGES_SCHEMA};
+use crate::pyfmt;
 use serde_json::{Value, json};
 
 /// Version ids in the order Glance lists them, with their status.

@@ -4,8 +4,8 @@
 //! of a few templates; the whitespace of those templates is part of the recorded bytes
 //! (see transcripts 067, 068, 082, 210), so it is reproduced literally here.
 
-use super::pyfmt;
 use super::reply::Reply;
+use crate::pyfmt;
 use bytes::Bytes;
 use serde_json::json;
 

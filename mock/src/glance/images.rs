@@ -5,9 +5,9 @@ use super::auth::{Rule, Target, allowed, enforce, enforce_on_image, enforce_visi
 use super::call::{Call, no_image, visible};
 use super::errors::ApiError;
 use super::model::{Image, Status, Visibility, now};
-use super::pyfmt;
 use super::reply::Reply;
 use super::{listing, schema};
+use crate::pyfmt;
 use serde_json::{Map, Value, json};
 
 /// Keys the request deserializer refuses outright on create.

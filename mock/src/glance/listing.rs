@@ -3,7 +3,7 @@
 
 use super::errors::ApiError;
 use super::model::{Image, Visibility};
-use super::pyfmt;
+use crate::pyfmt;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 

@@ -5,9 +5,9 @@ use super::auth::{Rule, Target, enforce, enforce_on_image};
 use super::call::{Call, visible};
 use super::errors::ApiError;
 use super::model::{Image, Member, Visibility, now};
-use super::pyfmt;
 use super::reply::Reply;
 use super::state::Store;
+use crate::pyfmt;
 use serde_json::{Value, json};
 
 const MEMBER_STATUSES: [&str; 3] = ["pending", "accepted", "rejected"];

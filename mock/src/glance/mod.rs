@@ -29,7 +29,6 @@ mod listing;
 mod members;
 mod model;
 mod patch;
-mod pyfmt;
 mod reply;
 mod router;
 mod schema;
@@ -385,6 +384,14 @@ fn gunicorn_request_line_limit(parts: &http::request::Parts) -> Option<Response<
     headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
     Some(response)
+}
+
+/// An error page as webob renders it for `accept` (HTML, JSON or plain text),
+/// for the services that share Glance's WSGI stack (oslo.middleware in Keystone).
+pub(crate) fn webob_error(status: u16, explanation: &str, accept: Option<&str>) -> Response<Full<Bytes>> {
+    errors::ApiError::new(status, explanation)
+        .into_reply(accept)
+        .into_response(None)
 }
 
 /// Returned by the service to make hyper drop the connection without an answer.

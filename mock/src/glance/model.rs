@@ -1,6 +1,6 @@
 //! Images, members and import tasks, and their JSON views.
 
-use super::pyfmt::string_literal as json_string;
+use crate::pyfmt::string_literal as json_string;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use time::OffsetDateTime;

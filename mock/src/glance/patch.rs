@@ -10,9 +10,9 @@ use super::images::{
     with_numbers_as_sent,
 };
 use super::model::{Image, Status, Visibility, now};
-use super::pyfmt;
 use super::reply::Reply;
 use super::schema;
+use crate::pyfmt;
 use serde_json::{Map, Value};
 
 const V20_MEDIA_TYPE: &str = "application/openstack-images-v2.0-json-patch";
