@@ -10,8 +10,8 @@ use alliance_glance::server::RunningServer;
 use reqwest::Method;
 use serde_json::json;
 
+use crate::support::real_env::RealEnv;
 use crate::support::*;
-use crate::target::RealEnv;
 use crate::unique;
 
 const RULE: &str = "[[callers]]\nname = \"users\"\nkeystone_token = true\nnamespaces = \"*\"\nenvironments = \"*\"\n";

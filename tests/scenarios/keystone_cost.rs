@@ -14,8 +14,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use reqwest::Method;
 
+use crate::support::real_env::RealEnv;
 use crate::support::{TempFile, alliance_call, client, send, start_facade};
-use crate::target::RealEnv;
 
 #[derive(Default)]
 struct Counts {

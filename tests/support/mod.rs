@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod pki;
+pub mod real_env;
 
 use std::sync::Arc;
 use std::time::Duration;
