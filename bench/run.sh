@@ -104,7 +104,7 @@ fi
 # The test command's services when they run (its smoke run uses them);
 # otherwise scripts/openstack/up.sh starts them here and they are stopped
 # at the end.
-openstack_env="$root/.cache/openstack/env"
+openstack_env="$root/.cache/openstack/33/env"
 started_openstack=0
 work=""
 cleanup() {
@@ -114,7 +114,7 @@ cleanup() {
     fi
     [[ -z "$work" ]] || rm -rf "$work"
     if ((started_openstack)); then
-        scripts/openstack/down.sh >/dev/null 2>&1 || true
+        scripts/openstack/down.sh --release 33 >/dev/null 2>&1 || true
     fi
 }
 trap cleanup EXIT

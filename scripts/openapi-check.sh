@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # docs/openapi.yaml against what the facade serves: schemathesis (pinned in
-# scripts/openstack/requirements.txt, from the venv scripts/openstack/up.sh
+# scripts/openstack/releases/33/requirements.txt, from the venv scripts/openstack/up.sh
 # builds) with all its checks - stateful links included - against
 #   1. `alliance-glance demo` (the built-in mock Glance), and
 #   2. the facade in front of real Glance 33 (trusted mode; up.sh must have
@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-venv="${ALLIANCE_OPENSTACK_VENV:-$root/.cache/openstack/venv}"
+venv="${ALLIANCE_OPENSTACK_VENV:-$root/.cache/openstack/33/venv}"
 schemathesis="$venv/bin/schemathesis"
 [[ -x $schemathesis ]] || {
     echo "openapi-check: $schemathesis is missing; scripts/openstack/up.sh builds the venv" >&2
@@ -90,7 +90,7 @@ if [[ -z $only || $only == demo ]]; then
 fi
 
 if [[ -z $only || $only == real ]]; then
-    env_file="${ALLIANCE_OPENSTACK_ENV:-$root/.cache/openstack/env}"
+    env_file="${ALLIANCE_OPENSTACK_ENV:-$root/.cache/openstack/33/env}"
     [[ -f $env_file ]] || {
         echo "openapi-check: $env_file is missing; scripts/openstack/up.sh starts real Glance" >&2
         exit 1

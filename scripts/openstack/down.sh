@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Stop exactly what scripts/openstack/up.sh started, as recorded in .cache/openstack/pids.
+# Stop exactly what scripts/openstack/up.sh started, as recorded in .cache/openstack/N/pids:
+#
+#   scripts/openstack/down.sh              # every release that runs
+#   scripts/openstack/down.sh --release 28 # one
 #
 # The pids file holds a "# boot_id ID" line, then one "NAME PID STARTTIME RUN_ID" line per
 # process up.sh started. up.sh starts each one with setsid, so it leads its own process
@@ -14,15 +17,35 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
-CACHE="$REPO/.cache/openstack"
-PIDS_FILE="$CACHE/pids"
-ENV_FILE="$CACHE/env"
 STOP_TIMEOUT="${OS_STOP_TIMEOUT:-15}"
 
-say() { printf 'down.sh: %s\n' "$*"; }
+case ${1:-} in
+--release) RELEASE="${2:?--release needs a value}" ;;
+--release=*) RELEASE="${1#--release=}" ;;
+"")
+    # Every release with a pids file, one after the other.
+    status=0
+    found=0
+    for pids in "$REPO"/.cache/openstack/*/pids; do
+        [[ -f $pids ]] || continue
+        found=1
+        release="$(basename "$(dirname "$pids")")"
+        "$0" --release "$release" || status=1
+    done
+    ((found)) || printf 'down.sh: nothing to stop\n'
+    exit "$status"
+    ;;
+*) printf 'down.sh: unknown argument %s (usage: down.sh [--release N])\n' "$1" >&2; exit 2 ;;
+esac
+CACHE="$REPO/.cache/openstack/$RELEASE"
+PIDS_FILE="$CACHE/pids"
+ENV_FILE="$CACHE/env"
+PORTS_FILE="$CACHE/ports"
+
+say() { printf 'down.sh[%s]: %s\n' "$RELEASE" "$*"; }
 
 if [[ ! -s $PIDS_FILE ]]; then
-    rm -f "$PIDS_FILE" "$ENV_FILE"
+    rm -f "$PIDS_FILE" "$ENV_FILE" "$PORTS_FILE"
     say "nothing to stop"
     exit 0
 fi
@@ -44,7 +67,7 @@ done <"$PIDS_FILE"
 
 if [[ $file_boot != "$BOOT_ID" ]]; then
     say "pids file is from another boot: nothing of it can be running"
-    rm -f "$PIDS_FILE" "$ENV_FILE"
+    rm -f "$PIDS_FILE" "$ENV_FILE" "$PORTS_FILE"
     exit 0
 fi
 
@@ -150,5 +173,5 @@ while [[ -n "$(unreaped)" ]] && ((SECONDS < deadline)); do
     sleep 0.2
 done
 
-rm -f "$PIDS_FILE" "$ENV_FILE"
+rm -f "$PIDS_FILE" "$ENV_FILE" "$PORTS_FILE"
 say "stopped"

@@ -5,11 +5,18 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
-ENV_FILE="$REPO/.cache/openstack/env"
-PY="$REPO/.cache/openstack/venv/bin/python"
+RELEASE=33
+case ${1:-} in
+--release) RELEASE="${2:?--release needs a value}" ;;
+--release=*) RELEASE="${1#--release=}" ;;
+"") ;;
+*) echo "smoke.sh: usage: smoke.sh [--release N]" >&2; exit 2 ;;
+esac
+ENV_FILE="$REPO/.cache/openstack/$RELEASE/env"
+PY="$REPO/.cache/openstack/$RELEASE/venv/bin/python"
 
 if [[ ! -f $ENV_FILE ]]; then
-    echo "smoke.sh: no $ENV_FILE: run scripts/openstack/up.sh first" >&2
+    echo "smoke.sh: no $ENV_FILE: run scripts/openstack/up.sh --release $RELEASE first" >&2
     exit 1
 fi
 set -a

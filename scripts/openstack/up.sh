@@ -1,24 +1,42 @@
 #!/usr/bin/env bash
-# Install (cached) and start real OpenStack Keystone 30.0.0 and Glance 33.0.0 on 127.0.0.1
+# Install (cached) and start real OpenStack Keystone and Glance of one release on 127.0.0.1
 # for the alliance-glance test suite. See scripts/openstack/README.md.
 #
-#   scripts/openstack/up.sh      # then: set -a; . .cache/openstack/env; set +a
-#   scripts/openstack/smoke.sh   # optional end-to-end check
-#   scripts/openstack/down.sh    # stops everything up.sh started
+#   scripts/openstack/up.sh [--release N]   # N: 33 (default), 31 or 28 (releases/N/)
+#   set -a; . .cache/openstack/N/env; set +a
+#   scripts/openstack/smoke.sh [--release N]  # optional end-to-end check
+#   scripts/openstack/down.sh [--release N]   # stops what up.sh started (all releases without N)
 #
-# Knobs (environment): OS_PYTHON (python >= 3.11 to build the venv with),
-# OS_UP_TIMEOUT (bound in seconds on the whole start-up after the install, default 90;
+# Each release has its own cached venv and run folder under .cache/openstack/N/, so several
+# releases can run at once. Knobs (environment): OS_PYTHON (python >= 3.11 to build the venv
+# with), OS_UP_TIMEOUT (bound in seconds on the whole start-up after the install, default 90;
 # it usually takes 15-30 s on 2 cores).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
-CACHE="$REPO/.cache/openstack"
+RELEASE=33
+while (($#)); do
+    case $1 in
+    --release) RELEASE="${2:?--release needs a value}"; shift 2 ;;
+    --release=*) RELEASE="${1#--release=}"; shift ;;
+    *) printf 'up.sh: unknown argument %s (usage: up.sh [--release N])\n' "$1" >&2; exit 2 ;;
+    esac
+done
+RELEASE_DIR="$HERE/releases/$RELEASE"
+if [[ ! -f $RELEASE_DIR/release.env ]]; then
+    printf 'up.sh: ERROR: no release %s (known: %s)\n' "$RELEASE" "$(ls "$HERE/releases" | tr '\n' ' ')" >&2
+    exit 2
+fi
+# SERIES, GLANCE_VERSION, KEYSTONE_VERSION, GLANCE_WSGI_APP, KEYSTONE_WSGI_APP.
+# shellcheck source=/dev/null
+. "$RELEASE_DIR/release.env"
+CACHE="$REPO/.cache/openstack/$RELEASE"
 VENV="$CACHE/venv"
 RUN="$CACHE/run"
 ENV_FILE="$CACHE/env"
 PIDS_FILE="$CACHE/pids"
-REQUIREMENTS="$HERE/requirements.txt"
+REQUIREMENTS="$RELEASE_DIR/requirements.txt"
 UP_TIMEOUT="${OS_UP_TIMEOUT:-90}"
 REGION="RegionOne"
 ADMIN_USER="admin"
@@ -28,8 +46,8 @@ T0=$EPOCHREALTIME
 PHASES=()
 phase() { PHASES+=("$1 +$(elapsed "$T_INSTALL1" "$EPOCHREALTIME")s"); } # after install
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
-say() { printf 'up.sh: %s\n' "$*"; }
-die() { printf 'up.sh: ERROR: %s\n' "$*" >&2; exit 1; }
+say() { printf 'up.sh[%s]: %s\n' "$RELEASE" "$*"; }
+die() { printf 'up.sh[%s]: ERROR: %s\n' "$RELEASE" "$*" >&2; exit 1; }
 
 # Secrets generated below; used to mask log tails printed on failure.
 SECRETS=()
@@ -52,8 +70,8 @@ STARTING=0
 on_exit() {
     local rc=$?
     if ((UP_OK == 0 && STARTING == 1)); then
-        printf 'up.sh: failed (exit %s); stopping what was started\n' "$rc" >&2
-        "$HERE/down.sh" >&2 || true
+        printf 'up.sh[%s]: failed (exit %s); stopping what was started\n' "$RELEASE" "$rc" >&2
+        "$HERE/down.sh" --release "$RELEASE" >&2 || true
     fi
 }
 trap on_exit EXIT
@@ -61,7 +79,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---------------------------------------------------------------------------------------
-# 1. Python >= 3.11 (glance 33.0.0 and keystone 30.0.0 refuse older interpreters).
+# 1. Python >= 3.11 (the newest release refuses older interpreters; the oldest, 2024.1,
+#    supports 3.8-3.11: one interpreter serves them all).
 # ---------------------------------------------------------------------------------------
 PY=""
 if [[ -n ${OS_PYTHON:-} ]]; then
@@ -86,12 +105,12 @@ for c in "${candidates[@]}"; do
     fi
 done
 if [[ -z $PY ]]; then
-    die "Python >= 3.11 is required (glance 33.0.0 and keystone 30.0.0 need it); tried: $(IFS=,; echo "${seen[*]}" | sed 's/,/, /g'). Install one, or set OS_PYTHON=/path/to/python3.11."
+    die "Python >= 3.11 is required (glance 33.0.0 and keystone 30.0.0 need it; one interpreter serves every release); tried: $(IFS=,; echo "${seen[*]}" | sed 's/,/, /g'). Install one, or set OS_PYTHON=/path/to/python3.11."
 fi
 "$PY" -c 'import venv, ensurepip' 2>/dev/null ||
     die "$PY lacks the venv/ensurepip modules (on Debian: apt-get install python3-venv)"
 PY_VERSION="$("$PY" -c 'import sys; print(sys.version.split()[0])')"
-for tool in curl qemu-img setsid awk sha256sum; do
+for tool in curl qemu-img setsid flock awk sha256sum; do
     command -v "$tool" >/dev/null 2>&1 || die "'$tool' is required but not found (qemu-img: apt-get install qemu-utils)"
 done
 
@@ -100,7 +119,7 @@ mkdir -p "$CACHE"
 # Stop a previous run before touching its folder.
 if [[ -f $PIDS_FILE ]]; then
     say "stopping the previous run first"
-    "$HERE/down.sh" || die "could not stop the previous run (see above)"
+    "$HERE/down.sh" --release "$RELEASE" || die "could not stop the previous run (see above)"
 fi
 STARTING=1
 
@@ -114,10 +133,10 @@ WANT_HASH="$({ sha256sum <"$REQUIREMENTS"; "$PY" -c 'import sys; print(sys.versi
 T_INSTALL0=$EPOCHREALTIME
 INSTALL_NOTE="venv reused"
 if [[ -x $VENV/bin/python && -f $STAMP && "$(cat "$STAMP")" == "$WANT_HASH" ]] &&
-    "$VENV/bin/python" -c 'import glance, keystone, gunicorn, schemathesis' 2>/dev/null; then
+    "$VENV/bin/python" -c 'import glance, keystone, gunicorn' 2>/dev/null; then
     say "venv up to date ($VENV, Python $PY_VERSION)"
 else
-    say "building venv $VENV with Python $PY_VERSION from $REQUIREMENTS (50-75 s: pip downloads 144 wheels)"
+    say "building venv $VENV with Python $PY_VERSION from $REQUIREMENTS (30-90 s: pip downloads 130-145 packages)"
     rm -rf "$VENV"
     "$PY" -m venv "$VENV"
     PIP_LOG="$CACHE/pip-install.log"
@@ -144,14 +163,25 @@ mkdir -p "$RUN"
 DEADLINE=$((${EPOCHREALTIME%.*} + UP_TIMEOUT))
 RUN_ID="$(date +%s)-$$-$RANDOM"
 
-read -r KS_PORT GK_PORT GT_PORT HTTP_PORT < <("$PY" - <<'EOF'
-import socket
-socks = []
-for _ in range(4):
+# Free ports, picked under a lock shared by every release's up.sh, and none that another
+# release recorded for its servers (between the pick and the servers' bind, nothing holds them).
+read -r KS_PORT GK_PORT GT_PORT HTTP_PORT < <(
+    exec 9>"$REPO/.cache/openstack/ports.lock"
+    flock 9
+    TAKEN="$(cat "$REPO"/.cache/openstack/*/ports 2>/dev/null | tr '\n' ' ')" "$PY" - "$CACHE/ports" <<'EOF'
+import os, socket, sys
+taken = set(os.environ["TAKEN"].split())
+socks, ports = [], []
+while len(ports) < 4:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
     socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
+    port = str(s.getsockname()[1])
+    if port not in taken:
+        ports.append(port)
+with open(sys.argv[1], "w") as recorded:
+    recorded.write("\n".join(ports) + "\n")
+print(" ".join(ports))
 EOF
 )
 KS_BASE="http://127.0.0.1:$KS_PORT"
@@ -222,7 +252,7 @@ write_glance() { # NAME PORT FLAVOR
     (
         umask 077
         cat >"$dir/glance-api.conf" <<EOF
-# Generated by scripts/openstack/up.sh for $name (flavor $flavor).
+# Generated by scripts/openstack/up.sh for $name (flavor $flavor), Glance $GLANCE_VERSION.
 [DEFAULT]
 debug = false
 enabled_backends = fs1:file
@@ -278,7 +308,7 @@ EOF
     )
     cat >"$dir/gunicorn.conf.py" <<EOF
 # Generated by scripts/openstack/up.sh. Read by gunicorn started with no arguments here.
-wsgi_app = "glance.wsgi.api:application"
+wsgi_app = "$GLANCE_WSGI_APP"
 bind = "127.0.0.1:$port"
 workers = 1
 worker_class = "gthread"
@@ -298,9 +328,11 @@ write_glance glance-trusted "$GT_PORT" trusted
 # ./gunicorn.conf.py), in the background while Keystone is being set up. WAL because
 # with SQLite's default journal an image-data upload that ran while an import task
 # wrote failed at once with "database is locked" (Glance answered 500; seen once in CI).
+# PYTHONPATH: glance-sqlite/sitecustomize.py makes Glance's SQLite transactions queue for
+# the write lock instead of failing with "database is locked" (see the file).
 for g in glance-keystone glance-trusted; do
     start "$g" "$RUN/$g" "$RUN/$g/glance.log" \
-        env "OS_GLANCE_CONFIG_DIR=$RUN/$g" bash -c \
+        env "OS_GLANCE_CONFIG_DIR=$RUN/$g" "PYTHONPATH=$HERE/glance-sqlite" bash -c \
         'nice -n 19 "$1" --config-file "$2" db_sync \
             && "$4" -c "import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute(\"PRAGMA journal_mode=WAL\")" "$5" \
             && exec "$3"' glance-db-sync-then-serve \
@@ -349,7 +381,7 @@ cat >"$KS_DIR/gunicorn.conf.py" <<EOF
 # Generated by scripts/openstack/up.sh. Keystone parses the process's own command line, so
 # gunicorn must run with NO arguments (else every worker exits with status 2): all settings
 # are here, and gunicorn is started from this folder.
-wsgi_app = "keystone.wsgi.api:application"
+wsgi_app = "$KEYSTONE_WSGI_APP"
 bind = "127.0.0.1:$KS_PORT"
 workers = 1
 worker_class = "gthread"
@@ -361,6 +393,11 @@ accesslog = "$KS_DIR/access.log"
 control_socket_disable = True
 EOF
 KM=("$VENV/bin/keystone-manage" --config-file "$KS_DIR/keystone.conf")
+# WAL, as for Glance: with SQLite's default journal Keystone 25 (2024.1) failed a write
+# during provisioning with "database is locked" (HTTP 500).
+export VENV_PYTHON="$VENV/bin/python" KS_DB="$KS_DIR/keystone.sqlite"
+export WAL='import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute("PRAGMA journal_mode=WAL")'
+
 export KS_USER KS_GROUP
 KS_USER="$(id -un)"
 KS_GROUP="$(id -gn)"
@@ -376,7 +413,8 @@ OS_BOOTSTRAP_PASSWORD="$ADMIN_PASSWORD" OS_BOOTSTRAP_USERNAME="$ADMIN_USER" \
     OS_BOOTSTRAP_ADMIN_URL="$KEYSTONE_URL" OS_BOOTSTRAP_PUBLIC_URL="$KEYSTONE_URL" \
     OS_BOOTSTRAP_INTERNAL_URL="$KEYSTONE_URL" \
     start keystone-db-sync-bootstrap "$KS_DIR" "$KS_DIR/manage-db.log" \
-    bash -c '"$@" db_sync && "$@" bootstrap' keystone-db-sync-bootstrap "${KM[@]}"
+    bash -c '"$@" db_sync && "$@" bootstrap && "$VENV_PYTHON" -c "$WAL" "$KS_DB"' \
+    keystone-db-sync-bootstrap "${KM[@]}"
 KS_SETUP_PIDS=("$LAST_PID")
 KS_SETUP_LOGS=("$KS_DIR/manage-db.log")
 start keystone-key-setup "$KS_DIR" "$KS_DIR/manage-keys.log" \
@@ -485,6 +523,10 @@ envline() {
     umask 077
     printf '# Written by scripts/openstack/up.sh; describes the running services. Source with:\n'
     printf '#   set -a; . %s; set +a\n' "$(envline x "$ENV_FILE" | cut -d= -f2-)"
+    envline OS_RELEASE "$RELEASE"
+    envline OS_SERIES "$SERIES"
+    envline OS_GLANCE_VERSION "$GLANCE_VERSION"
+    envline OS_KEYSTONE_VERSION "$KEYSTONE_VERSION"
     envline OS_KEYSTONE_URL "$KEYSTONE_URL"
     envline OS_REGION "$REGION"
     envline OS_GLANCE_KEYSTONE_URL "$GK_URL"
@@ -510,6 +552,7 @@ mv "$TMP_ENV" "$ENV_FILE"
 
 UP_OK=1
 T_END=$EPOCHREALTIME
+say "Keystone $KEYSTONE_VERSION and Glance $GLANCE_VERSION ($SERIES)"
 say "Keystone        $KEYSTONE_URL (pid $KS_PID)"
 say "Glance keystone $GK_URL (pid $GK_PID)"
 say "Glance trusted  $GT_URL (pid $GT_PID)"

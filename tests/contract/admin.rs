@@ -31,7 +31,7 @@ struct Sample {
 fn venv_python() -> std::path::PathBuf {
     std::env::var_os("ALLIANCE_OPENSTACK_VENV")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/openstack/venv"))
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/openstack/33/venv"))
         .join("bin/python")
 }
 

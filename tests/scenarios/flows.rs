@@ -28,12 +28,13 @@ fn id(image: &Value) -> String {
     image["id"].as_str().expect("image id").to_owned()
 }
 
-/// Waits for an image to leave `queued`/`importing` (or for `wanted`).
+/// Waits for an image to reach `wanted`, then for Glance to be done with it.
 async fn wait_for_status(ctx: &Ctx, environment: &str, image_id: &str, wanted: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let image = show(ctx, environment, image_id).await.json();
         if image["status"] == wanted {
+            ctx.upstream_settled(image_id).await;
             return image;
         }
         assert!(Instant::now() < deadline, "image never became {wanted}: {image}");
@@ -327,6 +328,10 @@ pub async fn copy_from_reaches_active_with_the_right_checksum(ctx: &Ctx) {
     );
 }
 
+/// The first Glance release of the matrix that checks imported bytes against
+/// `disk_format` (2025.2; 2024.1, Glance 28, stores bytes of no format as qcow2).
+const CHECKS_IMPORTED_FORMAT: u32 = 31;
+
 pub async fn a_failed_import_shows_killed(ctx: &Ctx) {
     for source in [&ctx.missing_image_url, &ctx.garbage_url] {
         let name = unique("killed");
@@ -336,6 +341,12 @@ pub async fn a_failed_import_shows_killed(ctx: &Ctx) {
             json!({"name": name, "disk_format": "qcow2", "container_format": "bare", "copy_from": source}),
         )
         .await;
+        if source == &ctx.garbage_url && ctx.glance_release < CHECKS_IMPORTED_FORMAT {
+            let image = wait_for_status(ctx, &ctx.env_a, &id(&created), "active").await;
+            let deleted = send(ctx.call(&ctx.env_a, Method::DELETE, &format!("/images/{}", id(&image)))).await;
+            assert_eq!(deleted.status, 200);
+            continue;
+        }
         let image = wait_for_status(ctx, &ctx.env_a, &id(&created), "killed").await;
         assert_eq!(
             (image["size"].clone(), image["checksum"].clone()),

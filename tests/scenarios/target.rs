@@ -1,9 +1,8 @@
 //! Where the scenarios run: the project's mock Glance and Keystone, or the
 //! real Glance 33 and Keystone 30 that `scripts/openstack/up.sh` started
-//! (described by `.cache/openstack/env`). Either way the facade has two
+//! (described by the env file of a release, `.cache/openstack/N/env`). Either way the facade has two
 //! namespaces, `trusted` and `keystone`, and each scenario runs in both.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,6 +12,7 @@ use md5::{Digest, Md5};
 use openstack_mock::files::{FileServer, tiny_qcow2};
 use openstack_mock::{glance, keystone};
 
+use crate::support::real_env::RealEnv;
 use crate::support::{TempFile, alliance_call, client, start_facade};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,11 +54,13 @@ pub struct Ctx {
     /// A URL that answers 404, and one with bytes that are no qcow2.
     pub missing_image_url: String,
     pub garbage_url: String,
-    revoke: Revoker,
+    /// The Glance release behind the facade (the mock answers as 33 does).
+    pub glance_release: u32,
+    services: Services,
     _keep: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
 
-enum Revoker {
+enum Services {
     Mock(keystone::Handle),
     Real(RealEnv),
 }
@@ -80,11 +82,21 @@ impl Ctx {
 
     /// Revokes every token of the facade's service user in Keystone.
     pub async fn revoke_service_tokens(&self) {
-        match &self.revoke {
-            Revoker::Mock(keystone) => {
+        match &self.services {
+            Services::Mock(keystone) => {
                 keystone.revoke_user_tokens(keystone::SERVICE_USER_ID);
             }
-            Revoker::Real(env) => env.revoke_service_tokens().await,
+            Services::Real(env) => env.revoke_service_tokens().await,
+        }
+    }
+
+    /// Waits until Glance's own work on an image of `env_a` (its import
+    /// tasks) is over. The real clouds here keep their data in SQLite,
+    /// where a write racing an import task's last writes fails with
+    /// "database is locked" (500); a scenario's next write waits for them.
+    pub async fn upstream_settled(&self, image_id: &str) {
+        if let Services::Real(env) = &self.services {
+            env.wait_for_import_tasks(self.mode, &self.env_a, image_id).await;
         }
     }
 }
@@ -182,7 +194,8 @@ pub async fn mock(mode: Mode) -> Ctx {
         good_image_size: good.len() as u64,
         missing_image_url: files.url("/no-such-image.qcow2"),
         garbage_url: files.url("/garbage.bin"),
-        revoke: Revoker::Mock(keystone),
+        glance_release: 33,
+        services: Services::Mock(keystone),
         _keep: vec![
             Box::new(files),
             Box::new(trusted_glance),
@@ -196,37 +209,7 @@ fn random_project() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// `.cache/openstack/env`, as written by `scripts/openstack/up.sh`.
-#[derive(Clone)]
-pub struct RealEnv(HashMap<String, String>);
-
 impl RealEnv {
-    pub fn load() -> Self {
-        let path = std::env::var_os("ALLIANCE_OPENSTACK_ENV")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/openstack/env"));
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|error| {
-            panic!(
-                "real OpenStack is not running ({}: {error}); scripts/test.sh starts it with scripts/openstack/up.sh",
-                path.display()
-            )
-        });
-        let values = text
-            .lines()
-            .filter(|line| !line.trim_start().starts_with('#'))
-            .filter_map(|line| line.split_once('='))
-            .map(|(key, value)| (key.trim().to_owned(), value.trim().trim_matches('\'').to_owned()))
-            .collect();
-        RealEnv(values)
-    }
-
-    pub fn get(&self, key: &str) -> &str {
-        self.0
-            .get(key)
-            .map(String::as_str)
-            .unwrap_or_else(|| panic!("{key} missing from the OpenStack env file"))
-    }
-
     /// A token of the admin user, scoped to the admin project.
     pub async fn admin_token(&self) -> String {
         let admin = client()
@@ -266,6 +249,57 @@ impl RealEnv {
         }
         tokio::time::sleep(Duration::from_millis(1100)).await;
     }
+
+    /// Polls the image's import tasks on the Glance of `mode` until none runs.
+    async fn wait_for_import_tasks(&self, mode: Mode, project: &str, image_id: &str) {
+        let client = client();
+        let tasks = |glance: &str| client.get(format!("{glance}/v2/images/{image_id}/tasks"));
+        let request = match mode {
+            Mode::Trusted => tasks(self.get("OS_GLANCE_TRUSTED_URL"))
+                .header("X-Identity-Status", "Confirmed")
+                .header("X-Project-Id", project)
+                .header("X-Roles", "member,reader"),
+            Mode::Keystone => {
+                let password = std::fs::read_to_string(self.get("OS_SERVICE_PASSWORD_FILE")).expect("service password");
+                let issued = client
+                    .post(format!("{}/auth/tokens?nocatalog", self.get("OS_KEYSTONE_URL")))
+                    .header("Content-Type", "application/json")
+                    .body(serde_json::json!({"auth": {
+                        "identity": {"methods": ["password"], "password": {"user": {"name": self.get("OS_SERVICE_USER"), "domain": {"id": "default"}, "password": password.trim()}}},
+                        "scope": {"project": {"id": project}}
+                    }}).to_string())
+                    .send()
+                    .await
+                    .expect("keystone reachable");
+                let token = issued.headers()["x-subject-token"].to_str().expect("token").to_owned();
+                tasks(self.get("OS_GLANCE_KEYSTONE_URL")).header("X-Auth-Token", token)
+            }
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let answer = request
+                .try_clone()
+                .expect("no body")
+                .send()
+                .await
+                .expect("glance reachable");
+            let bytes = answer.bytes().await.unwrap_or_default();
+            let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            let running = body["tasks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|task| task["status"] != "success" && task["status"] != "failure");
+            if !running {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "import tasks of {image_id} never ended: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 /// The real services. Scenarios against them run one at a time: revoking
@@ -302,7 +336,11 @@ pub async fn real(mode: Mode) -> Ctx {
         good_image_size: good.len() as u64,
         missing_image_url: format!("{server}/no-such-image.qcow2"),
         garbage_url: format!("{server}/garbage.bin"),
-        revoke: Revoker::Real(env),
+        glance_release: env
+            .get("OS_RELEASE")
+            .parse()
+            .expect("OS_RELEASE is a Glance major version"),
+        services: Services::Real(env),
         _keep: Vec::new(),
     }
 }
