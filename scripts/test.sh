@@ -4,11 +4,15 @@
 #   2. every cargo test of the workspace: unit tests, contract tests against
 #      the mock Glance and Keystone, the layering check, the demo test, the
 #      mock crate's own tests, and the scenario suite against the mocks;
-#   3. the same scenario suite against real Glance 33.0.0 and Keystone 30.0.0,
+#   3. the same scenario suite against real Glance 33.0.0 and Keystone 30.0.0
+#      (2026.2, the newest release), and the differential tests of the mocks
+#      against them; then the scenario suite again against Glance 28.2.0 and
+#      Keystone 25.0.0 (2024.1, the oldest supported). Both releases are
 #      installed and started by scripts/openstack/up.sh (Python >= 3.11 is
 #      required: without it up.sh fails and so does this script - nothing is
-#      skipped silently), and stopped again at the end. up.sh runs while the
-#      Rust code builds;
+#      skipped silently), side by side, while the Rust code builds, and
+#      stopped again at the end. scripts/openstack/matrix.sh runs the suite
+#      against every release;
 #   4. docs/openapi.yaml checked by schemathesis (from the same venv) against
 #      the demo and against the facade over real Glance (scripts/openapi-check.sh);
 #   5. the benchmark harness in smoke mode (it must run; no figure is judged;
@@ -19,13 +23,22 @@ cd "$(dirname "$0")/.."
 started=$(date +%s)
 phase() { printf '\n== test.sh: %s (+%ss)\n' "$1" "$(( $(date +%s) - started ))"; }
 
-phase "start real Keystone and Glance (in the background, log in .cache/openstack/up.log)"
-mkdir -p .cache/openstack
-scripts/openstack/up.sh >.cache/openstack/up.log 2>&1 &
-up_pid=$!
-# On any exit: stop up.sh if it is still starting things (it then stops
-# what it started), then whatever it left running.
-trap 'kill "$up_pid" 2>/dev/null && wait "$up_pid" 2>/dev/null; scripts/openstack/down.sh' EXIT
+# The newest and the oldest release of the matrix (scripts/openstack/releases/).
+NEWEST=33
+OLDEST=28
+# Both start while cargo builds on the same cores: more time than up.sh's default.
+export OS_UP_TIMEOUT="${OS_UP_TIMEOUT:-240}"
+releases=("$NEWEST" "$OLDEST")
+up_pids=()
+phase "start real Keystone and Glance $NEWEST and $OLDEST (in the background, logs in .cache/openstack/N/up.log)"
+for release in "${releases[@]}"; do
+    mkdir -p ".cache/openstack/$release"
+    scripts/openstack/up.sh --release "$release" >".cache/openstack/$release/up.log" 2>&1 &
+    up_pids+=($!)
+done
+# On any exit: stop the up.sh still starting things (each then stops what it
+# started), then whatever they left running.
+trap 'for pid in "${up_pids[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done; scripts/openstack/down.sh' EXIT
 
 phase "format and lints"
 cargo fmt --all --check
@@ -35,15 +48,21 @@ phase "build the tests"
 cargo test --workspace --locked --no-run
 
 phase "wait for real Keystone and Glance"
-if ! wait "$up_pid"; then
-    cat .cache/openstack/up.log
-    echo "test.sh: scripts/openstack/up.sh failed" >&2
-    exit 1
-fi
-cat .cache/openstack/up.log
+for i in "${!releases[@]}"; do
+    release="${releases[$i]}"
+    if ! wait "${up_pids[$i]}"; then
+        cat ".cache/openstack/$release/up.log"
+        echo "test.sh: scripts/openstack/up.sh --release $release failed" >&2
+        exit 1
+    fi
+    cat ".cache/openstack/$release/up.log"
+done
 
-phase "run every test, real-service scenarios included"
-cargo test --workspace --locked -- --include-ignored
+phase "run every test, real-service scenarios and differential tests (Glance $NEWEST) included"
+ALLIANCE_OPENSTACK_ENV="$PWD/.cache/openstack/$NEWEST/env" cargo test --workspace --locked -- --include-ignored
+
+phase "the real-service scenarios against Glance $OLDEST"
+ALLIANCE_OPENSTACK_ENV="$PWD/.cache/openstack/$OLDEST/env" cargo test --locked --test scenarios -- --ignored
 
 phase "docs/openapi.yaml against the demo and against real Glance (schemathesis)"
 scripts/openapi-check.sh

@@ -384,13 +384,14 @@ pub(crate) fn set_active(call: &Call, id: &str, active: bool) -> Result<Reply, A
     Ok(Reply::empty_html(204))
 }
 
-/// `GET /v2/images/{id}/tasks`: the image's import tasks, newest first.
+/// `GET /v2/images/{id}/tasks`: the image's import tasks, in database order
+/// (Glance's query has no ORDER BY: SQLite gives them oldest first).
 pub(crate) fn tasks(call: &Call, id: &str) -> Result<Reply, ApiError> {
     call.reject_body()?;
     let store = call.store();
     let image = visible(&store, &call.who, id, || ApiError::default_for(404))?;
     enforce_on_image(&call.who, Rule::GetImage, image)?;
-    let tasks: Vec<Value> = store.tasks(id).iter().rev().map(|t| t.to_json()).collect();
+    let tasks: Vec<Value> = store.tasks(id).iter().map(|t| t.to_json()).collect();
     Ok(Reply::json_type_first(
         200,
         pyfmt::dumps(&json!({ "tasks": tasks }), true),
