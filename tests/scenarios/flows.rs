@@ -431,7 +431,10 @@ pub async fn copy_from_through_the_facade(ctx: &Ctx) {
             if image["status"] == outcome {
                 break image;
             }
-            assert!(Instant::now() < deadline, "never {outcome}: {image}");
+            assert!(
+                Instant::now() < deadline,
+                "never {outcome} (see the facade's warnings): {image}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
         if outcome == "active" {

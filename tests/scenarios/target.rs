@@ -128,12 +128,27 @@ auth = {{ type = "trusted", user_id = "scenario" }}"#
     .expect("scenario config")
 }
 
+/// The facade's warnings (why a `copy_from` transfer failed, why an upstream
+/// call did) go to the test's output, which a failing scenario prints.
+fn show_facade_warnings() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_ansi(false)
+            .with_env_filter("alliance_glance=warn")
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the scenario suite's only subscriber");
+    });
+}
+
 fn md5_hex(bytes: &[u8]) -> String {
     Md5::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Mock Glance (trusted flavor), mock Keystone, mock Glance (keystone flavor).
 pub async fn mock(mode: Mode) -> Ctx {
+    show_facade_warnings();
     let good = tiny_qcow2(1 << 20);
     let files = FileServer::start(vec![
         ("/image.qcow2".into(), good.clone()),
@@ -305,6 +320,7 @@ impl RealEnv {
 /// The real services. Scenarios against them run one at a time: revoking
 /// the service user's tokens would disturb a neighbour.
 pub async fn real(mode: Mode) -> Ctx {
+    show_facade_warnings();
     let env = RealEnv::load();
     let config = facade_config(
         env.get("OS_GLANCE_TRUSTED_URL"),
