@@ -3,7 +3,6 @@
 //! reshape), then the request id header and one structured log line.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -20,6 +19,7 @@ use crate::metrics::{LabelValue, Metrics, NamespaceMetrics, Operation, Refusal};
 use crate::ops;
 use crate::request_id;
 use crate::route::{Changes, Clouds};
+use crate::upstream::UpstreamRecord;
 use crate::upstream::keystone::client::TokenFacts;
 
 pub struct App {
@@ -101,7 +101,8 @@ impl App {
         let request = request.map(|body| WatchedBody::new(body, connection));
         let result = self
             .process(&clouds, request, connection.peer(), &request_id, &mut log)
-            .await;
+            .await
+            .inspect_err(|error| log.reason = log.reason.or(error.reason));
         let mut response = result.unwrap_or_else(|error| error.into_response(&request_id));
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(request_id::HEADER, value);
@@ -157,8 +158,10 @@ impl App {
             .get(&alliance.namespace)
             .ok_or_else(|| AllianceError::bad_request("X-Target-Ns does not name a known namespace"))?;
         log.namespace_metrics = Some(cloud.metrics.clone());
+        // Decided before anything is sent upstream.
+        cloud.rates.admit(&alliance.environment)?;
         let session = cloud.session(&alliance.environment, request_id);
-        log.upstream_micros = Some(session.upstream_timer());
+        log.upstream = Some(session.record());
         ops::apply(alliance.operation, cloud, session).await
     }
 }
@@ -256,7 +259,7 @@ struct RequestLog {
     /// 0 until an answer is made.
     status: u16,
     started: Instant,
-    upstream_micros: Option<Arc<AtomicU64>>,
+    upstream: Option<Arc<UpstreamRecord>>,
     /// The answer's stream failed (an upstream page).
     failed: bool,
     /// The answer was dropped before its end.
@@ -280,7 +283,7 @@ impl RequestLog {
             operation: Operation::None,
             status: 0,
             started: Instant::now(),
-            upstream_micros: None,
+            upstream: None,
             failed: false,
             abandoned: false,
             reason: None,
@@ -329,10 +332,8 @@ impl Drop for RequestLog {
         self.metrics
             .request_ended(&namespace_metrics, self.operation, self.status, took);
         let micros = |duration: Duration| u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
-        let upstream_us = self
-            .upstream_micros
-            .as_ref()
-            .map_or(0, |micros| micros.load(Ordering::Relaxed));
+        let upstream_us = self.upstream.as_deref().map_or(0, UpstreamRecord::micros);
+        let coalesced_with = self.upstream.as_deref().and_then(UpstreamRecord::shared_from);
         let (aborted, reason) = self.outcome();
         if let Some(refusal) = reason.and_then(Refusal::from_reason) {
             self.metrics.refused(refusal);
@@ -349,6 +350,7 @@ impl Drop for RequestLog {
             aborted,
             duration_us = micros(took),
             upstream_us,
+            coalesced_with,
             reason,
         );
     }

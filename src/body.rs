@@ -32,7 +32,7 @@ pub fn json_response(status: StatusCode, value: &impl serde::Serialize) -> http:
 }
 
 /// A JSON document already written, with its status.
-pub fn json_document(status: StatusCode, bytes: Vec<u8>) -> http::Response<ResponseBody> {
+pub fn json_document(status: StatusCode, bytes: impl Into<Bytes>) -> http::Response<ResponseBody> {
     let mut response = http::Response::new(full(bytes));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, APPLICATION_JSON);

@@ -16,8 +16,10 @@ pub struct AllianceError {
     pub message: String,
     /// Methods allowed on the resource, for 405 answers.
     pub allow: Option<&'static str>,
-    /// Seconds after which a retry may succeed, for 503 answers (`Retry-After`).
+    /// Seconds after which a retry may succeed, for 429 and 503 answers (`Retry-After`).
     pub retry_after: Option<u32>,
+    /// Why a limit refused the request: the `reason` of its log line.
+    pub reason: Option<&'static str>,
 }
 
 impl AllianceError {
@@ -27,6 +29,7 @@ impl AllianceError {
             message: message.into(),
             allow: None,
             retry_after: None,
+            reason: None,
         }
     }
 
@@ -57,6 +60,7 @@ impl AllianceError {
             message: format!("method not allowed here; allowed: {allow}"),
             allow: Some(allow),
             retry_after: None,
+            reason: None,
         }
     }
 
@@ -89,6 +93,10 @@ impl AllianceError {
         Self::new(StatusCode::BAD_GATEWAY, message)
     }
 
+    pub fn too_many_requests(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, message)
+    }
+
     pub fn service_unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
@@ -100,6 +108,12 @@ impl AllianceError {
     /// Tells the client when to try again.
     pub fn with_retry_after(mut self, seconds: u32) -> Self {
         self.retry_after = Some(seconds);
+        self
+    }
+
+    /// Names the limit that refused the request, for its log line.
+    pub fn with_reason(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
         self
     }
 

@@ -19,6 +19,7 @@ pub mod demo;
 pub mod error;
 pub mod ids;
 pub mod inbound;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod ops;

@@ -5,9 +5,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::config::{AuthConfig, Config, ConfigError, EnvironmentIdFormat, FallbackConfig, NamespaceConfig};
 use crate::copy_from::guard::Guard;
 use crate::copy_from::methods::ImportMethods;
+use crate::error::AllianceError;
+use crate::limits::gate::{Gate, Guarded};
+use crate::limits::rate::EnvironmentRates;
+use crate::limits::single_flight::SingleFlight;
 use crate::metrics::{Metrics, NamespaceMetrics};
 use crate::upstream::auth::TrustedAuth;
 use crate::upstream::glance;
@@ -61,6 +67,14 @@ pub struct Cloud {
     pub import_methods: ImportMethods,
     pub copy_from_fallback: FallbackConfig,
     pub metrics: NamespaceMetrics,
+    /// The request rates of the namespace's environments.
+    pub rates: EnvironmentRates,
+    /// The calls in flight to the namespace's Glance (its Keystone's are
+    /// the authenticator's).
+    pub glance_gate: Arc<Gate>,
+    /// Shows by id being answered, by environment and image (the body of
+    /// the image, or the refusal; see `ops::show`).
+    pub shows: SingleFlight<Result<Bytes, AllianceError>>,
 }
 
 impl Cloud {
@@ -91,6 +105,9 @@ impl Cloud {
         .map_err(fail)?;
         let http = Arc::new(http);
         let metrics = metrics.namespace(name);
+        let limits = &config.limits;
+        let gate =
+            |guarded, max_in_flight| Gate::new(guarded, max_in_flight, limits.max_queued_calls, limits.queue_timeout());
         let auth = match (&config.auth, &spec.keystone) {
             (AuthConfig::Trusted { user_id, roles }, _) => {
                 let endpoint = config
@@ -105,6 +122,7 @@ impl Cloud {
                     Arc::clone(&http),
                     config.glance_url.clone(),
                     metrics.clone(),
+                    gate(Guarded::Keystone, limits.keystone_max_in_flight),
                 );
                 Authenticator::Keystone(Box::new(keystone))
             }
@@ -126,6 +144,9 @@ impl Cloud {
             import_methods: ImportMethods::default(),
             copy_from_fallback: config.copy_from_fallback.clone(),
             metrics,
+            rates: EnvironmentRates::new(limits, config.environment_id_format),
+            glance_gate: Arc::new(gate(Guarded::Glance, limits.glance_max_in_flight)),
+            shows: SingleFlight::new(limits.coalesce_window(), limits.coalesce_max_entries),
             spec,
         })
     }
@@ -137,6 +158,7 @@ impl Cloud {
             Arc::clone(&self.auth),
             Arc::clone(&self.memberships),
             self.metrics.clone(),
+            Arc::clone(&self.glance_gate),
             environment.to_owned(),
             request_id.to_owned(),
         )

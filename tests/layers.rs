@@ -25,6 +25,7 @@ const LAYERS: &[&[&str]] = &[
     &["inbound", "route"],
     &["copy_from"],
     &["upstream"],
+    &["limits"],
     &["reshape"],
     &["error"],
     &["body", "config", "connection", "logging", "request_id"],

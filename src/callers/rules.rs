@@ -11,7 +11,6 @@ use super::bearer::{BearerHashes, SaltedHash};
 use crate::config::{AuthConfig, CallerConfig, Config, Scope};
 use crate::connection::Peer;
 use crate::ids;
-use crate::inbound::normalise_environment_id;
 use crate::upstream::keystone::client::TokenFacts;
 
 /// How a rule recognises its caller.
@@ -143,7 +142,7 @@ impl Rule {
                     let ids = listed
                         .iter()
                         .map(|id| {
-                            normalise_environment_id(id.trim(), namespace.environment_id_format).ok_or_else(|| {
+                            namespace.environment_id_format.normalise(id.trim()).ok_or_else(|| {
                                 format!(".environments: {id:?} is not a valid X-Environment-Id in namespace {name}")
                             })
                         })

@@ -4,7 +4,6 @@ use http::{HeaderMap, header};
 
 use crate::config::EnvironmentIdFormat;
 use crate::error::AllianceError;
-use crate::ids;
 
 pub const TARGET_NS: &str = "x-target-ns";
 pub const ENVIRONMENT_ID: &str = "x-environment-id";
@@ -21,7 +20,7 @@ pub fn environment_id(headers: &HeaderMap, format: EnvironmentIdFormat) -> Resul
     let value = single_text(headers, ENVIRONMENT_ID)?
         .filter(|value| !value.is_empty())
         .ok_or_else(|| AllianceError::bad_request("X-Environment-Id header is required"))?;
-    normalise_environment_id(value, format).ok_or_else(|| {
+    format.normalise(value).ok_or_else(|| {
         AllianceError::bad_request(format!(
             "X-Environment-Id must be {}",
             match format {
@@ -32,23 +31,6 @@ pub fn environment_id(headers: &HeaderMap, format: EnvironmentIdFormat) -> Resul
             }
         ))
     })
-}
-
-/// Pure rule behind [`environment_id`].
-pub fn normalise_environment_id(value: &str, format: EnvironmentIdFormat) -> Option<String> {
-    let hex32 = || ids::is_hex32(value).then(|| value.to_ascii_lowercase());
-    let uuid = || ids::is_dashed_uuid(value).then(|| value.to_ascii_lowercase());
-    match format {
-        EnvironmentIdFormat::Hex32 => hex32(),
-        EnvironmentIdFormat::Uuid => uuid(),
-        EnvironmentIdFormat::Hex32OrUuid => hex32().or_else(|| uuid().map(|id| id.replace('-', ""))),
-        EnvironmentIdFormat::KeystoneId => (!value.is_empty()
-            && value.len() <= 64
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
-        .then(|| value.to_owned()),
-    }
 }
 
 /// POST, PATCH and PUT carry JSON: `application/json`, parameters such as
@@ -90,38 +72,6 @@ fn single_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn environment_rules() {
-        use EnvironmentIdFormat::*;
-        let hex = "54915A05b0bb43dcbb218525c426b6a5";
-        let uuid = "54915a05-b0bb-43dc-bb21-8525c426b6a5";
-        assert_eq!(
-            normalise_environment_id(hex, Hex32).as_deref(),
-            Some("54915a05b0bb43dcbb218525c426b6a5")
-        );
-        assert_eq!(normalise_environment_id(uuid, Hex32), None);
-        assert_eq!(normalise_environment_id(uuid, Uuid).as_deref(), Some(uuid));
-        assert_eq!(normalise_environment_id(hex, Uuid), None);
-        assert_eq!(
-            normalise_environment_id(uuid, Hex32OrUuid).as_deref(),
-            Some("54915a05b0bb43dcbb218525c426b6a5")
-        );
-        assert_eq!(
-            normalise_environment_id("default", KeystoneId).as_deref(),
-            Some("default")
-        );
-        assert_eq!(normalise_environment_id("a b", KeystoneId), None);
-        assert_eq!(normalise_environment_id(&"a".repeat(65), KeystoneId), None);
-        for bad in [
-            "",
-            "xyz",
-            "54915a05b0bb43dcbb218525c426b6a",
-            "54915a05b0bb43dcbb218525c426b6a5\n",
-        ] {
-            assert_eq!(normalise_environment_id(bad, Hex32OrUuid), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn json_media_types() {

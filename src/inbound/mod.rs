@@ -20,7 +20,6 @@ use crate::config::EnvironmentIdFormat;
 use crate::error::AllianceError;
 use crate::metrics;
 pub use body::BodyTimeouts;
-pub use headers::normalise_environment_id;
 pub use image_fields::{CreateImage, ImageFields, UpdateImage, Visibility};
 pub use list_query::ListQuery;
 pub use path::ImageRef;

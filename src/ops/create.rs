@@ -14,7 +14,7 @@ use http::StatusCode;
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::fields;
+use super::{fields, show};
 use crate::body::ResponseBody;
 use crate::copy_from::guard::{Rejection, SystemResolver};
 use crate::copy_from::{fallback, methods};
@@ -51,6 +51,8 @@ pub async fn apply(
     let body = serde_json::to_vec(&v2_create_body(&image)).unwrap_or_default();
     let reply = glance::create_image(session, body).await?;
     let created: V2Image = glance::parse_json(&reply, CREATE_IMAGE.call)?;
+    // A client-chosen id may have been shown (404) a moment ago.
+    show::forget(cloud, &session.environment, &created.id);
     if let (Some(url), Some(transfer)) = (image.copy_from, transfer) {
         // The create reply says again which imports this image may use.
         let refused_here =

@@ -7,7 +7,7 @@
 use http::StatusCode;
 
 use super::isolation::{self, Write};
-use super::lookup;
+use super::{lookup, show};
 use crate::body::{self, ResponseBody};
 use crate::error::AllianceError;
 use crate::inbound::ImageRef;
@@ -19,11 +19,14 @@ pub async fn apply(
     cloud: &Cloud,
     image_ref: ImageRef,
 ) -> Result<http::Response<ResponseBody>, AllianceError> {
-    let image = lookup::image(session, cloud, image_ref)
+    let image = lookup::image(session, cloud, &image_ref)
         .await
         .map_err(as_delete_not_found)?;
     isolation::ensure_writable(session, &image, Write::Delete).await?;
-    glance::delete_image(session, &image.id).await?;
+    let deleted = glance::delete_image(session, &image.id).await;
+    // Whatever Glance answered: a failed write may have taken effect.
+    show::forget(cloud, &session.environment, &image.id);
+    deleted?;
     let mut response = http::Response::new(body::empty());
     *response.status_mut() = StatusCode::OK;
     Ok(response)

@@ -17,10 +17,10 @@ pub async fn by_name(session: &Session, cloud: &Cloud, name: &str) -> Result<V2I
 }
 
 /// The image behind a reference: fetched by id, or found by name.
-pub async fn image(session: &Session, cloud: &Cloud, image_ref: ImageRef) -> Result<V2Image<'static>, AllianceError> {
+pub async fn image(session: &Session, cloud: &Cloud, image_ref: &ImageRef) -> Result<V2Image<'static>, AllianceError> {
     match image_ref {
-        ImageRef::Id(id) => glance::get_image(session, &id).await,
-        ImageRef::Name(name) => by_name(session, cloud, &name).await,
+        ImageRef::Id(id) => glance::get_image(session, id).await,
+        ImageRef::Name(name) => by_name(session, cloud, name).await,
     }
 }
 

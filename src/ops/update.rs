@@ -9,7 +9,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::isolation::{self, Write};
-use super::{fields, import_status, lookup};
+use super::{fields, import_status, lookup, show};
 
 use crate::body::ResponseBody;
 use crate::error::AllianceError;
@@ -25,10 +25,13 @@ pub async fn apply(
     image_ref: ImageRef,
     update: UpdateImage,
 ) -> Result<http::Response<ResponseBody>, AllianceError> {
-    let image = lookup::image(session, cloud, image_ref).await?;
+    let image = lookup::image(session, cloud, &image_ref).await?;
     isolation::ensure_writable(session, &image, Write::Modify).await?;
     let patch = serde_json::to_vec(&json_patch(&update.fields)).unwrap_or_default();
-    let reply = glance::patch_image(session, &image.id, patch).await?;
+    let reply = glance::patch_image(session, &image.id, patch).await;
+    // Whatever Glance answered: a failed write may have taken effect.
+    show::forget(cloud, &session.environment, &image.id);
+    let reply = reply?;
     let mut image: V2Image = glance::parse_json(&reply, PATCH_IMAGE.call)?;
     import_status::report_failed_imports(session, std::slice::from_mut(&mut image)).await;
     Ok(image_response(StatusCode::OK, image))

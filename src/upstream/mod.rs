@@ -10,8 +10,8 @@ pub mod keystone;
 pub mod membership;
 mod transport;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,6 +23,7 @@ pub use membership::Memberships;
 pub use transport::{AnswerBudget, HttpOptions, IDENTITY_ROOM, Service, TransportError, UpstreamHttp, is_idempotent};
 
 use crate::error::AllianceError;
+use crate::limits::gate::Gate;
 use crate::metrics::{NamespaceMetrics, UpstreamOutcome};
 use crate::reshape::status::{Outcome, StatusTable};
 
@@ -103,6 +104,31 @@ pub fn record_call(
     metrics.upstream(table.call, outcome, took);
 }
 
+/// What a request's log line says of its upstream side: the time spent
+/// waiting for Glance, and whose call answered it if another request's.
+#[derive(Debug, Default)]
+pub struct UpstreamRecord {
+    micros: AtomicU64,
+    shared_from: OnceLock<Arc<str>>,
+}
+
+impl UpstreamRecord {
+    /// Time spent waiting for Glance so far, in microseconds, summed over calls.
+    pub fn micros(&self) -> u64 {
+        self.micros.load(Ordering::Relaxed)
+    }
+
+    /// The request whose upstream call answered this one, if another's
+    /// (see [`crate::limits::single_flight`]).
+    pub fn shared_from(&self) -> Option<&str> {
+        self.shared_from.get().map(|leader| &**leader)
+    }
+
+    pub fn set_shared_from(&self, leader: Arc<str>) {
+        let _ = self.shared_from.set(leader);
+    }
+}
+
 /// The upstream side of one Alliance request: which Glance, as which
 /// project, under which request id; accumulates the time spent upstream.
 #[derive(Clone)]
@@ -111,11 +137,13 @@ pub struct Session {
     pub auth: Arc<Authenticator>,
     /// The namespace's membership answers (see [`Memberships`]).
     pub memberships: Arc<Memberships>,
+    /// The calls in flight to the namespace's Glance.
+    pub gate: Arc<Gate>,
     pub environment: String,
     pub request_id: String,
     /// The namespace's series, for the calls this session makes.
     pub metrics: NamespaceMetrics,
-    upstream_micros: Arc<AtomicU64>,
+    record: Arc<UpstreamRecord>,
 }
 
 impl Session {
@@ -124,6 +152,7 @@ impl Session {
         auth: Arc<Authenticator>,
         memberships: Arc<Memberships>,
         metrics: NamespaceMetrics,
+        gate: Arc<Gate>,
         environment: String,
         request_id: String,
     ) -> Self {
@@ -131,21 +160,22 @@ impl Session {
             http,
             auth,
             memberships,
+            gate,
             environment,
             request_id,
             metrics,
-            upstream_micros: Arc::new(AtomicU64::new(0)),
+            record: Arc::default(),
         }
     }
 
     /// Time spent waiting for Glance so far, summed over calls.
     pub fn upstream_time(&self) -> Duration {
-        Duration::from_micros(self.upstream_micros.load(Ordering::Relaxed))
+        Duration::from_micros(self.record.micros())
     }
 
-    /// A shared view of the time counter, for the request log.
-    pub fn upstream_timer(&self) -> Arc<AtomicU64> {
-        Arc::clone(&self.upstream_micros)
+    /// A shared view of what the request did upstream, for its log line.
+    pub fn record(&self) -> Arc<UpstreamRecord> {
+        Arc::clone(&self.record)
     }
 
     /// Sends `call` with the environment's credentials. Transport failures
@@ -166,12 +196,15 @@ impl Session {
         self.send_as(&credentials, table, call).await
     }
 
+    /// One exchange, within a slot of the namespace's [`Gate`] (the wait
+    /// for a slot is not upstream time).
     async fn send_as(
         &self,
         credentials: &Credentials,
         table: &StatusTable,
         call: &Call,
     ) -> Result<Reply, AllianceError> {
+        let _slot = self.gate.enter().await?;
         let started = Instant::now();
         let result = self
             .http
@@ -185,13 +218,14 @@ impl Session {
             .await;
         let took = started.elapsed();
         let elapsed = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        self.upstream_micros.fetch_add(elapsed, Ordering::Relaxed);
+        self.record.micros.fetch_add(elapsed, Ordering::Relaxed);
         record_call(&self.metrics, table, &result, took);
         result.map_err(|error| error.into_alliance_error(Service::Image, call))
     }
 
     /// Streams image data to Glance. Never resent (the stream is consumed),
-    /// bounded by `timeout` rather than the usual per-call limit.
+    /// bounded by `timeout` rather than the usual per-call limit, and
+    /// outside the [`Gate`]: a transfer of hours would hold a slot as long.
     pub async fn upload(
         &self,
         table: &StatusTable,

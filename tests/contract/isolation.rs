@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use openstack_mock::glance::{Fault, FaultAction};
+use openstack_mock::glance::{self, Fault, FaultAction};
 
 use crate::support::*;
 
@@ -76,7 +76,16 @@ async fn another_projects_private_image_is_never_shown_changed_or_deleted() {
 
 #[tokio::test]
 async fn shared_images_of_others_are_shown_to_members_only() {
-    let harness = Harness::start().await;
+    // Each show asks Glance: the second one's answer (a fault) differs from
+    // the first's within the window the first's would be shared for.
+    let harness = Harness::start_with(
+        glance::Options::default(),
+        FacadeOptions {
+            namespace_extra: "limits.coalesce_window_ms = 0".into(),
+            ..FacadeOptions::default()
+        },
+    )
+    .await;
     let shared = harness
         .glance_create(ENV_B, json!({"name": "b-shared", "visibility": "shared"}))
         .await;

@@ -14,6 +14,7 @@ use url::Url;
 use super::catalog::CatalogEntry;
 use super::settings::{DomainRef, Secret, UserRef};
 use crate::error::AllianceError;
+use crate::limits::gate::Gate;
 use crate::metrics::{NamespaceMetrics, TokenKind, TokenOutcome};
 use crate::reshape::message::for_log;
 use crate::upstream::{Call, IDENTITY_ROOM, JSON, Reply, Service, TransportError, UpstreamHttp};
@@ -23,6 +24,8 @@ pub struct KeystoneClient {
     /// Ends in `/v3`.
     auth_url: Url,
     metrics: NamespaceMetrics,
+    /// The calls in flight to this Keystone (for this namespace).
+    gate: Gate,
 }
 
 const AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
@@ -101,12 +104,24 @@ struct RoleRef {
 }
 
 impl KeystoneClient {
-    pub fn new(http: Arc<UpstreamHttp>, auth_url: Url, metrics: NamespaceMetrics) -> Self {
+    pub fn new(http: Arc<UpstreamHttp>, auth_url: Url, metrics: NamespaceMetrics, gate: Gate) -> Self {
         KeystoneClient {
             http,
             auth_url,
             metrics,
+            gate,
         }
+    }
+
+    /// One exchange with Keystone, within a slot of the gate.
+    async fn send(&self, identity: &HeaderMap, call: &Call, request_id: &str) -> Result<Reply, TokenFailure> {
+        let _slot = self.gate.enter().await.map_err(TokenFailure::Failed)?;
+        // Issuing a token twice has no effect beyond a spare token, and a
+        // validation none: resending either is safe.
+        self.http
+            .send(&self.auth_url, identity, call, request_id, true)
+            .await
+            .map_err(|error| self.failed(error, call))
     }
 
     /// `POST {auth_url}/auth/tokens` with `body`, a token request of `kind`
@@ -144,12 +159,7 @@ impl KeystoneClient {
             JSON,
             serde_json::to_vec(body).unwrap_or_default(),
         );
-        // Issuing a token twice has no effect beyond a spare token: resending is safe.
-        let reply = self
-            .http
-            .send(&self.auth_url, &HeaderMap::new(), &call, request_id, true)
-            .await
-            .map_err(|error| self.failed(error, &call))?;
+        let reply = self.send(&HeaderMap::new(), &call, request_id).await?;
         token_answer(&reply, 201)
     }
 
@@ -189,11 +199,7 @@ impl KeystoneClient {
             HeaderValue::from_str(subject.expose()).map_err(unusable)?,
         );
         let call = Call::get("/auth/tokens?nocatalog");
-        let reply = self
-            .http
-            .send(&self.auth_url, &headers, &call, request_id, true)
-            .await
-            .map_err(|error| self.failed(error, &call))?;
+        let reply = self.send(&headers, &call, request_id).await?;
         token_answer(&reply, 200)
     }
 }

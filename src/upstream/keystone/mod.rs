@@ -47,6 +47,7 @@ use super::{Credentials, IDENTITY_ROOM, UpstreamHttp};
 use crate::config::ScopeMethod;
 use crate::error::AllianceError;
 use crate::ids;
+use crate::limits::gate::Gate;
 use crate::metrics::{LabelValue, NamespaceMetrics, Refusal, TokenCacheResult, TokenKind};
 
 const AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
@@ -175,14 +176,16 @@ fn token_bucket(per_sec: u32, burst: u32) -> DefaultDirectRateLimiter {
 }
 
 impl KeystoneAuth {
+    /// `gate`: the calls in flight to this Keystone.
     pub fn new(
         settings: KeystoneSettings,
         http: Arc<UpstreamHttp>,
         explicit_endpoint: Option<Url>,
         metrics: NamespaceMetrics,
+        gate: Gate,
     ) -> Self {
         KeystoneAuth {
-            client: KeystoneClient::new(http, settings.auth_url.clone(), metrics.clone()),
+            client: KeystoneClient::new(http, settings.auth_url.clone(), metrics.clone(), gate),
             metrics,
             catalog_endpoint: Mutex::new(None),
             scoped: SingleFlightCache::new(settings.token_cache_size),
