@@ -100,7 +100,7 @@ fi
     exit 1
 }
 
-# --- real Glance and Keystone (part 7) ---------------------------------------
+# --- real Glance and Keystone (parts 7 and 9) -------------------------------
 # The test command's services when they run (its smoke run uses them);
 # otherwise scripts/openstack/up.sh starts them here and they are stopped
 # at the end.

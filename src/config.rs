@@ -315,7 +315,7 @@ impl Default for LimitsConfig {
             environment_burst: None,
             tracked_environments: 10_000,
             environments: BTreeMap::new(),
-            coalesce_window_ms: 100,
+            coalesce_window_ms: 200,
             coalesce_max_entries: 10_000,
         }
     }
@@ -1126,7 +1126,7 @@ mod tests {
                 limits.queue_timeout_ms,
                 limits.coalesce_window_ms,
             ),
-            (64, 16, 1000, 5000, 100)
+            (64, 16, 1000, 5000, 200)
         );
         assert_eq!(limits.environment_rate(), None, "no rate limit by default");
         let rate = |per_sec: u32, burst: u32| {

@@ -54,6 +54,12 @@ pub struct Plan {
     /// Images listed from real Glance (part 7), and its page size.
     pub real_images: usize,
     pub real_page_size: u32,
+    /// Part 9: the length of its load runs, the clients polling one
+    /// image, and the noisy environment's rate limit and connections.
+    pub backpressure_load: Duration,
+    pub pollers: u32,
+    pub noisy_limit: u32,
+    pub noisy_connections: u32,
 }
 
 impl Plan {
@@ -84,6 +90,10 @@ impl Plan {
             copy_from_repeats: 5,
             real_images: 10_000,
             real_page_size: 1000,
+            backpressure_load: Duration::from_secs(10),
+            pollers: 300,
+            noisy_limit: 20,
+            noisy_connections: 50,
         }
     }
 
@@ -115,6 +125,10 @@ impl Plan {
             copy_from_repeats: 1,
             real_images: 30,
             real_page_size: 10,
+            backpressure_load: Duration::from_millis(300),
+            pollers: 10,
+            noisy_limit: 20,
+            noisy_connections: 4,
         }
     }
 }
@@ -138,23 +152,37 @@ impl Ctx {
     }
 }
 
-/// A `[namespaces.ccsr1]` table in trusted mode.
+/// The `[limits]` of the parts that measure what each request costs:
+/// shows are not shared (part 9 measures the sharing).
+pub const UNSHARED: &str = "coalesce_window_ms = 0";
+
+/// A `[namespaces.ccsr1]` table in trusted mode, shows not shared.
 pub fn trusted_namespace(glance_url: &str, page_size: u32) -> String {
+    trusted_namespace_with(glance_url, page_size, UNSHARED)
+}
+
+/// A `[namespaces.ccsr1]` table in trusted mode with these `[limits]` lines.
+pub fn trusted_namespace_with(glance_url: &str, page_size: u32, limits: &str) -> String {
     format!(
         r#"[namespaces.{NAMESPACE}]
 glance_url = "{glance_url}"
 page_size = {page_size}
 auth = {{ type = "trusted", user_id = "{FACADE_USER}" }}
+[namespaces.{NAMESPACE}.limits]
+{limits}
 "#
     )
 }
 
-/// A `[namespaces.ccsr1]` table in keystone mode (Glance from the catalog).
+/// A `[namespaces.ccsr1]` table in keystone mode (Glance from the
+/// catalog), shows not shared.
 pub fn keystone_namespace(auth_url: &str, password_file: &std::path::Path, scope_method: &str) -> String {
     use openstack_mock::keystone::SERVICE_USER;
     format!(
         r#"[namespaces.{NAMESPACE}]
 auth = {{ type = "keystone", auth_url = "{auth_url}", username = "{SERVICE_USER}", user_domain_id = "default", password_file = "{}", scope_method = "{scope_method}" }}
+[namespaces.{NAMESPACE}.limits]
+{UNSHARED}
 "#,
         password_file.display()
     )

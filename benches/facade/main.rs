@@ -11,10 +11,12 @@
 //! processes (so their RSS and CPU time can be read from `/proc`), drives
 //! the load tool, and prints one Markdown table. Parts: `show` (1), `list`
 //! (2), `keystone` (3), `memory` (4), `copy_from` (5), `scoping` (6),
-//! `real` (7: against real Glance 33, `--openstack-env`), `tls` (8).
+//! `real` (7: against real Glance 33, `--openstack-env`), `tls` (8),
+//! `backpressure` (9: shared shows and rate limits against real Glance 33).
 //! Missed targets are reported in the table, not by the exit status: it is
 //! non-zero only when a part could not run.
 
+mod backpressure;
 mod bare;
 mod common;
 mod copy_from;
@@ -51,10 +53,11 @@ enum Part {
     Scoping,
     Real,
     Tls,
+    Backpressure,
 }
 
 impl Part {
-    const ALL: [Part; 8] = [
+    const ALL: [Part; 9] = [
         Part::Show,
         Part::List,
         Part::Keystone,
@@ -63,6 +66,7 @@ impl Part {
         Part::Scoping,
         Part::Real,
         Part::Tls,
+        Part::Backpressure,
     ];
 
     fn name(self) -> &'static str {
@@ -75,6 +79,7 @@ impl Part {
             Part::Scoping => "scoping",
             Part::Real => "real",
             Part::Tls => "tls",
+            Part::Backpressure => "backpressure",
         }
     }
 }
@@ -104,7 +109,7 @@ struct Args {
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Part>,
     /// The env file of the real Glance and Keystone that
-    /// scripts/openstack/up.sh started (part 7).
+    /// scripts/openstack/up.sh started (parts 7 and 9).
     #[arg(long)]
     openstack_env: Option<PathBuf>,
     /// The fixed request rate of the latency runs.
@@ -185,6 +190,11 @@ async fn run(args: Args) -> std::process::ExitCode {
         ctx.report
             .note("nginx was not given (--nginx): the nginx comparison did not run.");
     }
+    let openstack_env = || {
+        args.openstack_env
+            .as_deref()
+            .ok_or_else(|| "no --openstack-env: real Glance is not running (bench/run.sh starts it)".to_owned())
+    };
     let started = Instant::now();
     let mut failed = 0;
     for part in Part::ALL {
@@ -209,11 +219,9 @@ async fn run(args: Args) -> std::process::ExitCode {
             Part::Memory => memory::run(&mut ctx).await,
             Part::CopyFrom => copy_from::run(&mut ctx).await,
             Part::Scoping => keystone::run_scoping(&mut ctx).await,
-            Part::Real => match &args.openstack_env {
-                Some(env) => real::run(&mut ctx, env).await,
-                None => Err("no --openstack-env: real Glance is not running (bench/run.sh starts it)".into()),
-            },
+            Part::Real => async { real::run(&mut ctx, openstack_env()?).await }.await,
             Part::Tls => tls::run(&mut ctx).await,
+            Part::Backpressure => async { backpressure::run(&mut ctx, openstack_env()?).await }.await,
         };
         if let Err(error) = outcome {
             eprintln!("bench: part {name} failed: {error}");

@@ -42,7 +42,7 @@ struct Created {
 }
 
 /// `KEY=value` lines of scripts/openstack/up.sh's env file.
-fn read_env(path: &Path) -> Result<HashMap<String, String>, String> {
+pub fn read_env(path: &Path) -> Result<HashMap<String, String>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(text
         .lines()
@@ -272,7 +272,7 @@ async fn show_rows(
 }
 
 /// Creates `count` private images owned by `project`; their ids.
-async fn seed(ctx: &Ctx, glance: &str, project: &str, count: usize) -> Result<Vec<String>, String> {
+pub async fn seed(ctx: &Ctx, glance: &str, project: &str, count: usize) -> Result<Vec<String>, String> {
     let width = count.to_string().len();
     let creations = futures_util::stream::iter(0..count)
         .map(|index| async move {
@@ -300,7 +300,7 @@ async fn seed(ctx: &Ctx, glance: &str, project: &str, count: usize) -> Result<Ve
         .collect()
 }
 
-async fn delete_all(ctx: &Ctx, glance: &str, project: &str, ids: &[String]) -> Result<(), String> {
+pub async fn delete_all(ctx: &Ctx, glance: &str, project: &str, ids: &[String]) -> Result<(), String> {
     let deletions = futures_util::stream::iter(ids)
         .map(|id| async move {
             let response = with_headers(

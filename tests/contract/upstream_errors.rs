@@ -252,6 +252,8 @@ async fn answers_wait_for_the_memory_budget_then_503() {
         upstream_holding_its_first_answer(body, std::sync::Arc::clone(&holding), std::sync::Arc::clone(&release)).await;
     let options = FacadeOptions {
         upstream: "buffer_bytes = 1048576\nmax_answer_bytes = 1048576\nbuffer_wait_ms = 300".into(),
+        // Each show makes its own call (the second would share the first's).
+        namespace_extra: "limits.coalesce_window_ms = 0".into(),
         ..Default::default()
     };
     let facade = start_facade(&facade_config(&url, &options)).await;
