@@ -92,8 +92,8 @@ impl Plan {
             real_page_size: 1000,
             backpressure_load: Duration::from_secs(10),
             pollers: 300,
-            noisy_limit: 20,
-            noisy_connections: 50,
+            noisy_limit: 50,
+            noisy_connections: 200,
         }
     }
 
