@@ -336,7 +336,7 @@ impl Drop for RequestLog {
         let coalesced_with = self.upstream.as_deref().and_then(UpstreamRecord::shared_from);
         let (aborted, reason) = self.outcome();
         if let Some(refusal) = reason.and_then(Refusal::from_reason) {
-            self.metrics.refused(refusal);
+            namespace_metrics.refused(refusal);
         }
         tracing::info!(
             target: "alliance_glance::request",

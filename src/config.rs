@@ -111,6 +111,9 @@ pub struct CallerConfig {
     /// List and show only.
     #[serde(default)]
     pub read_only: bool,
+    /// Requests a second of each caller the rule lets through (nginx's
+    /// `limit_req`); none or 0: no limit. Over it: 429.
+    pub rate: Option<RateConfig>,
 }
 
 impl CallerConfig {
@@ -860,6 +863,9 @@ impl Config {
         if caller.source_cidrs.as_ref().is_some_and(Vec::is_empty) {
             return Err(".source_cidrs: must not be empty".into());
         }
+        if caller.rate.is_some_and(|rate| rate.burst == Some(0)) {
+            return Err(".rate.burst: must be positive".into());
+        }
         for namespace in caller.namespaces.names() {
             if !self.namespaces.contains_key(namespace) {
                 return Err(format!(".namespaces: {namespace:?} is not a configured namespace"));
@@ -1226,6 +1232,10 @@ mod tests {
                 "callers[0].client_cert_sha256: client certificates need [tls] with client_auth",
             ),
             ("source_cidrs = []", "callers[0].source_cidrs: must not be empty"),
+            (
+                "source_cidrs = [\"10.0.0.0/8\"]\nrate = { rate_per_sec = 5, burst = 0 }",
+                "callers[0].rate.burst: must be positive",
+            ),
             (
                 "keystone_token = true",
                 "callers[0].keystone_token: no namespace of the rule has keystone auth",

@@ -219,6 +219,17 @@ label_values! {
         CallerNotRecognised = "caller_not_recognised",
         /// A recognised caller its rules do not let act so (403).
         CallerNotAllowed = "caller_not_allowed",
+        /// A caller over its `[[callers]]` rule's `rate` (429).
+        CallerRateLimited = "caller_rate_limited",
+        /// An environment over its rate (`limits.environment_rate_per_sec`, 429).
+        EnvironmentRateLimited = "environment_rate_limited",
+        /// Every slot to Glance taken and `limits.max_queued_calls` waiting (503).
+        GlanceQueueFull = "glance_queue_full",
+        /// No slot to Glance within `limits.queue_timeout_ms` (503).
+        GlanceQueueTimeout = "glance_queue_timeout",
+        /// The same for Keystone (503).
+        KeystoneQueueFull = "keystone_queue_full",
+        KeystoneQueueTimeout = "keystone_queue_timeout",
     }
 }
 
@@ -326,7 +337,7 @@ struct Families {
     list_aborted: Counters<1>,
     copy_from: Counters<2>,
     fallback_bytes: Counters<1>,
-    refused: Counters<1>,
+    refused: Counters<2>,
     reloads: Counters<1>,
 }
 
@@ -342,7 +353,6 @@ struct Registered {
     registry: Registry,
     families: Families,
     request_duration: Vec<DurationHistogram>,
-    refused: Vec<Counter>,
     reloads: Vec<Counter>,
     /// The series of requests naming no configured namespace.
     unknown_namespace: NamespaceMetrics,
@@ -446,7 +456,7 @@ impl Metrics {
         );
         registry.register(
             "refused",
-            "Requests and answers refused by a limit, by reason",
+            "Requests and answers refused by a limit, by namespace and reason",
             f.refused.clone(),
         );
         registry.register(
@@ -461,10 +471,6 @@ impl Metrics {
                     .get_or_create_owned(&[("operation", operation.label().to_owned())])
             })
             .collect();
-        let refused = Refusal::ALL
-            .iter()
-            .map(|reason| f.refused.get_or_create_owned(&[("reason", reason.label().to_owned())]))
-            .collect();
         let reloads = ReloadOutcome::ALL
             .iter()
             .map(|outcome| {
@@ -476,7 +482,6 @@ impl Metrics {
             registry,
             families,
             request_duration,
-            refused,
             reloads,
             unknown_namespace: NamespaceMetrics::default(),
         };
@@ -540,10 +545,10 @@ impl Metrics {
         }
     }
 
-    /// A limit refused something.
+    /// A limit refused something no namespace is known for (a connection).
     pub fn refused(&self, reason: Refusal) {
         if let Some(registered) = &self.inner {
-            registered.refused[reason.index()].inc();
+            registered.unknown_namespace.refused(reason);
         }
     }
 
@@ -583,7 +588,6 @@ struct NamespaceSeries {
     list_aborted: Counter,
     copy_from: Vec<Counter>,
     fallback_bytes: Counter,
-    /// The process's refusal counters, for refusals seen upstream.
     refused: Vec<Counter>,
 }
 
@@ -654,7 +658,15 @@ impl NamespaceMetrics {
                 })
                 .collect(),
             fallback_bytes: by_namespace(&f.fallback_bytes, namespace),
-            refused: registered.refused.clone(),
+            refused: Refusal::ALL
+                .iter()
+                .map(|reason| {
+                    f.refused.get_or_create_owned(&[
+                        ("namespace", namespace.to_owned()),
+                        ("reason", reason.label().to_owned()),
+                    ])
+                })
+                .collect(),
         };
         NamespaceMetrics {
             inner: Some(Arc::new(series)),

@@ -10,7 +10,9 @@
 //! namespace's Keystone, cached) only when no other rule let the request
 //! through. No rule recognises the caller: 401. Some did, none permits: 403
 //! with the most specific reason. Each refusal is logged with what the
-//! caller presented (never a secret or token); nothing goes upstream.
+//! caller presented (never a secret or token); nothing goes upstream. The
+//! rule that lets a request through counts it against its caller's `rate`
+//! (429 over it; see [`crate::limits::rate::CallerRates`]).
 
 pub mod bearer;
 pub mod rules;
@@ -71,7 +73,8 @@ impl Callers {
     }
 
     /// The name of the rule that lets the request through (`None`: no
-    /// rules, anyone may), or the 401 or 403 refusal.
+    /// rules, anyone may), or the 401 or 403 refusal, or 429 when the
+    /// caller is over that rule's `rate`.
     pub async fn authorize(
         &self,
         peer: &Peer,
@@ -91,7 +94,7 @@ impl Callers {
         for (index, rule) in self.rules.iter().enumerate() {
             if rule.recognises(index, peer, &bearer_rules) {
                 match rule.permits(act) {
-                    Ok(()) => return Ok(Some(Arc::clone(&rule.name))),
+                    Ok(()) => return rule.admit(peer, None).map(|()| Some(Arc::clone(&rule.name))),
                     Err(reason) => refusal = refusal.max(Some(reason)),
                 }
             }
@@ -110,7 +113,7 @@ impl Callers {
             if let Some(facts) = &token_facts {
                 for rule in &token_rules {
                     match rule.permits_token(act, facts) {
-                        Ok(()) => return Ok(Some(Arc::clone(&rule.name))),
+                        Ok(()) => return rule.admit(peer, Some(facts)).map(|()| Some(Arc::clone(&rule.name))),
                         Err(reason) => refusal = refusal.max(Some(reason)),
                     }
                 }
@@ -394,6 +397,57 @@ mod tests {
             decide(&callers, &anyone, Some(&huge), "ccsr2", ALPHA, false).await,
             (Err(401), 0)
         );
+    }
+
+    #[tokio::test]
+    async fn each_caller_of_a_rule_has_its_own_rate() {
+        let callers = callers(
+            &RULES
+                .replace(
+                    "read_only = true",
+                    "read_only = true\nrate = { rate_per_sec = 1, burst = 2 }",
+                )
+                .replace(
+                    "keystone_token = true",
+                    "keystone_token = true\nrate = { rate_per_sec = 1, burst = 1 }",
+                ),
+        );
+        let reader = from("10.1.2.3", None);
+        let other_reader = from("10.1.2.4", None);
+        let readers_rule = Ok(Some("readers".to_owned()));
+        for _ in 0..2 {
+            assert_eq!(
+                decide(&callers, &reader, None, "ccsr1", BETA, false).await,
+                (readers_rule.clone(), 0)
+            );
+        }
+        assert_eq!(
+            decide(&callers, &reader, None, "ccsr1", BETA, false).await,
+            (Err(429), 0)
+        );
+        assert_eq!(
+            decide(&callers, &other_reader, None, "ccsr1", BETA, false).await,
+            (readers_rule, 0),
+            "another address, another caller"
+        );
+        // A token's user is the caller, wherever it connects from.
+        let users_rule = Ok(Some("users".to_owned()));
+        assert_eq!(
+            decide(&callers, &reader, Some("good-token"), "ccsr2", ALPHA, true).await,
+            (users_rule, 1)
+        );
+        assert_eq!(
+            decide(&callers, &other_reader, Some("good-token"), "ccsr2", ALPHA, true).await,
+            (Err(429), 1)
+        );
+        // Rules without a rate: no limit.
+        let gateway = from("192.0.2.1", Some([7; 32]));
+        for _ in 0..10 {
+            assert_eq!(
+                decide(&callers, &gateway, None, "ccsr1", ALPHA, true).await.0,
+                Ok(Some("gateway".to_owned()))
+            );
+        }
     }
 
     #[test]

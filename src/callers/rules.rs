@@ -10,7 +10,9 @@ use ipnet::IpNet;
 use super::bearer::{BearerHashes, SaltedHash};
 use crate::config::{AuthConfig, CallerConfig, Config, Scope};
 use crate::connection::Peer;
+use crate::error::AllianceError;
 use crate::ids;
+use crate::limits::rate::CallerRates;
 use crate::upstream::keystone::client::TokenFacts;
 
 /// How a rule recognises its caller.
@@ -37,6 +39,8 @@ pub struct Rule {
     /// the listed ids in that namespace's normal form.
     environments: Option<HashMap<String, Vec<String>>>,
     read_only: bool,
+    /// The rate of each caller the rule lets through; `None`: no limit.
+    rate: Option<CallerRates>,
 }
 
 /// What a request asks to do.
@@ -170,6 +174,7 @@ impl Rule {
             namespaces,
             environments,
             read_only: rule.read_only,
+            rate: rule.rate.and_then(|rate| rate.limited()).map(CallerRates::new),
         })
     }
 
@@ -194,6 +199,32 @@ impl Rule {
             }
             Identity::Bearer => bearer_rules.contains(&index),
             Identity::KeystoneToken => false,
+        }
+    }
+
+    /// Counts one request the rule lets through against its caller's
+    /// rate: 429 when the caller is over it. `token`: what Keystone said of
+    /// the caller's token, for a `keystone_token` rule.
+    pub fn admit(&self, peer: &Peer, token: Option<&TokenFacts>) -> Result<(), AllianceError> {
+        match &self.rate {
+            Some(rate) => rate.admit(&self.name, &self.caller(peer, token)),
+            None => Ok(()),
+        }
+    }
+
+    /// The caller, as the rule's rate tells callers apart: a certificate
+    /// by its fingerprint, an address, a Keystone user; a bearer secret is
+    /// one caller.
+    fn caller(&self, peer: &Peer, token: Option<&TokenFacts>) -> String {
+        match &self.identity {
+            Identity::CertSha256(fingerprint) => ids::hex(fingerprint),
+            Identity::CertName(_) => peer
+                .certificate
+                .as_ref()
+                .map_or_else(String::new, |certificate| ids::hex(&certificate.sha256)),
+            Identity::Source(_) => peer.address.to_canonical().to_string(),
+            Identity::Bearer => "bearer secret".to_owned(),
+            Identity::KeystoneToken => token.map_or_else(String::new, |token| format!("user {}", token.user_id)),
         }
     }
 

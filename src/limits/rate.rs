@@ -11,8 +11,9 @@
 //! would be. Random environment ids thus cost a bounded map, and push out
 //! only the environments idle longest.
 //!
-//! The buckets of a caller rule (once callers exist) are one more
-//! [`Buckets`] keyed by the rule.
+//! A `[[callers]]` rule's rate is the same mechanism ([`CallerRates`]): one
+//! bucket per caller the rule lets through, for the [`TRACKED_CALLERS`]
+//! most recently seen.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -110,10 +111,62 @@ impl EnvironmentRates {
                      last such line, all environments of the namespace)"
                 );
             }
-            AllianceError::too_many_requests("too many requests for this environment; retry later")
-                .with_retry_after(retry_after)
-                .with_reason("environment_rate_limited")
+            too_many_requests("environment", retry_after, "environment_rate_limited")
         })
+    }
+}
+
+/// The 429 of a bucket found empty: the usual JSON error, `Retry-After`,
+/// and the `reason` of the request's log line.
+fn too_many_requests(whose: &str, retry_after: u32, reason: &'static str) -> AllianceError {
+    AllianceError::too_many_requests(format!("too many requests for this {whose}; retry later"))
+        .with_retry_after(retry_after)
+        .with_reason(reason)
+}
+
+/// Callers whose buckets a rule keeps at once (the least recently seen
+/// forgotten first; a forgotten bucket comes back full).
+pub const TRACKED_CALLERS: usize = 10_000;
+
+/// The rate of one `[[callers]]` rule: a bucket per caller it lets through.
+pub struct CallerRates {
+    buckets: Buckets,
+    warnings: Throttled,
+}
+
+impl CallerRates {
+    pub fn new(rate: Rate) -> Self {
+        CallerRates {
+            buckets: Buckets::new(rate, TRACKED_CALLERS),
+            warnings: Throttled::default(),
+        }
+    }
+
+    /// Admits one request of `caller` (as rule `rule` knows it), or refuses
+    /// it (429).
+    pub fn admit(&self, rule: &str, caller: &str) -> Result<(), AllianceError> {
+        self.buckets.take(caller).map_err(|retry_after| {
+            if let Some(refused) = self.warnings.due() {
+                tracing::warn!(
+                    reason = "caller_rate_limited",
+                    rule,
+                    caller,
+                    refused,
+                    "requests over the caller's rate refused (refused counts the refusals since the last \
+                     such line, all callers of the rule)"
+                );
+            }
+            too_many_requests("caller", retry_after, "caller_rate_limited")
+        })
+    }
+}
+
+impl std::fmt::Debug for CallerRates {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("CallerRates")
+            .field("quota", &self.buckets.quota)
+            .finish_non_exhaustive()
     }
 }
 
@@ -195,6 +248,23 @@ mod tests {
         assert_eq!(admitted(&rates, ENV_A, 10), 5);
         assert_eq!(admitted(&rates, ENV_B, 1_000), 1_000, "rate 0: no limit");
         assert_eq!(admitted(&rates, "c3c3c3c3c3c34c3c8c3cc3c3c3c3c3c3", 10), 1);
+    }
+
+    #[test]
+    fn callers_have_a_bucket_each() {
+        let rates = CallerRates::new(Rate {
+            per_sec: std::num::NonZeroU32::MIN,
+            burst: std::num::NonZeroU32::new(2).unwrap(),
+        });
+        assert!(rates.admit("gateway", "10.0.0.1").is_ok());
+        assert!(rates.admit("gateway", "10.0.0.1").is_ok());
+        let refused = rates.admit("gateway", "10.0.0.1").unwrap_err();
+        assert_eq!(
+            (refused.status.as_u16(), refused.retry_after, refused.reason),
+            (429, Some(1), Some("caller_rate_limited"))
+        );
+        assert_eq!(refused.message, "too many requests for this caller; retry later");
+        assert!(rates.admit("gateway", "10.0.0.2").is_ok());
     }
 
     #[test]

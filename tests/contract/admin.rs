@@ -242,9 +242,17 @@ async fn metrics_count_what_was_served_with_bounded_labels() {
         ),
         1.0
     );
-    for reason in ["body_too_large", "uri_too_long", "headers_too_large"] {
+    for (namespace, reason) in [
+        (NAMESPACE, "body_too_large"),
+        ("-", "uri_too_long"),
+        ("-", "headers_too_large"),
+    ] {
         assert_eq!(
-            value(&samples, "alliance_glance_refused_total", &[("reason", reason)]),
+            value(
+                &samples,
+                "alliance_glance_refused_total",
+                &[("namespace", namespace), ("reason", reason)]
+            ),
             1.0,
             "{reason}"
         );
@@ -274,6 +282,87 @@ async fn metrics_count_what_was_served_with_bounded_labels() {
             );
         }
     }
+}
+
+#[tokio::test]
+#[ignore = "needs the venv of scripts/openstack/up.sh (prometheus_client's parser): scripts/test.sh builds it"]
+async fn backpressure_refusals_are_counted_by_namespace_and_reason() {
+    let limited = "5b1d3f7a9c2e4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4a6c8e";
+    let harness = Harness::start_with(
+        openstack_mock::glance::Options::default(),
+        FacadeOptions {
+            namespace_extra: [
+                "limits.environment_rate_per_sec = 1",
+                "limits.environment_burst = 1",
+                "limits.glance_max_in_flight = 1",
+                "limits.max_queued_calls = 0",
+            ]
+            .join("\n"),
+            tables: format!(
+                "[[callers]]\nname = \"limited\"\nbearer_secret_sha256 = \"{}\"\nnamespaces = \"*\"\n\
+                 environments = \"*\"\nrate = {{ rate_per_sec = 1, burst = 1 }}\n\
+                 [[callers]]\nname = \"local\"\nsource_cidrs = [\"127.0.0.0/8\"]\nnamespaces = \"*\"\n\
+                 environments = \"*\"\n",
+                alliance_glance::callers::bearer::SaltedHash::new(limited).unwrap()
+            ),
+            ..FacadeOptions::default()
+        },
+    )
+    .await;
+    let admin = admin_for(&harness.app, 5_000);
+    const ENV_C: &str = "c3c3c3c3c3c34c3c8c3cc3c3c3c3c3c3";
+    const ENV_D: &str = "d4d4d4d4d4d44d4d8d4dd4d4d4d4d4d4";
+    // The limited caller's second request, at once.
+    for expected in [200, 429] {
+        let call = harness
+            .call_as(ENV_C, Method::GET, "/images")
+            .header("Authorization", format!("Bearer {limited}"));
+        assert_eq!(send(call).await.status, expected);
+    }
+    // An environment's second request, at once.
+    for expected in [200, 429] {
+        assert_eq!(
+            send(harness.call_as(ENV_A, Method::GET, "/images")).await.status,
+            expected
+        );
+    }
+    // A slow show holds the one slot to Glance; another finds no room to wait.
+    let image = harness.glance_create(ENV_B, serde_json::json!({"name": "slow"})).await;
+    let id = image["id"].as_str().unwrap().to_owned();
+    harness.glance.inject(Fault {
+        method: Some(http::Method::GET),
+        path_suffix: Some(id.clone()),
+        action: FaultAction::Delay(Duration::from_millis(1000)),
+    });
+    harness.glance.take_requests();
+    let path = format!("/images/{id}");
+    let slow = tokio::spawn(send(harness.call_as(ENV_B, Method::GET, &path)));
+    eventually("the slow show to reach Glance", || async {
+        !harness.glance.requests().is_empty()
+    })
+    .await;
+    assert_eq!(send(harness.call_as(ENV_D, Method::GET, &path)).await.status, 503);
+    assert_eq!(slow.await.unwrap().status, 200);
+    let samples = settled_scrape(&admin).await;
+    for reason in ["caller_rate_limited", "environment_rate_limited", "glance_queue_full"] {
+        assert_eq!(
+            value(
+                &samples,
+                "alliance_glance_refused_total",
+                &[("namespace", NAMESPACE), ("reason", reason)]
+            ),
+            1.0,
+            "{reason}"
+        );
+    }
+    assert_eq!(
+        value(
+            &samples,
+            "alliance_glance_refused_total",
+            &[("namespace", NAMESPACE), ("reason", "glance_queue_timeout")]
+        ),
+        0.0
+    );
 }
 
 #[tokio::test]
@@ -308,7 +397,10 @@ async fn keystone_tokens_and_list_streams_are_counted() {
         value(
             &samples,
             "alliance_glance_refused_total",
-            &[("reason", "keystone_new_environment_rate_limited")]
+            &[
+                ("namespace", NAMESPACE),
+                ("reason", "keystone_new_environment_rate_limited")
+            ]
         ),
         1.0
     );

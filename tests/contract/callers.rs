@@ -296,6 +296,43 @@ async fn source_networks() {
 }
 
 #[tokio::test]
+async fn a_caller_over_its_rules_rate_is_refused_with_429() {
+    capture_request_log();
+    let harness = plain_with_callers(rule(
+        "local",
+        "source_cidrs = [\"127.0.0.0/8\"]",
+        "\"*\"",
+        "rate = { rate_per_sec = 1, burst = 2 }",
+    ))
+    .await;
+    // The caller's bucket, whatever the environment.
+    assert_eq!(send(harness.call_as(ENV_A, Method::GET, "/images")).await.status, 200);
+    assert_eq!(send(harness.call_as(ENV_B, Method::GET, "/images")).await.status, 200);
+    let request_id = format!("req-{}", uuid::Uuid::new_v4());
+    let refused = send(
+        harness
+            .call_as(ENV_A, Method::GET, "/images")
+            .header("X-Openstack-Request-Id", &request_id),
+    )
+    .await;
+    assert_eq!(
+        refused.error_message(429),
+        "too many requests for this caller; retry later"
+    );
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(
+        harness.glance.requests().len(),
+        2,
+        "nothing of the refused request sent upstream"
+    );
+    let line = request_log_line(&request_id).await;
+    assert_eq!(
+        (&line["status"], &line["reason"], &line["caller"]),
+        (&json!(429), &json!("caller_rate_limited"), &json!("-"))
+    );
+}
+
+#[tokio::test]
 async fn bearer_secrets() {
     let batch = "9f2c4e6a8b0d1f3e5a7c9e1b3d5f7a9c2e4a6c8e0b2d4f6a";
     let filed = "0d1c2b3a4f5e6d7c8b9a0f1e2d3c4b5a6f7e8d9c0b1a2f3e";
