@@ -18,7 +18,7 @@ use serde::de::IgnoredAny;
 
 use crate::common::*;
 use crate::load::Mode;
-use crate::report::{mib, ms, ratio, rps};
+use crate::report::{mib, ms, ratio, rps, signed_ms};
 
 const PART: &str = "7 real Glance 33";
 
@@ -262,10 +262,10 @@ async fn show_rows(
                 ),
             )
             .compared(format!(
-                "{} of Glance's throughput; +{} at p50, +{} at p99",
+                "{} of Glance's throughput; {} at p50, {} at p99",
                 ratio(through.rps / direct.rps),
-                ms(through.p50_ms - direct.p50_ms),
-                ms(through.p99_ms - direct.p99_ms)
+                signed_ms(through.p50_ms - direct.p50_ms),
+                signed_ms(through.p99_ms - direct.p99_ms)
             ));
     }
     Ok(())

@@ -124,6 +124,12 @@ pub fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
+/// A difference of times, with its sign (`+0.083 ms`, `-1.173 ms`).
+pub fn signed_ms(value: f64) -> String {
+    let sign = if value < 0.0 { '-' } else { '+' };
+    format!("{sign}{}", ms(value.abs()))
+}
+
 pub fn ms(value: f64) -> String {
     if value < 10.0 {
         format!("{value:.3} ms")
