@@ -305,6 +305,9 @@ pub struct LimitsConfig {
     pub coalesce_window_ms: u64,
     /// Identical shows tracked at once for that.
     pub coalesce_max_entries: usize,
+    /// The bytes of the answers kept for those shows, in all; an answer
+    /// past them goes only to the shows already waiting for it.
+    pub coalesce_max_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -320,6 +323,7 @@ impl Default for LimitsConfig {
             environments: BTreeMap::new(),
             coalesce_window_ms: 200,
             coalesce_max_entries: 10_000,
+            coalesce_max_bytes: 16 << 20,
         }
     }
 }
@@ -1131,8 +1135,9 @@ mod tests {
                 limits.max_queued_calls,
                 limits.queue_timeout_ms,
                 limits.coalesce_window_ms,
+                limits.coalesce_max_bytes,
             ),
-            (64, 16, 1000, 5000, 200)
+            (64, 16, 1000, 5000, 200, 16 << 20)
         );
         assert_eq!(limits.environment_rate(), None, "no rate limit by default");
         let rate = |per_sec: u32, burst: u32| {

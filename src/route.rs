@@ -146,7 +146,11 @@ impl Cloud {
             metrics,
             rates: EnvironmentRates::new(limits, config.environment_id_format),
             glance_gate: Arc::new(gate(Guarded::Glance, limits.glance_max_in_flight)),
-            shows: SingleFlight::new(limits.coalesce_window(), limits.coalesce_max_entries),
+            shows: SingleFlight::new(
+                limits.coalesce_window(),
+                limits.coalesce_max_entries,
+                limits.coalesce_max_bytes,
+            ),
             spec,
         })
     }

@@ -35,7 +35,7 @@ pub async fn apply(
         ImageRef::Id(id) => {
             let key = || shared_key(id, &session.environment);
             let call = || show(session, cloud, &image_ref);
-            let answer = cloud.shows.run(key, &session.request_id, reusable, call).await;
+            let answer = cloud.shows.run(key, &session.request_id, reusable, weight, call).await;
             if let Some(leader) = answer.shared_from {
                 session.record().set_shared_from(leader);
             }
@@ -58,6 +58,11 @@ async fn show(session: &Session, cloud: &Cloud, image_ref: &ImageRef) -> Shown {
 /// failure upstream (5xx), which only the shows already waiting share.
 fn reusable(shown: &Shown) -> bool {
     shown.as_ref().err().is_none_or(|error| error.status.is_client_error())
+}
+
+/// What a kept answer costs the shared shows' byte bound.
+fn weight(shown: &Shown) -> usize {
+    shown.as_ref().map_or_else(|error| error.message.len(), Bytes::len)
 }
 
 /// Shows of image `id` by `environment` share answers.
