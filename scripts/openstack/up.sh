@@ -261,7 +261,11 @@ enabled_import_methods = [glance-direct, web-download]
 worker_self_reference_url = http://127.0.0.1:$port
 
 [database]
-connection = sqlite:///$dir/glance.sqlite
+# A writer waits up to 30 s for SQLite's lock (pysqlite's default: 5 s), so a
+# slow machine does not turn two meeting writes into Glance's 500 "database is
+# locked" (a facade-side copy_from upload reported killed once in CI, cause
+# unseen; this is the likeliest one).
+connection = sqlite:///$dir/glance.sqlite?timeout=30
 
 [glance_store]
 default_backend = fs1
@@ -356,7 +360,7 @@ cat >"$KS_DIR/keystone.conf" <<EOF
 debug = false
 
 [database]
-connection = sqlite:///$KS_DIR/keystone.sqlite
+connection = sqlite:///$KS_DIR/keystone.sqlite?timeout=30
 
 [token]
 provider = fernet
