@@ -31,6 +31,11 @@ fn quota(rate: Rate) -> Quota {
     Quota::per_second(rate.per_sec).allow_burst(rate.burst)
 }
 
+/// One token bucket of `rate`.
+pub fn bucket(rate: Rate) -> DefaultDirectRateLimiter {
+    DefaultDirectRateLimiter::direct(quota(rate))
+}
+
 /// One bucket per key, for the most recently seen keys.
 pub struct Buckets {
     quota: Quota,
@@ -59,7 +64,9 @@ impl Buckets {
     }
 }
 
-fn take(bucket: &DefaultDirectRateLimiter) -> Result<(), u32> {
+/// Takes a token from `bucket`; `Err(seconds until one is there)` if it
+/// is empty (`Retry-After`).
+pub fn take(bucket: &DefaultDirectRateLimiter) -> Result<(), u32> {
     bucket
         .check()
         .map_err(|not_until| retry_after(not_until.wait_time_from(DefaultClock::default().now())))

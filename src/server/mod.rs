@@ -19,7 +19,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 
 use crate::app::App;
 use crate::connection::{ClientConnection, Cut, Peer};
+use crate::limits::Throttled;
 use crate::logging;
 use crate::metrics::{Metrics, Refusal};
 use crate::tls::Tls;
@@ -39,10 +40,6 @@ pub use listen::{WorkerSockets, bind_workers, connection_cap, raise_open_files_l
 
 /// Connections a worker's socket queues before it accepts them.
 const LISTEN_BACKLOG: u32 = 1024;
-
-/// Repeated warnings (connection limit reached, accept failing) are written
-/// at most this often, with how many were left out.
-const WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Open client connections, shared by all the workers of a process: at the
 /// limit, a worker accepts nothing (the kernel queues new connections)
@@ -63,16 +60,16 @@ impl ConnectionSlots {
 
     /// A slot for the next connection; waits while all are taken (counted
     /// in `metrics` as a refusal: the connection waits in the kernel's queue).
-    async fn take(&self, warnings: &mut Throttled, metrics: &Metrics) -> Option<OwnedSemaphorePermit> {
+    async fn take(&self, warnings: &Throttled, metrics: &Metrics) -> Option<OwnedSemaphorePermit> {
         if let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() {
             return Some(slot);
         }
         metrics.refused(Refusal::ConnectionLimit);
-        if let Some(left_out) = warnings.due() {
+        if let Some(events) = warnings.due() {
             tracing::warn!(
                 reason = "connection_limit",
                 max_connections = self.max,
-                left_out,
+                left_out = events - 1,
                 "connection limit reached; new connections wait until open ones end"
             );
         }
@@ -102,13 +99,15 @@ pub async fn serve(
     grace: Duration,
 ) {
     let (phase, _) = watch::channel(Phase::Serving);
-    let mut at_limit = Throttled::default();
-    let mut accept_failing = Throttled::default();
+    // Repeated warnings (connection limit reached, accept failing) are
+    // written once per interval, with how many were left out.
+    let at_limit = Throttled::default();
+    let accept_failing = Throttled::default();
     let mut shutdown = pin!(shutdown);
     let metrics = app.metrics().clone();
     loop {
         let slot = tokio::select! {
-            slot = slots.take(&mut at_limit, &metrics) => slot,
+            slot = slots.take(&at_limit, &metrics) => slot,
             () = &mut shutdown => break,
         };
         let Some(slot) = slot else { break };
@@ -117,8 +116,8 @@ pub async fn serve(
                 Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors and the like: back off, keep serving.
-                    if let Some(left_out) = accept_failing.due() {
-                        tracing::warn!(%error, left_out, "accept failed");
+                    if let Some(events) = accept_failing.due() {
+                        tracing::warn!(%error, left_out = events - 1, "accept failed");
                     }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
@@ -235,29 +234,6 @@ async fn serve_connection<S>(
     };
     if let Err(error) = ended {
         tracing::debug!(%error, "connection ended with an error");
-    }
-}
-
-/// A warning that is written at most once per [`WARNING_INTERVAL`].
-#[derive(Default)]
-struct Throttled {
-    last: Option<Instant>,
-    left_out: u64,
-}
-
-impl Throttled {
-    /// `Some(warnings left out since the last one)` when one may be written.
-    fn due(&mut self) -> Option<u64> {
-        let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|last| now.duration_since(last) < WARNING_INTERVAL)
-        {
-            self.left_out += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.left_out))
     }
 }
 

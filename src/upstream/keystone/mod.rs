@@ -33,8 +33,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota};
+use governor::DefaultDirectRateLimiter;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -44,10 +43,11 @@ use self::cache::{Expiring, ExpiringSet, SingleFlightCache};
 use self::client::{IssuedToken, KeystoneClient, TokenFacts, TokenFailure};
 use self::settings::{Identity, KeystoneSettings, Secret};
 use super::{Credentials, IDENTITY_ROOM, UpstreamHttp};
-use crate::config::ScopeMethod;
+use crate::config::{Rate, ScopeMethod};
 use crate::error::AllianceError;
 use crate::ids;
 use crate::limits::gate::Gate;
+use crate::limits::rate;
 use crate::metrics::{LabelValue, NamespaceMetrics, Refusal, TokenCacheResult, TokenKind};
 
 const AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
@@ -170,9 +170,10 @@ pub struct KeystoneAuth {
 /// A token bucket of `per_sec` and `burst` (both checked positive by the
 /// configuration).
 fn token_bucket(per_sec: u32, burst: u32) -> DefaultDirectRateLimiter {
-    let quota = Quota::per_second(NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN))
-        .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
-    DefaultDirectRateLimiter::direct(quota)
+    rate::bucket(Rate {
+        per_sec: NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN),
+        burst: NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN),
+    })
 }
 
 impl KeystoneAuth {
@@ -288,9 +289,7 @@ impl KeystoneAuth {
         log: &'static str,
         message: &'static str,
     ) -> Result<(), AllianceError> {
-        bucket.check().map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            let retry_after = u32::try_from(wait.as_secs() + 1).unwrap_or(u32::MAX);
+        rate::take(bucket).map_err(|retry_after| {
             self.metrics.refused(refusal);
             tracing::warn!(request_id, reason = refusal.label(), "{log}");
             AllianceError::service_unavailable(message).with_retry_after(retry_after)
