@@ -20,7 +20,7 @@ use crate::config::EnvironmentIdFormat;
 use crate::error::AllianceError;
 use crate::metrics;
 pub use body::BodyTimeouts;
-pub use image_fields::{CreateImage, ImageFields, UpdateImage, Visibility};
+pub use image_fields::{CreateImage, ImageFields, UpdateImage};
 pub use list_query::ListQuery;
 pub use path::ImageRef;
 use path::Route;

@@ -11,7 +11,6 @@
 use std::net::SocketAddr;
 
 use http::StatusCode;
-use serde_json::{Map, Value};
 use url::Url;
 
 use super::{fields, show};
@@ -19,17 +18,13 @@ use crate::body::ResponseBody;
 use crate::copy_from::guard::{Rejection, SystemResolver};
 use crate::copy_from::{fallback, methods};
 use crate::error::AllianceError;
-use crate::inbound::{CreateImage, Visibility};
+use crate::inbound::CreateImage;
 use crate::metrics::CopyFromEvent;
 use crate::reshape::message::for_log;
 use crate::reshape::{V2Image, image_response};
 use crate::route::Cloud;
 use crate::upstream::Session;
 use crate::upstream::glance::{self, CREATE_IMAGE, IMPORT_IMAGE};
-
-/// v1 images were private unless made public; Glance v2 would make them
-/// `shared`, so the facade asks for `private` when the client says nothing.
-const DEFAULT_VISIBILITY: Visibility = Visibility::Private;
 
 /// How a `copy_from` will be fetched into the image.
 enum Transfer {
@@ -48,7 +43,7 @@ pub async fn apply(
         Some(url) => Some(plan_transfer(session, cloud, url).await?),
         None => None,
     };
-    let body = serde_json::to_vec(&v2_create_body(&image)).unwrap_or_default();
+    let body = serde_json::to_vec(&fields::create_body(&image.fields)).unwrap_or_default();
     let reply = glance::create_image(session, body).await?;
     let created: V2Image = glance::parse_json(&reply, CREATE_IMAGE.call)?;
     // A client-chosen id may have been shown (404) a moment ago.
@@ -181,29 +176,10 @@ async fn delete_orphan(session: &Session, id: &str) {
     }
 }
 
-/// The `POST /v2/images` body: a client id, the writable fields, the
-/// visibility (private by default) and `copy_from` as a custom property.
-pub fn v2_create_body(image: &CreateImage) -> Value {
-    let mut body = Map::new();
-    if let Some(id) = &image.id {
-        body.insert("id".into(), Value::from(id.as_str()));
-    }
-    for (name, value) in fields::v2_values(&image.fields) {
-        body.insert(name.into(), value);
-    }
-    if image.fields.visibility.is_none() {
-        body.insert("visibility".into(), Value::from(DEFAULT_VISIBILITY.as_str()));
-    }
-    if let Some(url) = &image.copy_from {
-        body.insert("copy_from".into(), Value::from(url.as_str()));
-    }
-    Value::Object(body)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn create(value: Value) -> CreateImage {
         match value {
@@ -220,8 +196,8 @@ mod tests {
             "min_ram": 1, "min_disk": 500
         }));
         assert_eq!(
-            v2_create_body(&image).to_string(),
-            r#"{"name":"remote_image","disk_format":"qcow2","container_format":"bare","min_ram":1,"min_disk":500,"visibility":"private","copy_from":"http://cloudhyd.com/openstack/images/cirros-0.3.0-i386-disk.img"}"#
+            fields::create_body(&image.fields).to_string(),
+            r#"{"name":"remote_image","container_format":"bare","min_ram":1,"disk_format":"qcow2","copy_from":"http://cloudhyd.com/openstack/images/cirros-0.3.0-i386-disk.img","min_disk":500,"visibility":"private"}"#
         );
     }
 
@@ -232,11 +208,11 @@ mod tests {
             "protected": true, "tags": ["a"], "name": null, "min_ram": "7"
         }));
         assert_eq!(
-            v2_create_body(&image).to_string(),
-            r#"{"id":"11111111-2222-4333-8444-555555555555","name":null,"min_ram":7,"visibility":"public","protected":true,"tags":["a"]}"#
+            fields::create_body(&image.fields).to_string(),
+            r#"{"name":null,"tags":["a"],"min_ram":7,"visibility":"public","protected":true,"id":"11111111-2222-4333-8444-555555555555"}"#
         );
         assert_eq!(
-            v2_create_body(&create(json!({}))).to_string(),
+            fields::create_body(&create(json!({})).fields).to_string(),
             r#"{"visibility":"private"}"#
         );
     }

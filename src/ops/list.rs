@@ -20,7 +20,7 @@ use crate::error::AllianceError;
 use crate::inbound::ListQuery;
 use crate::metrics::Refusal;
 use crate::reshape::message::for_log;
-use crate::reshape::{AllianceImage, V2Image, read_image_page};
+use crate::reshape::{V2Image, read_image_page};
 use crate::route::Cloud;
 use crate::upstream::{Call, Reply, Session, glance};
 
@@ -451,7 +451,7 @@ impl ListWriter {
             chunk.push(b',');
         }
         self.wrote_image = true;
-        AllianceImage::from(image).write_json(chunk);
+        image.write_alliance_json(chunk);
     }
 
     pub fn finish(self) -> Bytes {

@@ -19,7 +19,6 @@ use super::{import_status, isolation, lookup};
 use crate::body::{ResponseBody, json_document};
 use crate::error::AllianceError;
 use crate::inbound::ImageRef;
-use crate::reshape::AllianceImage;
 use crate::route::Cloud;
 use crate::upstream::Session;
 
@@ -50,7 +49,7 @@ async fn show(session: &Session, cloud: &Cloud, image_ref: &ImageRef) -> Shown {
     let mut image = lookup::image(session, cloud, image_ref).await?;
     isolation::ensure_visible(session, &image).await?;
     import_status::report_failed_imports(session, std::slice::from_mut(&mut image)).await;
-    Ok(Bytes::from(AllianceImage::from(image).to_json()))
+    Ok(Bytes::from(image.alliance_json()))
 }
 
 /// Whether a show's answer may be handed to shows that arrive after it:

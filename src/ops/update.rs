@@ -1,19 +1,16 @@
 //! `PATCH`/`PUT /images/{ref}` -> the image (`GET /v2/images/{id}` or a name
 //! lookup), checked to belong to the environment, then one
 //! `PATCH /v2/images/{id}` with `application/openstack-images-v2.1-json-patch`
-//! and one `replace` per field given (every writable field is a core
-//! property, which always exists, so `replace` never meets Glance's 409 for
-//! a missing property).
-
-use http::StatusCode;
-use serde_json::{Value, json};
+//! and one operation per field given, as the field table says (see
+//! [`fields::json_patch`]).
 
 use super::isolation::{self, Write};
 use super::{fields, import_status, lookup, show};
+use http::StatusCode;
 
 use crate::body::ResponseBody;
 use crate::error::AllianceError;
-use crate::inbound::{ImageFields, ImageRef, UpdateImage};
+use crate::inbound::{ImageRef, UpdateImage};
 use crate::reshape::{V2Image, image_response};
 use crate::route::Cloud;
 use crate::upstream::Session;
@@ -27,7 +24,7 @@ pub async fn apply(
 ) -> Result<http::Response<ResponseBody>, AllianceError> {
     let image = lookup::image(session, cloud, &image_ref).await?;
     isolation::ensure_writable(session, &image, Write::Modify).await?;
-    let patch = serde_json::to_vec(&json_patch(&update.fields)).unwrap_or_default();
+    let patch = serde_json::to_vec(&fields::json_patch(&update.fields, &image)).unwrap_or_default();
     let reply = glance::patch_image(session, &image.id, patch).await;
     // Whatever Glance answered: a failed write may have taken effect.
     show::forget(cloud, &session.environment, &image.id);
@@ -37,37 +34,34 @@ pub async fn apply(
     Ok(image_response(StatusCode::OK, image))
 }
 
-pub fn json_patch(fields: &ImageFields) -> Value {
-    Value::Array(
-        fields::v2_values(fields)
-            .into_iter()
-            .map(|(name, value)| json!({"op": "replace", "path": format!("/{name}"), "value": value}))
-            .collect(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
-    #[test]
-    fn one_replace_per_field() {
-        let update = match json!({"name": "ubuntu_image", "disk_format": "ari", "container_format": "bare", "min_ram": 1, "min_disk": 500, "is_public": false, "protected": false, "tags": []})
-        {
+    fn update(value: Value) -> UpdateImage {
+        match value {
             Value::Object(map) => UpdateImage::from_json(map).unwrap(),
             _ => unreachable!("test input is an object"),
-        };
+        }
+    }
+
+    #[test]
+    fn one_replace_per_core_field_in_the_tables_order() {
+        let update = update(
+            json!({"name": "ubuntu_image", "disk_format": "ari", "container_format": "bare", "min_ram": 1, "min_disk": 500, "is_public": false, "protected": false, "tags": []}),
+        );
         assert_eq!(
-            json_patch(&update.fields).to_string(),
+            fields::json_patch(&update.fields, &V2Image::default()).to_string(),
             concat!(
                 r#"[{"op":"replace","path":"/name","value":"ubuntu_image"},"#,
-                r#"{"op":"replace","path":"/disk_format","value":"ari"},"#,
+                r#"{"op":"replace","path":"/tags","value":[]},"#,
                 r#"{"op":"replace","path":"/container_format","value":"bare"},"#,
                 r#"{"op":"replace","path":"/min_ram","value":1},"#,
-                r#"{"op":"replace","path":"/min_disk","value":500},"#,
+                r#"{"op":"replace","path":"/disk_format","value":"ari"},"#,
                 r#"{"op":"replace","path":"/visibility","value":"private"},"#,
                 r#"{"op":"replace","path":"/protected","value":false},"#,
-                r#"{"op":"replace","path":"/tags","value":[]}]"#
+                r#"{"op":"replace","path":"/min_disk","value":500}]"#
             )
         );
     }

@@ -1,19 +1,21 @@
-//! Glance v2 image -> Alliance v1 image.
-//!
-//! The Alliance image has exactly the document's keys, in the document's
-//! order; `copy_from` appears only when the image has one; values Glance
-//! leaves out are `null`; other v2 fields and custom properties are dropped.
+//! Glance v2 image -> Alliance v1 image: the text of Glance's answers
+//! ([`Text`], borrowed), a page of the image list read image by image, and
+//! the JSON writer the Alliance image is written with. Which fields there
+//! are, and in what order the Alliance image shows them, is the field
+//! table's (`super::fields`).
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
 
+pub use super::fields::V2Image;
 use crate::body::{ResponseBody, json_document};
+
 /// The answer of show, create and update: the image as the Alliance
 /// document shows it.
 pub fn image_response(status: http::StatusCode, image: V2Image<'_>) -> http::Response<ResponseBody> {
-    json_document(status, AllianceImage::from(image).to_json())
+    json_document(status, image.alliance_json())
 }
 
 #[cfg(test)]
@@ -87,58 +89,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
-fn owned(text: Option<Text<'_>>) -> Option<Text<'static>> {
-    text.map(Text::into_owned)
-}
-
-/// The fields of a Glance v2 image the facade reads. Unknown fields are
-/// ignored; a field of the wrong type makes the whole answer unusable (502).
-/// Text borrows from the answer; [`V2Image::into_owned`] detaches it.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct V2Image<'a> {
-    #[serde(borrow)]
-    pub id: Text<'a>,
-    #[serde(borrow)]
-    pub status: Option<Text<'a>>,
-    #[serde(borrow)]
-    pub created_at: Option<Text<'a>>,
-    #[serde(borrow)]
-    pub name: Option<Text<'a>>,
-    #[serde(borrow)]
-    pub tags: Option<Vec<Text<'a>>>,
-    #[serde(borrow)]
-    pub container_format: Option<Text<'a>>,
-    pub min_ram: Option<u64>,
-    #[serde(borrow)]
-    pub disk_format: Option<Text<'a>>,
-    #[serde(borrow)]
-    pub updated_at: Option<Text<'a>>,
-    #[serde(borrow)]
-    pub visibility: Option<Text<'a>>,
-    /// Custom property the facade sets on create (Glance returns custom
-    /// properties at the top level).
-    #[serde(borrow)]
-    pub copy_from: Option<Text<'a>>,
-    #[serde(borrow)]
-    pub owner: Option<Text<'a>>,
-    #[serde(borrow)]
-    pub schema: Option<Text<'a>>,
-    pub protected: Option<bool>,
-    #[serde(borrow)]
-    pub file: Option<Text<'a>>,
-    #[serde(borrow)]
-    pub checksum: Option<Text<'a>>,
-    pub min_disk: Option<u64>,
-    pub virtual_size: Option<u64>,
-    pub size: Option<u64>,
-    /// Set by Glance while an import runs.
-    #[serde(borrow)]
-    pub os_glance_import_task: Option<Text<'a>>,
-    /// Set by the facade when its own `copy_from` transfer failed.
-    #[serde(borrow)]
-    pub alliance_copy_from_error: Option<Text<'a>>,
-}
-
 impl V2Image<'_> {
     /// Queued with a `copy_from` and no import running: either the import
     /// has not started yet or it failed (which only the image's tasks tell).
@@ -148,31 +98,11 @@ impl V2Image<'_> {
             && self.os_glance_import_task.as_deref().is_none_or(str::is_empty)
     }
 
-    /// The same image, no longer tied to the answer it was parsed from.
-    pub fn into_owned(self) -> V2Image<'static> {
-        V2Image {
-            id: self.id.into_owned(),
-            status: owned(self.status),
-            created_at: owned(self.created_at),
-            name: owned(self.name),
-            tags: self.tags.map(|tags| tags.into_iter().map(Text::into_owned).collect()),
-            container_format: owned(self.container_format),
-            min_ram: self.min_ram,
-            disk_format: owned(self.disk_format),
-            updated_at: owned(self.updated_at),
-            visibility: owned(self.visibility),
-            copy_from: owned(self.copy_from),
-            owner: owned(self.owner),
-            schema: owned(self.schema),
-            protected: self.protected,
-            file: owned(self.file),
-            checksum: owned(self.checksum),
-            min_disk: self.min_disk,
-            virtual_size: self.virtual_size,
-            size: self.size,
-            os_glance_import_task: owned(self.os_glance_import_task),
-            alliance_copy_from_error: owned(self.alliance_copy_from_error),
-        }
+    /// The Alliance image as compact JSON (see [`V2Image::write_alliance_json`]).
+    pub fn alliance_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1024);
+        self.write_alliance_json(&mut out);
+        out
     }
 }
 
@@ -248,81 +178,15 @@ pub fn read_image_page<'de>(
     Ok(next)
 }
 
-/// The image as the Alliance document shows it. Field order is the wire order.
-/// [`AllianceImage::to_json`] writes it; the derived `Serialize` is the
-/// reference its tests hold it to.
-#[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(test, derive(Serialize))]
-pub struct AllianceImage<'a> {
-    pub status: Option<Text<'a>>,
-    pub created_at: Option<Text<'a>>,
-    pub name: Option<Text<'a>>,
-    pub tags: Option<Vec<Text<'a>>>,
-    pub container_format: Option<Text<'a>>,
-    pub min_ram: Option<u64>,
-    pub disk_format: Option<Text<'a>>,
-    pub updated_at: Option<Text<'a>>,
-    pub visibility: Option<Text<'a>>,
-    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
-    pub copy_from: Option<Text<'a>>,
-    pub owner: Option<Text<'a>>,
-    pub schema: Option<Text<'a>>,
-    pub protected: Option<bool>,
-    pub file: Option<Text<'a>>,
-    pub checksum: Option<Text<'a>>,
-    pub min_disk: Option<u64>,
-    pub virtual_size: Option<u64>,
-    pub id: Text<'a>,
-    pub size: Option<u64>,
-}
-
-impl AllianceImage<'_> {
-    /// The image as compact JSON: the bytes `serde_json::to_vec` gives for
-    /// it, written field by field (serde's per-field machinery was a tenth
-    /// of a `GET /images/{id}`, bench/README.md).
-    pub fn to_json(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1024);
-        self.write_json(&mut out);
-        out
-    }
-
-    /// Appends [`AllianceImage::to_json`]'s bytes to `out`.
-    pub fn write_json(&self, out: &mut Vec<u8>) {
-        let mut object = JsonObject::new(out);
-        object.text("status", self.status.as_deref());
-        object.text("created_at", self.created_at.as_deref());
-        object.text("name", self.name.as_deref());
-        object.texts("tags", self.tags.as_deref());
-        object.text("container_format", self.container_format.as_deref());
-        object.number("min_ram", self.min_ram);
-        object.text("disk_format", self.disk_format.as_deref());
-        object.text("updated_at", self.updated_at.as_deref());
-        object.text("visibility", self.visibility.as_deref());
-        if let Some(copy_from) = &self.copy_from {
-            object.text("copy_from", Some(copy_from));
-        }
-        object.text("owner", self.owner.as_deref());
-        object.text("schema", self.schema.as_deref());
-        object.boolean("protected", self.protected);
-        object.text("file", self.file.as_deref());
-        object.text("checksum", self.checksum.as_deref());
-        object.number("min_disk", self.min_disk);
-        object.number("virtual_size", self.virtual_size);
-        object.text("id", Some(&self.id));
-        object.number("size", self.size);
-        object.end();
-    }
-}
-
 /// A JSON object being written: `{"key":value,...}`, keys as given (plain
 /// ASCII names, no escaping needed).
-struct JsonObject<'o> {
+pub(super) struct JsonObject<'o> {
     out: &'o mut Vec<u8>,
     empty: bool,
 }
 
 impl<'o> JsonObject<'o> {
-    fn new(out: &'o mut Vec<u8>) -> Self {
+    pub(super) fn new(out: &'o mut Vec<u8>) -> Self {
         out.push(b'{');
         JsonObject { out, empty: true }
     }
@@ -337,7 +201,7 @@ impl<'o> JsonObject<'o> {
         self.out.extend_from_slice(b"\":");
     }
 
-    fn text(&mut self, key: &str, value: Option<&str>) {
+    pub(super) fn text(&mut self, key: &str, value: Option<&str>) {
         self.key(key);
         match value {
             Some(text) => write_json_string(self.out, text),
@@ -345,7 +209,7 @@ impl<'o> JsonObject<'o> {
         }
     }
 
-    fn texts(&mut self, key: &str, values: Option<&[Text<'_>]>) {
+    pub(super) fn texts(&mut self, key: &str, values: Option<&[Text<'_>]>) {
         self.key(key);
         let Some(values) = values else {
             self.out.extend_from_slice(b"null");
@@ -361,7 +225,7 @@ impl<'o> JsonObject<'o> {
         self.out.push(b']');
     }
 
-    fn number(&mut self, key: &str, value: Option<u64>) {
+    pub(super) fn number(&mut self, key: &str, value: Option<u64>) {
         self.key(key);
         match value {
             Some(number) => self
@@ -371,7 +235,7 @@ impl<'o> JsonObject<'o> {
         }
     }
 
-    fn boolean(&mut self, key: &str, value: Option<bool>) {
+    pub(super) fn boolean(&mut self, key: &str, value: Option<bool>) {
         self.key(key);
         self.out.extend_from_slice(match value {
             Some(true) => b"true",
@@ -380,7 +244,7 @@ impl<'o> JsonObject<'o> {
         });
     }
 
-    fn end(self) {
+    pub(super) fn end(self) {
         self.out.push(b'}');
     }
 }
@@ -411,32 +275,6 @@ fn write_json_string(out: &mut Vec<u8>, text: &str) {
     }
 }
 
-impl<'a> From<V2Image<'a>> for AllianceImage<'a> {
-    fn from(image: V2Image<'a>) -> Self {
-        AllianceImage {
-            status: image.status,
-            created_at: image.created_at,
-            name: image.name,
-            tags: image.tags,
-            container_format: image.container_format,
-            min_ram: image.min_ram,
-            disk_format: image.disk_format,
-            updated_at: image.updated_at,
-            visibility: image.visibility,
-            copy_from: image.copy_from,
-            owner: image.owner,
-            schema: image.schema,
-            protected: image.protected,
-            file: image.file,
-            checksum: image.checksum,
-            min_disk: image.min_disk,
-            virtual_size: image.virtual_size,
-            id: image.id,
-            size: image.size,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,7 +286,7 @@ mod tests {
     #[test]
     fn reshapes_in_document_order_and_drops_v2_extras() {
         let image: V2Image = serde_json::from_str(GLANCE_IMAGE).unwrap();
-        let alliance = serde_json::to_string(&AllianceImage::from(image)).unwrap();
+        let alliance = String::from_utf8(image.alliance_json()).unwrap();
         assert_eq!(
             alliance,
             r#"{"status":"queued","created_at":"2026-11-26T23:04:26Z","name":"A2-with-copy_from","tags":[],"container_format":"bare","min_ram":256,"disk_format":"qcow2","updated_at":"2026-11-26T23:04:26Z","visibility":"shared","copy_from":"http://example.invalid/images/cirros.qcow2","owner":"a1a1a1a1a1a14a1a8a1aa1a1a1a1a1a1","schema":"/v2/schemas/image","protected":false,"file":"/v2/images/149eb9f0-0015-462e-bdfa-0c7f22c6e997/file","checksum":null,"min_disk":2,"virtual_size":null,"id":"149eb9f0-0015-462e-bdfa-0c7f22c6e997","size":null}"#
@@ -464,10 +302,9 @@ mod tests {
         .unwrap();
         let bare: V2Image = serde_json::from_str(r#"{"id": "", "tags": null, "checksum": "\u007f"}"#).unwrap();
         for image in [full, escapes, bare] {
-            let alliance = AllianceImage::from(image);
             assert_eq!(
-                String::from_utf8(alliance.to_json()).unwrap(),
-                serde_json::to_string(&alliance).unwrap()
+                String::from_utf8(image.alliance_json()).unwrap(),
+                image.alliance_value().to_string()
             );
         }
     }
@@ -475,7 +312,7 @@ mod tests {
     #[test]
     fn absent_values_are_null_and_copy_from_is_omitted() {
         let image: V2Image = serde_json::from_str(r#"{"id": "x"}"#).unwrap();
-        let value = serde_json::to_value(AllianceImage::from(image)).unwrap();
+        let value = image.alliance_value();
         let object = value.as_object().unwrap();
         assert_eq!(object.len(), 18);
         assert!(!object.contains_key("copy_from"));
@@ -495,7 +332,7 @@ mod tests {
         assert!(matches!(image.name.as_ref().map(|name| &name.0), Some(Cow::Owned(_))));
         let owned: V2Image<'static> = image.clone().into_owned();
         assert_eq!(owned, image);
-        let alliance = serde_json::to_value(AllianceImage::from(owned)).unwrap();
+        let alliance = owned.alliance_value();
         assert_eq!(alliance["name"], "say \"hi\" é");
         assert_eq!(alliance["tags"], serde_json::json!(["a/b", "c"]));
     }

@@ -1,7 +1,10 @@
-//! Step 4 of a request: Glance v2 answers -> the documented Alliance form.
+//! The last step of a request: Glance v2 answers -> the documented
+//! Alliance form (the field table, the image, plain messages, and the
+//! status tables' mechanism).
 
+pub mod fields;
 pub mod image;
 pub mod message;
 pub mod status;
 
-pub use image::{AllianceImage, Text, V2Image, image_response, json_text, read_image_page};
+pub use image::{Text, V2Image, image_response, json_text, read_image_page};

@@ -11,8 +11,7 @@ async fn every_bad_input_is_refused_before_any_upstream_call() {
     let id = "75da8211-b8d3-4329-a12b-953e7db4690a";
     let url = |path: &str| format!("{}{path}", harness.facade.url());
     let client = &harness.client;
-    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> =
-        vec![
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
         (
             "unknown path",
             harness.call(Method::GET, "/v2/images"),
@@ -78,11 +77,13 @@ async fn every_bad_input_is_refused_before_any_upstream_call() {
         ),
         (
             "two content types",
-            harness.call(Method::POST, "/images").header("Content-Type", "text/plain").body("{}"),
+            harness
+                .call(Method::POST, "/images")
+                .header("Content-Type", "text/plain")
+                .body("{}"),
             400,
             "content-type header must appear once",
         ),
-
         (
             "malformed JSON",
             harness.call(Method::POST, "/images").body("{\"image\": "),
@@ -121,7 +122,7 @@ async fn every_bad_input_is_refused_before_any_upstream_call() {
                 .call(Method::POST, "/images")
                 .body(json!({"image": {"foo": 1}}).to_string()),
             400,
-            "unknown field \"foo\"; allowed fields: name, disk_format, container_format, copy_from",
+            "unknown field \"foo\"; allowed fields: name, tags, container_format, min_ram, disk_format, visibility, copy_from,",
         ),
         (
             "negative min_ram",
