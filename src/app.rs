@@ -12,11 +12,13 @@ use hyper::body::Body;
 use crate::body::{GuardedBody, OnBodyEnd, ResponseBody};
 use crate::callers::{Act, Callers, Tokens};
 use crate::config::{ClientLimits, Config, ConfigError, EnvironmentIdFormat};
-use crate::connection::{ClientConnection, Peer, WatchedBody};
+use crate::connection::{ClientConnection, Cut, Peer, WatchedBody};
 use crate::error::AllianceError;
-use crate::inbound::{self, BodyTimeouts, Caller, InboundPolicy};
-use crate::metrics::{LabelValue, Metrics, NamespaceMetrics, Operation, Refusal};
+use crate::inbound::{self, BodyTimeouts, InboundPolicy, Target};
+use crate::metrics::{Metrics, NamespaceMetrics};
+use crate::operation::Operation;
 use crate::ops;
+use crate::refusal::Refusal;
 use crate::request_id;
 use crate::route::{Changes, Clouds};
 use crate::upstream::UpstreamRecord;
@@ -102,7 +104,7 @@ impl App {
         let result = self
             .process(&clouds, request, connection.peer(), &request_id, &mut log)
             .await
-            .inspect_err(|error| log.reason = log.reason.or(error.reason));
+            .inspect_err(|error| log.refusal = error.refusal);
         let mut response = result.unwrap_or_else(|error| error.into_response(&request_id));
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(request_id::HEADER, value);
@@ -117,7 +119,7 @@ impl App {
         log.status = response.status().as_u16();
         if log.namespace_metrics.is_none() {
             // Refused before routing: a configured namespace still counts as itself.
-            log.namespace_metrics = Some(clouds.metrics_of(log.caller.namespace.as_deref()).clone());
+            log.namespace_metrics = Some(clouds.metrics_of(log.target.namespace.as_deref()).clone());
         }
         response.map(|body| GuardedBody::wrap(body, log))
     }
@@ -137,23 +139,19 @@ impl App {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let policy = Policy { app: self, clouds };
-        let head = inbound::head(&request, &policy, &mut log.caller)
-            .inspect_err(|error| log.reason = refusal_reason(error.status.as_u16()))?;
+        let head = inbound::head(&request, &policy, &mut log.target)?;
         let act = Act {
             namespace: &head.namespace,
             environment: &head.environment,
-            write: head.writes(),
+            operation: head.operation(),
         };
         log.rule = self
             .callers
             .load_full()
             .authorize(peer, request.headers(), &act, clouds, request_id)
-            .await
-            .inspect_err(|error| log.reason = caller_refusal_reason(error.status.as_u16()))?;
-        let alliance = inbound::parse(request, head, &policy)
-            .await
-            .inspect_err(|error| log.reason = refusal_reason(error.status.as_u16()))?;
-        log.operation = alliance.operation.kind();
+            .await?;
+        let alliance = inbound::parse(request, head, &policy).await?;
+        log.operation = Some(alliance.input.operation());
         let cloud = clouds
             .get(&alliance.namespace)
             .ok_or_else(|| AllianceError::bad_request("X-Target-Ns does not name a known namespace"))?;
@@ -162,42 +160,22 @@ impl App {
         cloud.rates.admit(&alliance.environment)?;
         let session = cloud.session(&alliance.environment, request_id);
         log.upstream = Some(session.record());
-        ops::apply(alliance.operation, cloud, session).await
-    }
-}
-
-/// The `reason` logged for an inbound refusal by a limit.
-fn refusal_reason(status: u16) -> Option<&'static str> {
-    match status {
-        408 => Some("body_timeout"),
-        413 => Some("body_too_large"),
-        414 => Some("uri_too_long"),
-        _ => None,
-    }
-}
-
-/// The `reason` logged for a caller refused by `[[callers]]` (its own WARN
-/// line says what it presented).
-fn caller_refusal_reason(status: u16) -> Option<&'static str> {
-    match status {
-        401 => Some("caller_not_recognised"),
-        403 => Some("caller_not_allowed"),
-        _ => None,
+        ops::apply(alliance.input, cloud, session).await
     }
 }
 
 /// The log line (and metrics) of an answer the HTTP layer gave to a request
-/// head it could not parse (`reason` says why); nothing of the request is known.
+/// head it could not parse (`refusal` says why); nothing of the request is known.
 pub fn log_unparsed_request(
     metrics: &Metrics,
     connection: &Arc<ClientConnection>,
     request_id: &str,
     status: u16,
-    reason: &'static str,
+    refusal: Refusal,
 ) {
     let mut log = RequestLog::new(request_id, None, Arc::clone(connection), metrics.clone());
     log.status = status;
-    log.reason = Some(reason);
+    log.refusal = Some(refusal);
 }
 
 /// What inbound validation needs from the configuration: the limits, and
@@ -252,10 +230,11 @@ struct RequestLog {
     request_id: String,
     /// `None`: the request head could not be parsed.
     method: Option<Method>,
-    caller: Caller,
+    target: Target,
     /// The `[[callers]]` rule that let the request through.
     rule: Option<Arc<str>>,
-    operation: Operation,
+    /// `None` until the request is parsed.
+    operation: Option<Operation>,
     /// 0 until an answer is made.
     status: u16,
     started: Instant,
@@ -264,8 +243,8 @@ struct RequestLog {
     failed: bool,
     /// The answer was dropped before its end.
     abandoned: bool,
-    /// Why a limit refused the request, if one did.
-    reason: Option<&'static str>,
+    /// The limit or caller rule that refused the request, if one did.
+    refusal: Option<Refusal>,
     connection: Arc<ClientConnection>,
     metrics: Metrics,
     /// The namespace's series, once known.
@@ -278,15 +257,15 @@ impl RequestLog {
         RequestLog {
             request_id: request_id.to_owned(),
             method: method.cloned(),
-            caller: Caller::default(),
+            target: Target::default(),
             rule: None,
-            operation: Operation::None,
+            operation: None,
             status: 0,
             started: Instant::now(),
             upstream: None,
             failed: false,
             abandoned: false,
-            reason: None,
+            refusal: None,
             connection,
             metrics,
             namespace_metrics: None,
@@ -296,22 +275,60 @@ impl RequestLog {
     /// Why the request did not end normally, if it did not: a limit's
     /// refusal, the server's cut, a failed upstream page, or the client
     /// that left.
-    fn outcome(&self) -> (bool, Option<&'static str>) {
+    fn outcome(&self) -> (bool, Option<Ending>) {
         let aborted = self.status == 0 || self.failed || self.abandoned;
-        let reason = self.reason.or_else(|| {
-            aborted.then(|| {
-                self.connection
-                    .cut_reason()
-                    .unwrap_or(if self.failed { "upstream_failed" } else { "client_gone" })
+        let ending = self.refusal.map(Ending::Refused).or_else(|| {
+            aborted.then(|| match self.connection.cut_by() {
+                Some(cut) => Ending::Cut(cut),
+                None if self.failed => Ending::UpstreamFailed,
+                None => Ending::ClientGone,
             })
         });
-        (aborted, reason)
+        (aborted, ending)
+    }
+}
+
+/// Why a request did not end as answered.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    Refused(Refusal),
+    Cut(Cut),
+    /// A page of a streamed list failed after the first.
+    UpstreamFailed,
+    ClientGone,
+}
+
+impl Ending {
+    /// The log line's `reason`.
+    fn reason(self) -> &'static str {
+        match self {
+            Ending::Refused(refusal) => refusal.label(),
+            Ending::Cut(cut) => cut.reason(),
+            Ending::UpstreamFailed => "upstream_failed",
+            Ending::ClientGone => "client_gone",
+        }
+    }
+
+    /// The refusal it counts as, if any.
+    fn refusal(self) -> Option<Refusal> {
+        match self {
+            Ending::Refused(refusal) => Some(refusal),
+            Ending::Cut(cut) => cut.refusal(),
+            Ending::UpstreamFailed | Ending::ClientGone => None,
+        }
     }
 }
 
 impl OnBodyEnd for RequestLog {
-    fn body_failed(&mut self) {
+    /// A list aborted after its first page carries why in `error`: a
+    /// limit's refusal is this request's.
+    fn body_failed(&mut self, error: &std::io::Error) {
         self.failed = true;
+        let refused = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<AllianceError>())
+            .and_then(|error| error.refusal);
+        self.refusal = self.refusal.or(refused);
     }
 
     fn body_abandoned(&mut self) {
@@ -334,18 +351,19 @@ impl Drop for RequestLog {
         let micros = |duration: Duration| u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
         let upstream_us = self.upstream.as_deref().map_or(0, UpstreamRecord::micros);
         let coalesced_with = self.upstream.as_deref().and_then(UpstreamRecord::shared_from);
-        let (aborted, reason) = self.outcome();
-        if let Some(refusal) = reason.and_then(Refusal::from_reason) {
+        let (aborted, ending) = self.outcome();
+        if let Some(refusal) = ending.and_then(Ending::refusal) {
             namespace_metrics.refused(refusal);
         }
+        let reason = ending.map(Ending::reason);
         tracing::info!(
             target: "alliance_glance::request",
             request_id = self.request_id.as_str(),
             method = self.method.as_ref().map_or("-", Method::as_str),
-            namespace = self.caller.namespace.as_deref().unwrap_or("-"),
-            environment = self.caller.environment.as_deref().unwrap_or("-"),
+            namespace = self.target.namespace.as_deref().unwrap_or("-"),
+            environment = self.target.environment.as_deref().unwrap_or("-"),
             caller = self.rule.as_deref().unwrap_or("-"),
-            operation = self.operation.label(),
+            operation = self.operation.map_or("none", Operation::label),
             status = self.status,
             aborted,
             duration_us = micros(took),

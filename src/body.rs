@@ -66,8 +66,8 @@ impl Body for ChannelBody {
 /// Something to run once a response body is finished or dropped, told
 /// whether the body ended in an error or was dropped before its end.
 pub trait OnBodyEnd: Send + Sync + Unpin + 'static {
-    /// The body's own stream failed (an upstream page, say).
-    fn body_failed(&mut self);
+    /// The body's own stream failed (an upstream page, say), with `error`.
+    fn body_failed(&mut self, error: &std::io::Error);
     /// The body was dropped before its end: the client went away, or the
     /// connection was cut.
     fn body_abandoned(&mut self);
@@ -102,7 +102,7 @@ impl<G: OnBodyEnd> Body for GuardedBody<G> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
-            Poll::Ready(Some(Err(_))) => this.guard.body_failed(),
+            Poll::Ready(Some(Err(error))) => this.guard.body_failed(error),
             Poll::Ready(None) => this.finished = true,
             _ => {}
         }
@@ -140,7 +140,7 @@ mod tests {
     }
 
     impl OnBodyEnd for Ends {
-        fn body_failed(&mut self) {
+        fn body_failed(&mut self, _: &std::io::Error) {
             self.failed = true;
         }
         fn body_abandoned(&mut self) {

@@ -12,6 +12,8 @@ use std::task::{Context, Poll};
 
 use hyper::body::{Body, Frame, SizeHint};
 
+use crate::refusal::Refusal;
+
 #[derive(Debug)]
 pub struct ClientConnection {
     peer: Peer,
@@ -59,10 +61,19 @@ pub enum Cut {
 }
 
 impl Cut {
+    /// The `reason` of the log lines of the requests cut.
     pub fn reason(self) -> &'static str {
+        match self.refusal() {
+            Some(refusal) => refusal.label(),
+            None => "shutdown",
+        }
+    }
+
+    /// The limit that cut the connection, if one did.
+    pub fn refusal(self) -> Option<Refusal> {
         match self {
-            Cut::SendTimeout => "send_timeout",
-            Cut::Shutdown => "shutdown",
+            Cut::SendTimeout => Some(Refusal::SendTimeout),
+            Cut::Shutdown => None,
         }
     }
 }
@@ -106,10 +117,11 @@ impl ClientConnection {
         self.cut.store(why as u8, Ordering::Relaxed);
     }
 
-    pub fn cut_reason(&self) -> Option<&'static str> {
+    /// Why the server cut the connection, if it did.
+    pub fn cut_by(&self) -> Option<Cut> {
         match self.cut.load(Ordering::Relaxed) {
-            1 => Some(Cut::SendTimeout.reason()),
-            2 => Some(Cut::Shutdown.reason()),
+            1 => Some(Cut::SendTimeout),
+            2 => Some(Cut::Shutdown),
             _ => None,
         }
     }
@@ -192,10 +204,10 @@ mod tests {
     #[test]
     fn cuts_have_stable_reasons() {
         let connection = local();
-        assert_eq!(connection.cut_reason(), None);
+        assert_eq!(connection.cut_by(), None);
         connection.cut(Cut::SendTimeout);
-        assert_eq!(connection.cut_reason(), Some("send_timeout"));
+        assert_eq!(connection.cut_by().map(Cut::reason), Some("send_timeout"));
         connection.cut(Cut::Shutdown);
-        assert_eq!(connection.cut_reason(), Some("shutdown"));
+        assert_eq!(connection.cut_by().map(Cut::reason), Some("shutdown"));
     }
 }

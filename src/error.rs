@@ -1,25 +1,29 @@
 //! The one error type a request can end with, and its JSON rendering.
 //!
-//! Every failure - bad input, refused by Glance, upstream trouble - becomes an
-//! [`AllianceError`] and is answered as
+//! Every failure - bad input, refused by Glance, upstream trouble, a limit
+//! or a caller rule refusing - becomes an [`AllianceError`] and is answered as
 //! `{"error": {"code": 404, "title": "Not Found", "message": "...", "request_id": "req-..."}}`.
+//! A limit's refusal is made from its [`Refusal`], which the error carries
+//! to the request's log line and metrics.
 
 use http::{HeaderValue, StatusCode, header};
 use serde_json::json;
 
 use crate::body::{self, ResponseBody};
+use crate::operation::Resource;
+use crate::refusal::Refusal;
 
 /// A failed request, ready to be rendered for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllianceError {
     pub status: StatusCode,
     pub message: String,
-    /// Methods allowed on the resource, for 405 answers.
-    pub allow: Option<&'static str>,
+    /// The resource whose methods a 405 answer lists in `Allow`.
+    pub allow: Option<Resource>,
     /// Seconds after which a retry may succeed, for 429 and 503 answers (`Retry-After`).
     pub retry_after: Option<u32>,
-    /// Why a limit refused the request: the `reason` of its log line.
-    pub reason: Option<&'static str>,
+    /// The limit or caller rule that refused the request, if one did.
+    pub refusal: Option<Refusal>,
 }
 
 impl AllianceError {
@@ -29,7 +33,22 @@ impl AllianceError {
             message: message.into(),
             allow: None,
             retry_after: None,
-            reason: None,
+            refusal: None,
+        }
+    }
+
+    /// The answer `refusal` makes: its status, message and `Retry-After`.
+    pub fn refused(refusal: Refusal) -> Self {
+        let status = refusal
+            .status()
+            .and_then(|status| StatusCode::from_u16(status).ok())
+            .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        Self {
+            status,
+            message: refusal.message(),
+            allow: None,
+            retry_after: refusal.retry_after(),
+            refusal: Some(refusal),
         }
     }
 
@@ -45,46 +64,22 @@ impl AllianceError {
         Self::new(StatusCode::CONFLICT, message)
     }
 
-    /// The caller presented nothing a `[[callers]]` rule recognises.
-    pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, message)
-    }
-
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, message)
     }
 
-    pub fn method_not_allowed(allow: &'static str) -> Self {
+    pub fn method_not_allowed(resource: Resource) -> Self {
         Self {
-            status: StatusCode::METHOD_NOT_ALLOWED,
-            message: format!("method not allowed here; allowed: {allow}"),
-            allow: Some(allow),
-            retry_after: None,
-            reason: None,
+            allow: Some(resource),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("method not allowed here; allowed: {}", resource.allow()),
+            )
         }
     }
 
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, message)
-    }
-
-    pub fn payload_too_large(limit: usize) -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body is larger than the limit of {limit} bytes"),
-        )
-    }
-
-    /// The request body did not arrive in time.
-    pub fn request_timeout(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::REQUEST_TIMEOUT, message)
-    }
-
-    pub fn uri_too_long(limit: usize) -> Self {
-        Self::new(
-            StatusCode::URI_TOO_LONG,
-            format!("the request target is longer than the limit of {limit} bytes"),
-        )
     }
 
     /// The upstream answered something the facade cannot use. The details
@@ -93,28 +88,12 @@ impl AllianceError {
         Self::new(StatusCode::BAD_GATEWAY, message)
     }
 
-    pub fn too_many_requests(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, message)
-    }
-
     pub fn service_unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
 
     pub fn gateway_timeout(message: impl Into<String>) -> Self {
         Self::new(StatusCode::GATEWAY_TIMEOUT, message)
-    }
-
-    /// Tells the client when to try again.
-    pub fn with_retry_after(mut self, seconds: u32) -> Self {
-        self.retry_after = Some(seconds);
-        self
-    }
-
-    /// Names the limit that refused the request, for its log line.
-    pub fn with_reason(mut self, reason: &'static str) -> Self {
-        self.reason = Some(reason);
-        self
     }
 
     /// The JSON error document.
@@ -131,10 +110,11 @@ impl AllianceError {
 
     pub fn into_response(self, request_id: &str) -> http::Response<ResponseBody> {
         let mut response = body::json_response(self.status, &self.to_json(request_id));
-        if let Some(allow) = self.allow {
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        if let Some(allow) = self
+            .allow
+            .and_then(|resource| HeaderValue::from_str(&resource.allow()).ok())
+        {
+            response.headers_mut().insert(header::ALLOW, allow);
         }
         if let Some(seconds) = self.retry_after {
             response
@@ -168,9 +148,20 @@ mod tests {
 
     #[test]
     fn method_not_allowed_carries_allow() {
-        let response = AllianceError::method_not_allowed("GET, POST").into_response("req-1");
+        let response = AllianceError::method_not_allowed(Resource::Collection).into_response("req-1");
         assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(response.headers()[header::ALLOW], "GET, POST");
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    }
+
+    #[test]
+    fn a_refusal_makes_the_answer() {
+        let error = AllianceError::refused(Refusal::EnvironmentRateLimited { retry_after: 2 });
+        assert_eq!(
+            (error.status.as_u16(), error.retry_after, error.message.as_str()),
+            (429, Some(2), "too many requests for this environment; retry later")
+        );
+        let response = error.into_response("req-1");
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
     }
 }

@@ -2,22 +2,24 @@
 //! listener (`GET /metrics`, see `admin`), with the `prometheus-client`
 //! crate.
 //!
-//! Every label set is bounded and fixed in this file: operations, status
-//! classes, the Glance calls of the status tables, Keystone token request
-//! kinds, outcomes, refusal reasons, and the configured namespaces (any
-//! other namespace a client names is counted as [`UNKNOWN_NAMESPACE`]).
-//! Never an environment id, an image id or a URL.
+//! Every label set is bounded and fixed: operations, status classes, the
+//! Glance calls of the status tables, Keystone token request kinds,
+//! outcomes, refusals, and the configured namespaces (any other namespace a
+//! client names is counted as [`UNKNOWN_NAMESPACE`]). Never an environment
+//! id, an image id or a URL.
 //!
-//! The request path pays a few atomic increments: every series of a
-//! namespace is created when the namespace is built (so that each is
-//! exported from the start, at zero) and kept as a handle in an array
-//! indexed by its labels ([`NamespaceMetrics`]); no label is formatted
-//! and no map is looked up per request. Histograms are the facade's own
+//! Each metric is one line of [`families!`] below: its field, type, label
+//! types, name and help. The request path pays a few atomic increments:
+//! every series of a namespace is created when the namespace is built (so
+//! that each is exported from the start, at zero) and kept as a handle in
+//! a vector indexed by its labels ([`Series`]); no label is formatted and
+//! no map is looked up per request. Histograms are the facade's own
 //! ([`DurationHistogram`]: one atomic add per observation in a bucket and
 //! one to the sum), as prometheus-client's takes a lock per observation.
 //! With `admin.metrics = false` the handles are empty and each update is
 //! one branch.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -30,31 +32,38 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::operation::Operation;
+use crate::refusal::Refusal;
+
 /// The `namespace` label of requests naming no configured namespace (or none).
 pub const UNKNOWN_NAMESPACE: &str = "-";
 
 /// The media type of [`Metrics::encode`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// A closed set of label values: an enum whose variants index arrays of
-/// series.
-pub trait LabelValue: Copy + 'static {
-    const ALL: &'static [Self];
-    fn label(self) -> &'static str;
+/// A closed set of label values, indexing vectors of series.
+pub trait LabelValue: Copy {
+    /// The label's name.
+    const NAME: &'static str;
+    /// Every value, by index.
+    const LABELS: &'static [&'static str];
     fn index(self) -> usize;
+
+    fn label(self) -> &'static str {
+        Self::LABELS.get(self.index()).copied().unwrap_or_default()
+    }
 }
 
+/// A fieldless enum whose variants are the values of one label.
 macro_rules! label_values {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $label:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident = $label:literal { $($(#[$vmeta:meta])* $variant:ident = $value:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum $name { $($(#[$vmeta])* $variant),+ }
 
         impl LabelValue for $name {
-            const ALL: &'static [Self] = &[$($name::$variant),+];
-            fn label(self) -> &'static str {
-                match self { $($name::$variant => $label),+ }
-            }
+            const NAME: &'static str = $label;
+            const LABELS: &'static [&'static str] = &[$($value),+];
             fn index(self) -> usize {
                 self as usize
             }
@@ -62,21 +71,27 @@ macro_rules! label_values {
     };
 }
 
-label_values! {
-    /// The Alliance call of a request (`none`: refused before it was known).
-    Operation {
-        List = "list",
-        Show = "show",
-        Create = "create",
-        Update = "update",
-        Delete = "delete",
-        None = "none",
+/// The Alliance call of a request (`none`: refused before it was known).
+impl LabelValue for Option<Operation> {
+    const NAME: &'static str = "operation";
+    const LABELS: &'static [&'static str] = &["list", "show", "create", "update", "delete", "none"];
+    fn index(self) -> usize {
+        self.map_or(Operation::ALL.len(), |operation| operation as usize)
+    }
+}
+
+/// Why a limit or a caller rule refused.
+impl LabelValue for Refusal {
+    const NAME: &'static str = "reason";
+    const LABELS: &'static [&'static str] = Refusal::LABELS;
+    fn index(self) -> usize {
+        Refusal::index(&self)
     }
 }
 
 label_values! {
     /// The class of an answer's status.
-    StatusClass {
+    StatusClass = "status_class" {
         Informational = "1xx",
         Success = "2xx",
         Redirection = "3xx",
@@ -100,7 +115,7 @@ impl StatusClass {
 label_values! {
     /// Every Glance call the facade makes, named as in its status table
     /// (`upstream::glance`), and the readiness probe's healthcheck.
-    UpstreamCall {
+    UpstreamCall = "call" {
         GetImage = "GET /v2/images/{id}",
         ListImages = "GET /v2/images",
         CreateImage = "POST /v2/images",
@@ -118,9 +133,9 @@ label_values! {
 label_values! {
     /// How an upstream call ended: by its status table's row, or without an
     /// HTTP answer.
-    UpstreamOutcome {
+    UpstreamOutcome = "outcome" {
         Success = "success",
-        /// A refusal passed to the client (400, 403, 404, 409, 413).
+        /// A refusal passed to the client (400, 403, 404, 409, 413), or a "no".
         Refused = "refused",
         /// 401: the facade's own credentials.
         CredentialsRejected = "credentials_rejected",
@@ -135,7 +150,7 @@ label_values! {
 
 label_values! {
     /// The Keystone token requests the facade makes.
-    TokenKind {
+    TokenKind = "kind" {
         /// A password authentication scoped to an environment.
         PasswordScoped = "password_scoped",
         /// The service user's unscoped token (re-scoped per environment).
@@ -151,7 +166,7 @@ label_values! {
 }
 
 label_values! {
-    TokenOutcome {
+    TokenOutcome = "outcome" {
         Issued = "issued",
         /// 401 (credentials or scope refused).
         Unauthorized = "unauthorized",
@@ -164,7 +179,7 @@ label_values! {
 
 label_values! {
     /// A look-up in the per-environment token cache.
-    TokenCacheResult {
+    TokenCacheResult = "result" {
         Hit = "hit",
         Miss = "miss",
         /// A failure kept for its short window, repeated without a call.
@@ -174,7 +189,7 @@ label_values! {
 
 label_values! {
     /// `copy_from` as it goes.
-    CopyFromEvent {
+    CopyFromEvent = "event" {
         /// Glance accepted the web-download import.
         ImportStarted = "import_started",
         /// Glance refused the import; the image just created was deleted.
@@ -189,62 +204,174 @@ label_values! {
 }
 
 label_values! {
-    /// A limit refusing something; the labels are the `reason`s of the
-    /// request log where there is one.
-    Refusal {
-        /// A request body over `max_body_bytes` (413).
-        BodyTooLarge = "body_too_large",
-        /// A body that stalled or took too long (`[client]` body timeouts, 408).
-        BodyTimeout = "body_timeout",
-        /// A request target over `client.max_uri_bytes` (414).
-        UriTooLong = "uri_too_long",
-        /// A request head over `client.max_header_bytes` (431).
-        HeadersTooLarge = "headers_too_large",
-        /// A client that did not read its answer in time (connection cut).
-        SendTimeout = "send_timeout",
-        /// A connection that had to wait: `client.max_connections` were open.
-        ConnectionLimit = "connection_limit",
-        /// An upstream answer over `upstream.max_answer_bytes` (502).
-        UpstreamAnswerTooLarge = "upstream_answer_too_large",
-        /// An upstream answer that found no room in `upstream.buffer_bytes` in time (503).
-        UpstreamBufferBudgetExhausted = "upstream_buffer_budget_exhausted",
-        /// An environment with no token beyond `new_environments_per_sec` (503).
-        KeystoneNewEnvironmentRate = "keystone_new_environment_rate_limited",
-        /// A caller's token not in the cache beyond
-        /// `caller_token_validations_per_sec` (503).
-        KeystoneCallerTokenRate = "keystone_caller_token_rate_limited",
-        /// A list needing more than `max_pages` pages (502).
-        TooManyListPages = "too_many_list_pages",
-        /// A caller no `[[callers]]` rule recognises (401).
-        CallerNotRecognised = "caller_not_recognised",
-        /// A recognised caller its rules do not let act so (403).
-        CallerNotAllowed = "caller_not_allowed",
-        /// A caller over its `[[callers]]` rule's `rate` (429).
-        CallerRateLimited = "caller_rate_limited",
-        /// An environment over its rate (`limits.environment_rate_per_sec`, 429).
-        EnvironmentRateLimited = "environment_rate_limited",
-        /// Every slot to Glance taken and `limits.max_queued_calls` waiting (503).
-        GlanceQueueFull = "glance_queue_full",
-        /// No slot to Glance within `limits.queue_timeout_ms` (503).
-        GlanceQueueTimeout = "glance_queue_timeout",
-        /// The same for Keystone (503).
-        KeystoneQueueFull = "keystone_queue_full",
-        KeystoneQueueTimeout = "keystone_queue_timeout",
-    }
-}
-
-impl Refusal {
-    /// The refusal a request log `reason` names, if it names one (not
-    /// `client_gone`, `shutdown` and the like).
-    pub fn from_reason(reason: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|refusal| refusal.label() == reason)
-    }
-}
-
-label_values! {
-    ReloadOutcome {
+    ReloadOutcome = "outcome" {
         Applied = "applied",
         Refused = "refused",
+    }
+}
+
+/// The labels of a metric after `namespace`: none, or a tuple of label
+/// types; each combination is one series.
+pub trait LabelSet: Copy {
+    const COUNT: usize;
+    fn index(self) -> usize;
+    /// The names and values of combination `index`.
+    fn labels(index: usize) -> Vec<(&'static str, String)>;
+}
+
+impl LabelSet for () {
+    const COUNT: usize = 1;
+    fn index(self) -> usize {
+        0
+    }
+    fn labels(_: usize) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+}
+
+impl<A: LabelValue> LabelSet for (A,) {
+    const COUNT: usize = A::LABELS.len();
+    fn index(self) -> usize {
+        self.0.index()
+    }
+    fn labels(index: usize) -> Vec<(&'static str, String)> {
+        vec![(A::NAME, A::LABELS[index].to_owned())]
+    }
+}
+
+impl<A: LabelValue, B: LabelValue> LabelSet for (A, B) {
+    const COUNT: usize = A::LABELS.len() * B::LABELS.len();
+    fn index(self) -> usize {
+        self.0.index() * B::LABELS.len() + self.1.index()
+    }
+    fn labels(index: usize) -> Vec<(&'static str, String)> {
+        let width = B::LABELS.len();
+        vec![
+            (A::NAME, A::LABELS[index / width].to_owned()),
+            (B::NAME, B::LABELS[index % width].to_owned()),
+        ]
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Every series of one metric for one namespace (or the process), created
+/// at zero, indexed by its labels.
+struct Series<M, L> {
+    all: Vec<M>,
+    labels: PhantomData<L>,
+}
+
+impl<M: Clone, L: LabelSet> Series<M, L> {
+    fn create<C: prometheus_client::metrics::family::MetricConstructor<M>>(
+        family: &Family<Labels, M, C>,
+        namespace: Option<&str>,
+    ) -> Self {
+        let all = (0..L::COUNT)
+            .map(|index| {
+                let mut labels: Labels = namespace
+                    .map(|namespace| ("namespace", namespace.to_owned()))
+                    .into_iter()
+                    .collect();
+                labels.extend(L::labels(index));
+                family.get_or_create_owned(&labels)
+            })
+            .collect();
+        Series {
+            all,
+            labels: PhantomData,
+        }
+    }
+
+    fn get(&self, labels: L) -> Option<&M> {
+        self.all.get(labels.index())
+    }
+}
+
+/// Declares a set of metric families, one line each - field, type, label
+/// types (after `namespace` where there is one), name, unit, help - their
+/// registration, and the handles of their series.
+macro_rules! families {
+    ($families:ident / $handles:ident { $($field:ident: $metric:ident<$labels:ty> = $name:literal $(in $unit:ident)?, $help:literal;)+ }) => {
+        struct $families {
+            $($field: Family<Labels, $metric>,)+
+        }
+
+        impl $families {
+            fn register(registry: &mut Registry) -> Self {
+                let families = $families { $($field: Family::default(),)+ };
+                $(register(registry, $name, $help, unit!($($unit)?), families.$field.clone());)+
+                families
+            }
+        }
+
+        struct $handles {
+            $($field: Series<$metric, $labels>,)+
+        }
+
+        impl $handles {
+            fn create(families: &$families, namespace: Option<&str>) -> Self {
+                $handles { $($field: Series::create(&families.$field, namespace),)+ }
+            }
+        }
+    };
+}
+
+macro_rules! unit {
+    () => {
+        None
+    };
+    ($unit:ident) => {
+        Some(Unit::$unit)
+    };
+}
+
+fn register<M: prometheus_client::registry::Metric>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    unit: Option<Unit>,
+    metric: M,
+) {
+    match unit {
+        Some(unit) => registry.register_with_unit(name, help, unit, metric),
+        None => registry.register(name, help, metric),
+    }
+}
+
+families! {
+    ProcessFamilies / ProcessSeries {
+        request_duration: DurationHistogram<(Option<Operation>,)> = "request_duration" in Seconds,
+            "Time from a request's arrival to the last byte of its answer, by operation";
+        in_flight: Gauge<()> = "requests_in_flight", "Alliance requests being served";
+        connections_open: Gauge<()> = "connections_open", "Client connections open on the Alliance listener";
+        connections_accepted: Counter<()> = "connections_accepted",
+            "Client connections accepted on the Alliance listener";
+        reloads: Counter<(ReloadOutcome,)> = "config_reloads", "Configuration reloads (SIGHUP), applied or refused";
+    }
+}
+
+families! {
+    NamespaceFamilies / NamespaceSeries {
+        requests: Counter<(Option<Operation>, StatusClass)> = "requests",
+            "Alliance requests answered, by operation, namespace and status class";
+        upstream_requests: Counter<(UpstreamCall, UpstreamOutcome)> = "upstream_requests",
+            "Calls to Glance, by namespace, call (as in its status table) and outcome";
+        upstream_duration: DurationHistogram<(UpstreamCall,)> = "upstream_request_duration" in Seconds,
+            "Time of each call to Glance, by namespace and call";
+        token_requests: Counter<(TokenKind, TokenOutcome)> = "keystone_token_requests",
+            "Token requests to Keystone, by namespace, kind and outcome";
+        token_cache: Counter<(TokenCacheResult,)> = "token_cache_lookups",
+            "Look-ups in the per-environment token cache, by namespace and result";
+        list_images: Counter<()> = "list_images_streamed", "Images written into list answers, by namespace";
+        list_aborted: Counter<()> = "list_streams_aborted",
+            "List answers cut off after their first page because a later page failed, by namespace";
+        copy_from: Counter<(CopyFromEvent,)> = "copy_from_events",
+            "copy_from imports started and refused, images reported killed, facade-side transfers, by namespace";
+        fallback_bytes: Counter<()> = "copy_from_fallback" in Bytes,
+            "Bytes moved by facade-side copy_from transfers, by namespace";
+        refused: Counter<(Refusal,)> = "refused",
+            "Requests and answers refused by a limit or a caller rule, by namespace and reason";
     }
 }
 
@@ -316,31 +443,6 @@ impl EncodeMetric for DurationHistogram {
     }
 }
 
-type Labels<const N: usize> = [(&'static str, String); N];
-type Counters<const N: usize> = Family<Labels<N>, Counter>;
-type Histograms<const N: usize> = Family<Labels<N>, DurationHistogram>;
-
-/// Every metric family, registered once per process; the handles of
-/// [`NamespaceMetrics`] point into them.
-#[derive(Debug)]
-struct Families {
-    requests: Counters<3>,
-    request_duration: Histograms<1>,
-    in_flight: Gauge,
-    connections_open: Gauge,
-    connections_accepted: Counter,
-    upstream_requests: Counters<3>,
-    upstream_duration: Histograms<2>,
-    token_requests: Counters<3>,
-    token_cache: Counters<2>,
-    list_images: Counters<1>,
-    list_aborted: Counters<1>,
-    copy_from: Counters<2>,
-    fallback_bytes: Counters<1>,
-    refused: Counters<2>,
-    reloads: Counters<1>,
-}
-
 /// The process's metrics: the registry that `GET /metrics` encodes, and
 /// the series that are not per namespace. Cheap to clone (one `Arc`);
 /// [`Metrics::disabled`] records nothing.
@@ -351,9 +453,8 @@ pub struct Metrics {
 
 struct Registered {
     registry: Registry,
-    families: Families,
-    request_duration: Vec<DurationHistogram>,
-    reloads: Vec<Counter>,
+    namespace_families: NamespaceFamilies,
+    process: ProcessSeries,
     /// The series of requests naming no configured namespace.
     unknown_namespace: NamespaceMetrics,
 }
@@ -362,132 +463,22 @@ impl Metrics {
     /// Metrics registered under `alliance_glance_`, with a build info
     /// series naming `version` and `commit`.
     pub fn new(version: &str, commit: &str) -> Self {
-        let families = Families {
-            requests: Counters::default(),
-            request_duration: Histograms::default(),
-            in_flight: Gauge::default(),
-            connections_open: Gauge::default(),
-            connections_accepted: Counter::default(),
-            upstream_requests: Counters::default(),
-            upstream_duration: Histograms::default(),
-            token_requests: Counters::default(),
-            token_cache: Counters::default(),
-            list_images: Counters::default(),
-            list_aborted: Counters::default(),
-            copy_from: Counters::default(),
-            fallback_bytes: Counters::default(),
-            refused: Counters::default(),
-            reloads: Counters::default(),
-        };
         let mut registry = Registry::with_prefix("alliance_glance");
-        let f = &families;
         registry.register(
             "build",
             "The running binary: its version and the commit it was built from",
             Info::new(vec![("version", version.to_owned()), ("commit", commit.to_owned())]),
         );
-        registry.register(
-            "requests",
-            "Alliance requests answered, by operation, namespace and status class",
-            f.requests.clone(),
-        );
-        registry.register_with_unit(
-            "request_duration",
-            "Time from a request's arrival to the last byte of its answer, by operation",
-            Unit::Seconds,
-            f.request_duration.clone(),
-        );
-        registry.register(
-            "requests_in_flight",
-            "Alliance requests being served",
-            f.in_flight.clone(),
-        );
-        registry.register(
-            "connections_open",
-            "Client connections open on the Alliance listener",
-            f.connections_open.clone(),
-        );
-        registry.register(
-            "connections_accepted",
-            "Client connections accepted on the Alliance listener",
-            f.connections_accepted.clone(),
-        );
-        registry.register(
-            "upstream_requests",
-            "Calls to Glance, by namespace, call (as in its status table) and outcome",
-            f.upstream_requests.clone(),
-        );
-        registry.register_with_unit(
-            "upstream_request_duration",
-            "Time of each call to Glance, by namespace and call",
-            Unit::Seconds,
-            f.upstream_duration.clone(),
-        );
-        registry.register(
-            "keystone_token_requests",
-            "Token requests to Keystone, by namespace, kind and outcome",
-            f.token_requests.clone(),
-        );
-        registry.register(
-            "token_cache_lookups",
-            "Look-ups in the per-environment token cache, by namespace and result",
-            f.token_cache.clone(),
-        );
-        registry.register(
-            "list_images_streamed",
-            "Images written into list answers, by namespace",
-            f.list_images.clone(),
-        );
-        registry.register(
-            "list_streams_aborted",
-            "List answers cut off after their first page because a later page failed, by namespace",
-            f.list_aborted.clone(),
-        );
-        registry.register(
-            "copy_from_events",
-            "copy_from imports started and refused, images reported killed, facade-side transfers, by namespace",
-            f.copy_from.clone(),
-        );
-        registry.register_with_unit(
-            "copy_from_fallback",
-            "Bytes moved by facade-side copy_from transfers, by namespace",
-            Unit::Bytes,
-            f.fallback_bytes.clone(),
-        );
-        registry.register(
-            "refused",
-            "Requests and answers refused by a limit, by namespace and reason",
-            f.refused.clone(),
-        );
-        registry.register(
-            "config_reloads",
-            "Configuration reloads (SIGHUP), applied or refused",
-            f.reloads.clone(),
-        );
-        let request_duration = Operation::ALL
-            .iter()
-            .map(|operation| {
-                f.request_duration
-                    .get_or_create_owned(&[("operation", operation.label().to_owned())])
-            })
-            .collect();
-        let reloads = ReloadOutcome::ALL
-            .iter()
-            .map(|outcome| {
-                f.reloads
-                    .get_or_create_owned(&[("outcome", outcome.label().to_owned())])
-            })
-            .collect();
-        let mut registered = Registered {
-            registry,
-            families,
-            request_duration,
-            reloads,
-            unknown_namespace: NamespaceMetrics::default(),
-        };
-        registered.unknown_namespace = NamespaceMetrics::create(&registered, UNKNOWN_NAMESPACE);
+        let process = ProcessSeries::create(&ProcessFamilies::register(&mut registry), None);
+        let namespace_families = NamespaceFamilies::register(&mut registry);
+        let unknown_namespace = NamespaceMetrics::create(&namespace_families, UNKNOWN_NAMESPACE);
         Metrics {
-            inner: Some(Arc::new(registered)),
+            inner: Some(Arc::new(Registered {
+                registry,
+                namespace_families,
+                process,
+                unknown_namespace,
+            })),
         }
     }
 
@@ -504,7 +495,7 @@ impl Metrics {
     pub fn namespace(&self, name: &str) -> NamespaceMetrics {
         self.inner
             .as_ref()
-            .map(|registered| NamespaceMetrics::create(registered, name))
+            .map(|registered| NamespaceMetrics::create(&registered.namespace_families, name))
             .unwrap_or_default()
     }
 
@@ -516,45 +507,64 @@ impl Metrics {
             .unwrap_or_default()
     }
 
+    fn process(&self) -> Option<&ProcessSeries> {
+        self.inner.as_ref().map(|registered| &registered.process)
+    }
+
     /// A request has arrived.
     pub fn request_started(&self) {
-        if let Some(registered) = &self.inner {
-            registered.families.in_flight.inc();
+        if let Some(gauge) = self.process().and_then(|process| process.in_flight.get(())) {
+            gauge.inc();
         }
     }
 
-    /// A request's answer is done (sent, or abandoned by the client).
-    pub fn request_ended(&self, namespace: &NamespaceMetrics, operation: Operation, status: u16, took: Duration) {
-        if let Some(registered) = &self.inner {
-            registered.families.in_flight.dec();
-            registered.request_duration[operation.index()].observe(took);
+    /// A request's answer is done (sent, or abandoned by the client);
+    /// `operation` is `None` when the request was refused before it was known.
+    pub fn request_ended(
+        &self,
+        namespace: &NamespaceMetrics,
+        operation: Option<Operation>,
+        status: u16,
+        took: Duration,
+    ) {
+        if let Some(process) = self.process() {
+            if let Some(gauge) = process.in_flight.get(()) {
+                gauge.dec();
+            }
+            if let Some(histogram) = process.request_duration.get((operation,)) {
+                histogram.observe(took);
+            }
             namespace.request(operation, StatusClass::of(status));
         }
     }
 
     pub fn connection_opened(&self) {
-        if let Some(registered) = &self.inner {
-            registered.families.connections_open.inc();
-            registered.families.connections_accepted.inc();
+        if let Some(process) = self.process() {
+            if let Some(gauge) = process.connections_open.get(()) {
+                gauge.inc();
+            }
+            if let Some(counter) = process.connections_accepted.get(()) {
+                counter.inc();
+            }
         }
     }
 
     pub fn connection_closed(&self) {
-        if let Some(registered) = &self.inner {
-            registered.families.connections_open.dec();
+        if let Some(gauge) = self.process().and_then(|process| process.connections_open.get(())) {
+            gauge.dec();
         }
     }
 
     /// A limit refused something no namespace is known for (a connection).
-    pub fn refused(&self, reason: Refusal) {
+    pub fn refused(&self, refusal: Refusal) {
         if let Some(registered) = &self.inner {
-            registered.unknown_namespace.refused(reason);
+            registered.unknown_namespace.refused(refusal);
         }
     }
 
     pub fn reload(&self, outcome: ReloadOutcome) {
-        if let Some(registered) = &self.inner {
-            registered.reloads[outcome.index()].inc();
+        if let Some(counter) = self.process().and_then(|process| process.reloads.get((outcome,))) {
+            counter.inc();
         }
     }
 
@@ -575,158 +585,78 @@ pub struct NamespaceMetrics {
     inner: Option<Arc<NamespaceSeries>>,
 }
 
-struct NamespaceSeries {
-    /// `[operation][status class]`.
-    requests: Vec<Vec<Counter>>,
-    /// `[call][outcome]`.
-    upstream_requests: Vec<Vec<Counter>>,
-    upstream_duration: Vec<DurationHistogram>,
-    /// `[kind][outcome]`.
-    token_requests: Vec<Vec<Counter>>,
-    token_cache: Vec<Counter>,
-    list_images: Counter,
-    list_aborted: Counter,
-    copy_from: Vec<Counter>,
-    fallback_bytes: Counter,
-    refused: Vec<Counter>,
-}
-
-/// Every combination of `A` and `B`'s values, as series of `family` with
-/// the namespace label first.
-fn grid<A: LabelValue, B: LabelValue>(
-    family: &Counters<3>,
-    namespace: &str,
-    names: [&'static str; 2],
-) -> Vec<Vec<Counter>> {
-    A::ALL
-        .iter()
-        .map(|a| {
-            B::ALL
-                .iter()
-                .map(|b| {
-                    family.get_or_create_owned(&[
-                        ("namespace", namespace.to_owned()),
-                        (names[0], a.label().to_owned()),
-                        (names[1], b.label().to_owned()),
-                    ])
-                })
-                .collect()
-        })
-        .collect()
-}
-
-fn by_namespace(family: &Counters<1>, namespace: &str) -> Counter {
-    family.get_or_create_owned(&[("namespace", namespace.to_owned())])
-}
-
 impl NamespaceMetrics {
-    fn create(registered: &Registered, namespace: &str) -> Self {
-        let f = &registered.families;
-        let series = NamespaceSeries {
-            requests: grid::<Operation, StatusClass>(&f.requests, namespace, ["operation", "status_class"]),
-            upstream_requests: grid::<UpstreamCall, UpstreamOutcome>(
-                &f.upstream_requests,
-                namespace,
-                ["call", "outcome"],
-            ),
-            upstream_duration: UpstreamCall::ALL
-                .iter()
-                .map(|call| {
-                    f.upstream_duration
-                        .get_or_create_owned(&[("namespace", namespace.to_owned()), ("call", call.label().to_owned())])
-                })
-                .collect(),
-            token_requests: grid::<TokenKind, TokenOutcome>(&f.token_requests, namespace, ["kind", "outcome"]),
-            token_cache: TokenCacheResult::ALL
-                .iter()
-                .map(|result| {
-                    f.token_cache.get_or_create_owned(&[
-                        ("namespace", namespace.to_owned()),
-                        ("result", result.label().to_owned()),
-                    ])
-                })
-                .collect(),
-            list_images: by_namespace(&f.list_images, namespace),
-            list_aborted: by_namespace(&f.list_aborted, namespace),
-            copy_from: CopyFromEvent::ALL
-                .iter()
-                .map(|event| {
-                    f.copy_from.get_or_create_owned(&[
-                        ("namespace", namespace.to_owned()),
-                        ("event", event.label().to_owned()),
-                    ])
-                })
-                .collect(),
-            fallback_bytes: by_namespace(&f.fallback_bytes, namespace),
-            refused: Refusal::ALL
-                .iter()
-                .map(|reason| {
-                    f.refused.get_or_create_owned(&[
-                        ("namespace", namespace.to_owned()),
-                        ("reason", reason.label().to_owned()),
-                    ])
-                })
-                .collect(),
-        };
+    fn create(families: &NamespaceFamilies, namespace: &str) -> Self {
         NamespaceMetrics {
-            inner: Some(Arc::new(series)),
+            inner: Some(Arc::new(NamespaceSeries::create(families, Some(namespace)))),
         }
     }
 
-    fn request(&self, operation: Operation, class: StatusClass) {
-        if let Some(series) = &self.inner {
-            series.requests[operation.index()][class.index()].inc();
+    fn request(&self, operation: Option<Operation>, class: StatusClass) {
+        if let Some(counter) = self.series().and_then(|series| series.requests.get((operation, class))) {
+            counter.inc();
         }
+    }
+
+    fn series(&self) -> Option<&NamespaceSeries> {
+        self.inner.as_deref()
     }
 
     /// One call to Glance and how it ended.
     pub fn upstream(&self, call: UpstreamCall, outcome: UpstreamOutcome, took: Duration) {
-        if let Some(series) = &self.inner {
-            series.upstream_duration[call.index()].observe(took);
-            series.upstream_requests[call.index()][outcome.index()].inc();
+        if let Some(series) = self.series() {
+            if let Some(histogram) = series.upstream_duration.get((call,)) {
+                histogram.observe(took);
+            }
+            if let Some(counter) = series.upstream_requests.get((call, outcome)) {
+                counter.inc();
+            }
         }
     }
 
     pub fn token_request(&self, kind: TokenKind, outcome: TokenOutcome) {
-        if let Some(series) = &self.inner {
-            series.token_requests[kind.index()][outcome.index()].inc();
+        if let Some(counter) = self
+            .series()
+            .and_then(|series| series.token_requests.get((kind, outcome)))
+        {
+            counter.inc();
         }
     }
 
     pub fn token_cache(&self, result: TokenCacheResult) {
-        if let Some(series) = &self.inner {
-            series.token_cache[result.index()].inc();
+        if let Some(counter) = self.series().and_then(|series| series.token_cache.get((result,))) {
+            counter.inc();
         }
     }
 
     pub fn list_images(&self, count: u64) {
-        if let Some(series) = &self.inner {
-            series.list_images.inc_by(count);
+        if let Some(counter) = self.series().and_then(|series| series.list_images.get(())) {
+            counter.inc_by(count);
         }
     }
 
     pub fn list_aborted(&self) {
-        if let Some(series) = &self.inner {
-            series.list_aborted.inc();
+        if let Some(counter) = self.series().and_then(|series| series.list_aborted.get(())) {
+            counter.inc();
         }
     }
 
     pub fn copy_from(&self, event: CopyFromEvent) {
-        if let Some(series) = &self.inner {
-            series.copy_from[event.index()].inc();
+        if let Some(counter) = self.series().and_then(|series| series.copy_from.get((event,))) {
+            counter.inc();
         }
     }
 
     pub fn fallback_bytes(&self, bytes: u64) {
-        if let Some(series) = &self.inner {
-            series.fallback_bytes.inc_by(bytes);
+        if let Some(counter) = self.series().and_then(|series| series.fallback_bytes.get(())) {
+            counter.inc_by(bytes);
         }
     }
 
-    /// A limit refused something while serving this namespace.
-    pub fn refused(&self, reason: Refusal) {
-        if let Some(series) = &self.inner {
-            series.refused[reason.index()].inc();
+    /// A limit or a caller rule refused something while serving this namespace.
+    pub fn refused(&self, refusal: Refusal) {
+        if let Some(counter) = self.series().and_then(|series| series.refused.get((refusal,))) {
+            counter.inc();
         }
     }
 }
@@ -766,33 +696,41 @@ mod tests {
     }
 
     #[test]
-    fn label_indexes_are_positions() {
-        fn check<L: LabelValue>() {
-            for (position, value) in L::ALL.iter().enumerate() {
-                assert_eq!(value.index(), position);
+    fn label_sets_cover_every_combination_once() {
+        fn check<L: LabelSet>() {
+            let mut seen = std::collections::BTreeSet::new();
+            for index in 0..L::COUNT {
+                assert!(seen.insert(L::labels(index)));
             }
         }
-        check::<Operation>();
-        check::<StatusClass>();
-        check::<UpstreamCall>();
-        check::<UpstreamOutcome>();
-        check::<TokenKind>();
-        check::<TokenOutcome>();
-        check::<TokenCacheResult>();
-        check::<CopyFromEvent>();
-        check::<Refusal>();
-        check::<ReloadOutcome>();
+        check::<(Option<Operation>, StatusClass)>();
+        check::<(UpstreamCall, UpstreamOutcome)>();
+        check::<(TokenKind, TokenOutcome)>();
+        check::<(Refusal,)>();
+        check::<()>();
+        assert_eq!(
+            (Some(Operation::Delete), StatusClass::ServerError).index(),
+            <(Option<Operation>, StatusClass)>::COUNT - 5 - 1
+        );
+        assert_eq!(None::<Operation>.label(), "none");
+        assert_eq!(
+            Refusal::CallerRateLimited { retry_after: 3 }.label(),
+            "caller_rate_limited"
+        );
     }
 
     #[test]
-    fn log_reasons_name_their_refusals() {
-        assert_eq!(Refusal::from_reason("body_timeout"), Some(Refusal::BodyTimeout));
-        assert_eq!(
-            Refusal::from_reason("headers_too_large"),
-            Some(Refusal::HeadersTooLarge)
-        );
-        assert_eq!(Refusal::from_reason("client_gone"), None);
-        assert_eq!(Refusal::from_reason("shutdown"), None);
+    fn every_series_is_exported_at_zero() {
+        let metrics = Metrics::new("1", "c");
+        metrics.namespace("ccsr1").refused(Refusal::GlanceQueueFull);
+        metrics.request_started();
+        let text = metrics.encode().unwrap();
+        assert!(text.contains("alliance_glance_requests_in_flight 1\n"), "{text}");
+        assert!(text.contains("alliance_glance_refused_total{namespace=\"ccsr1\",reason=\"glance_queue_full\"} 1\n"));
+        assert!(text.contains("alliance_glance_refused_total{namespace=\"-\",reason=\"connection_limit\"} 0\n"));
+        assert!(text.contains(
+            "alliance_glance_requests_total{namespace=\"ccsr1\",operation=\"none\",status_class=\"5xx\"} 0\n"
+        ));
     }
 
     #[test]

@@ -11,10 +11,11 @@ use crate::config::{AuthConfig, Config, ConfigError, EnvironmentIdFormat, Fallba
 use crate::copy_from::guard::Guard;
 use crate::copy_from::methods::ImportMethods;
 use crate::error::AllianceError;
-use crate::limits::gate::{Gate, Guarded};
+use crate::limits::gate::Gate;
 use crate::limits::rate::EnvironmentRates;
 use crate::limits::single_flight::SingleFlight;
 use crate::metrics::{Metrics, NamespaceMetrics};
+use crate::refusal::Service;
 use crate::upstream::auth::TrustedAuth;
 use crate::upstream::glance;
 use crate::upstream::keystone::KeystoneAuth;
@@ -122,7 +123,7 @@ impl Cloud {
                     Arc::clone(&http),
                     config.glance_url.clone(),
                     metrics.clone(),
-                    gate(Guarded::Keystone, limits.keystone_max_in_flight),
+                    gate(Service::Identity, limits.keystone_max_in_flight),
                 );
                 Authenticator::Keystone(Box::new(keystone))
             }
@@ -145,7 +146,7 @@ impl Cloud {
             copy_from_fallback: config.copy_from_fallback.clone(),
             metrics,
             rates: EnvironmentRates::new(limits, config.environment_id_format),
-            glance_gate: Arc::new(gate(Guarded::Glance, limits.glance_max_in_flight)),
+            glance_gate: Arc::new(gate(Service::Image, limits.glance_max_in_flight)),
             shows: SingleFlight::new(
                 limits.coalesce_window(),
                 limits.coalesce_max_entries,

@@ -29,7 +29,8 @@ const LAYERS: &[&[&str]] = &[
     &["reshape"],
     &["error"],
     &["body", "config", "connection", "logging", "request_id"],
-    &["ids", "metrics"],
+    &["metrics"],
+    &["ids", "operation", "refusal"],
 ];
 
 type Module = Vec<String>;

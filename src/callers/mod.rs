@@ -23,11 +23,12 @@ use std::sync::Arc;
 use http::{HeaderMap, header};
 
 use self::bearer::BearerHashes;
-use self::rules::{Identity, Refusal, Rule};
+use self::rules::{Identity, Rule};
 use crate::config::{Config, ConfigError};
 use crate::connection::Peer;
 use crate::error::AllianceError;
 use crate::ids;
+use crate::refusal::{Denial, Refusal};
 use crate::upstream::keystone::client::TokenFacts;
 
 pub use rules::Act;
@@ -90,12 +91,12 @@ impl Callers {
         let bearer_rules = bearer_secret
             .map(|secret| self.bearer.matching(secret))
             .unwrap_or_default();
-        let mut refusal: Option<Refusal> = None;
+        let mut denial: Option<Denial> = None;
         for (index, rule) in self.rules.iter().enumerate() {
             if rule.recognises(index, peer, &bearer_rules) {
                 match rule.permits(act) {
                     Ok(()) => return rule.admit(peer, None).map(|()| Some(Arc::clone(&rule.name))),
-                    Err(reason) => refusal = refusal.max(Some(reason)),
+                    Err(reason) => denial = denial.max(Some(reason)),
                 }
             }
         }
@@ -114,7 +115,7 @@ impl Callers {
                 for rule in &token_rules {
                     match rule.permits_token(act, facts) {
                         Ok(()) => return rule.admit(peer, Some(facts)).map(|()| Some(Arc::clone(&rule.name))),
-                        Err(reason) => refusal = refusal.max(Some(reason)),
+                        Err(reason) => denial = denial.max(Some(reason)),
                     }
                 }
             }
@@ -137,7 +138,7 @@ impl Callers {
                 ),
             },
         };
-        Err(refuse(request_id, act, &presented, refusal))
+        Err(refuse(request_id, act, &presented, denial))
     }
 }
 
@@ -148,19 +149,19 @@ struct Presented<'a> {
     token: String,
 }
 
-fn refuse(request_id: &str, act: &Act<'_>, presented: &Presented<'_>, refusal: Option<Refusal>) -> AllianceError {
+fn refuse(request_id: &str, act: &Act<'_>, presented: &Presented<'_>, denial: Option<Denial>) -> AllianceError {
     let certificate = presented.peer.certificate.as_ref();
     let fingerprint = certificate.map_or_else(|| "-".to_owned(), |certificate| ids::hex(&certificate.sha256));
     let names = certificate.map_or_else(String::new, |certificate| certificate.names.join(","));
-    let (status, reason, why) = match refusal {
-        None => (401, "caller_not_recognised", "no rule recognises the caller"),
-        Some(refusal) => (403, "caller_not_allowed", refusal.name()),
+    let (refusal, why) = match denial {
+        None => (Refusal::CallerNotRecognised, "no rule recognises the caller"),
+        Some(denial) => (Refusal::CallerNotAllowed { denial }, denial.name()),
     };
     tracing::warn!(
         target: "alliance_glance::callers",
         request_id,
-        status,
-        reason,
+        status = refusal.status(),
+        reason = refusal.label(),
         why,
         peer = %presented.peer.address,
         certificate_sha256 = fingerprint.as_str(),
@@ -169,15 +170,10 @@ fn refuse(request_id: &str, act: &Act<'_>, presented: &Presented<'_>, refusal: O
         token = presented.token.as_str(),
         namespace = act.namespace,
         environment = act.environment,
-        write = act.write,
+        write = act.operation.writes(),
         "caller refused"
     );
-    match refusal {
-        None => {
-            AllianceError::unauthorized("authentication required: no credentials this service accepts were presented")
-        }
-        Some(reason) => AllianceError::forbidden(reason.message()),
-    }
+    AllianceError::refused(refusal)
 }
 
 /// A header that appears exactly once, as text.
@@ -204,6 +200,7 @@ fn bearer_secret(headers: &HeaderMap) -> Option<&str> {
 mod tests {
     use super::*;
     use crate::connection::ClientCertificate;
+    use crate::operation::Operation;
     use std::cell::Cell;
     use std::net::IpAddr;
 
@@ -283,7 +280,7 @@ mod tests {
         let act = Act {
             namespace,
             environment,
-            write,
+            operation: if write { Operation::Create } else { Operation::List },
         };
         let decision = callers
             .authorize(peer, &headers, &act, &keystone, "req-1")

@@ -13,6 +13,8 @@ use crate::connection::Peer;
 use crate::error::AllianceError;
 use crate::ids;
 use crate::limits::rate::CallerRates;
+use crate::operation::Operation;
+use crate::refusal::Denial;
 use crate::upstream::keystone::client::TokenFacts;
 
 /// How a rule recognises its caller.
@@ -49,46 +51,7 @@ pub struct Act<'a> {
     pub namespace: &'a str,
     /// As normalised by the namespace's rule.
     pub environment: &'a str,
-    /// Create, update or delete (list and show only read).
-    pub write: bool,
-}
-
-/// Why a recognised caller may not do what it asks, from the least to the
-/// most specific reason (the most specific one met is given).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Refusal {
-    Namespace,
-    Environment,
-    ReadOnly,
-    TokenNotProjectScoped,
-    TokenOtherProject,
-    TokenRoles,
-}
-
-impl Refusal {
-    /// The client's answer (403).
-    pub fn message(self) -> &'static str {
-        match self {
-            Refusal::Namespace => "this caller may not act on this namespace",
-            Refusal::Environment => "this caller may not act on this environment",
-            Refusal::ReadOnly => "this caller may only list and show images",
-            Refusal::TokenNotProjectScoped => "the token is not scoped to a project",
-            Refusal::TokenOtherProject => "the token is scoped to another project than X-Environment-Id",
-            Refusal::TokenRoles => "the token's roles do not allow this operation (reader to read, member to write)",
-        }
-    }
-
-    /// For the log line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Refusal::Namespace => "namespace not allowed",
-            Refusal::Environment => "environment not allowed",
-            Refusal::ReadOnly => "read-only caller",
-            Refusal::TokenNotProjectScoped => "token not project-scoped",
-            Refusal::TokenOtherProject => "token of another project",
-            Refusal::TokenRoles => "token roles insufficient",
-        }
-    }
+    pub operation: Operation,
 }
 
 /// `ab:cd:...` or `abcd...`: the 32 bytes of a SHA-256 fingerprint.
@@ -233,20 +196,20 @@ impl Rule {
     }
 
     /// Whether the rule lets its (recognised) caller do `act`.
-    pub fn permits(&self, act: &Act<'_>) -> Result<(), Refusal> {
+    pub fn permits(&self, act: &Act<'_>) -> Result<(), Denial> {
         if !self.namespaces.covers(act.namespace) {
-            return Err(Refusal::Namespace);
+            return Err(Denial::Namespace);
         }
         if let Some(environments) = &self.environments {
             let listed = environments
                 .get(act.namespace)
                 .is_some_and(|ids| ids.iter().any(|id| id == act.environment));
             if !listed {
-                return Err(Refusal::Environment);
+                return Err(Denial::Environment);
             }
         }
-        if act.write && self.read_only {
-            return Err(Refusal::ReadOnly);
+        if act.operation.writes() && self.read_only {
+            return Err(Denial::ReadOnly);
         }
         Ok(())
     }
@@ -255,16 +218,16 @@ impl Rule {
     /// also scoped to the environment itself, with the role Glance's
     /// default policy asks of a project user (`reader` to read, `member` to
     /// write; Keystone lists implied roles in the token).
-    pub fn permits_token(&self, act: &Act<'_>, token: &TokenFacts) -> Result<(), Refusal> {
+    pub fn permits_token(&self, act: &Act<'_>, token: &TokenFacts) -> Result<(), Denial> {
         self.permits(act)?;
         match &token.project_id {
-            None => return Err(Refusal::TokenNotProjectScoped),
-            Some(project) if project != act.environment => return Err(Refusal::TokenOtherProject),
+            None => return Err(Denial::TokenNotProjectScoped),
+            Some(project) if project != act.environment => return Err(Denial::TokenOtherProject),
             Some(_) => {}
         }
-        let needed = if act.write { "member" } else { "reader" };
+        let needed = if act.operation.writes() { "member" } else { "reader" };
         if !token.roles.iter().any(|role| role.eq_ignore_ascii_case(needed)) {
-            return Err(Refusal::TokenRoles);
+            return Err(Denial::TokenRoles);
         }
         Ok(())
     }
@@ -329,7 +292,7 @@ mod tests {
         Act {
             namespace,
             environment,
-            write,
+            operation: if write { Operation::Create } else { Operation::List },
         }
     }
 
@@ -429,9 +392,9 @@ mod tests {
         ));
         let rule = &rules[0];
         assert_eq!(rule.permits(&act("ccsr1", ALPHA, false)), Ok(()));
-        assert_eq!(rule.permits(&act("ccsr1", ALPHA, true)), Err(Refusal::ReadOnly));
-        assert_eq!(rule.permits(&act("ccsr1", BETA, false)), Err(Refusal::Environment));
-        assert_eq!(rule.permits(&act("ccsr2", ALPHA, false)), Err(Refusal::Namespace));
+        assert_eq!(rule.permits(&act("ccsr1", ALPHA, true)), Err(Denial::ReadOnly));
+        assert_eq!(rule.permits(&act("ccsr1", BETA, false)), Err(Denial::Environment));
+        assert_eq!(rule.permits(&act("ccsr2", ALPHA, false)), Err(Denial::Namespace));
     }
 
     #[test]
@@ -488,21 +451,21 @@ mod tests {
         assert_eq!(rule.permits_token(&act("ccsr1", ALPHA, true), &member), Ok(()));
         assert_eq!(
             rule.permits_token(&act("ccsr1", BETA, false), &member),
-            Err(Refusal::TokenOtherProject)
+            Err(Denial::TokenOtherProject)
         );
         assert_eq!(
             rule.permits_token(&act("ccsr2", ALPHA, false), &member),
-            Err(Refusal::Namespace)
+            Err(Denial::Namespace)
         );
         let reader = token(Some(ALPHA), &["Reader"]);
         assert_eq!(rule.permits_token(&act("ccsr1", ALPHA, false), &reader), Ok(()));
         assert_eq!(
             rule.permits_token(&act("ccsr1", ALPHA, true), &reader),
-            Err(Refusal::TokenRoles)
+            Err(Denial::TokenRoles)
         );
         assert_eq!(
             rule.permits_token(&act("ccsr1", ALPHA, false), &token(None, &["member"])),
-            Err(Refusal::TokenNotProjectScoped)
+            Err(Denial::TokenNotProjectScoped)
         );
     }
 

@@ -10,6 +10,7 @@ use hyper::body::Body;
 use serde_json::{Map, Value};
 
 use crate::error::AllianceError;
+use crate::refusal::Refusal;
 
 /// How long a request body may take to arrive (nginx's
 /// `client_body_timeout` between two reads, and a bound on the whole, so
@@ -39,14 +40,13 @@ where
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit as u64) {
-        return Err(AllianceError::payload_too_large(limit));
+        return Err(AllianceError::refused(Refusal::BodyTooLarge { limit }));
     }
     let too_slow = || {
-        AllianceError::request_timeout(format!(
-            "the request body did not arrive in time ({} s between two reads, {} s in all)",
-            timeouts.idle.as_secs(),
-            timeouts.total.as_secs()
-        ))
+        AllianceError::refused(Refusal::BodyTimeout {
+            idle_secs: timeouts.idle.as_secs(),
+            total_secs: timeouts.total.as_secs(),
+        })
     };
     let read = async {
         let mut body = pin!(Limited::new(request.into_body(), limit));
@@ -62,7 +62,9 @@ where
                         chunks.push(data.copy_to_bytes(data.remaining()));
                     }
                 }
-                Err(error) if error.is::<LengthLimitError>() => return Err(AllianceError::payload_too_large(limit)),
+                Err(error) if error.is::<LengthLimitError>() => {
+                    return Err(AllianceError::refused(Refusal::BodyTooLarge { limit }));
+                }
                 Err(_) => return Err(AllianceError::bad_request("the request body could not be read")),
             }
         }

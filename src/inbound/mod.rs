@@ -18,7 +18,8 @@ use hyper::body::Body;
 
 use crate::config::EnvironmentIdFormat;
 use crate::error::AllianceError;
-use crate::metrics;
+use crate::operation::Operation;
+use crate::refusal::Refusal;
 pub use body::BodyTimeouts;
 pub use image_fields::{CreateImage, ImageFields, UpdateImage};
 pub use list_query::ListQuery;
@@ -31,12 +32,12 @@ pub struct AllianceRequest {
     pub namespace: String,
     /// The project id, normalised by the namespace's rule.
     pub environment: String,
-    pub operation: Operation,
+    pub input: Input,
 }
 
-/// The five Alliance calls.
+/// What each of the five calls was given, validated.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Operation {
+pub enum Input {
     List(ListQuery),
     Show(ImageRef),
     Create(CreateImage),
@@ -44,15 +45,14 @@ pub enum Operation {
     Delete(ImageRef),
 }
 
-impl Operation {
-    /// Which call it is, for logs and metrics.
-    pub fn kind(&self) -> metrics::Operation {
+impl Input {
+    pub fn operation(&self) -> Operation {
         match self {
-            Operation::List(_) => metrics::Operation::List,
-            Operation::Show(_) => metrics::Operation::Show,
-            Operation::Create(_) => metrics::Operation::Create,
-            Operation::Update(..) => metrics::Operation::Update,
-            Operation::Delete(_) => metrics::Operation::Delete,
+            Input::List(_) => Operation::List,
+            Input::Show(_) => Operation::Show,
+            Input::Create(_) => Operation::Create,
+            Input::Update(..) => Operation::Update,
+            Input::Delete(_) => Operation::Delete,
         }
     }
 }
@@ -68,10 +68,11 @@ pub trait InboundPolicy {
     fn environment_id_format(&self, namespace: &str) -> Option<EnvironmentIdFormat>;
 }
 
-/// Namespace and environment, once validated; filled in as soon as they are
-/// known so that the request log line can show them even on later errors.
+/// Which cloud and project a request is for, as far as validated: filled
+/// in as soon as each is known so that the request log line can show them
+/// even on later errors.
 #[derive(Debug, Default, Clone)]
-pub struct Caller {
+pub struct Target {
     pub namespace: Option<String>,
     pub environment: Option<String>,
 }
@@ -86,9 +87,8 @@ pub struct Head {
 }
 
 impl Head {
-    /// Create, update and delete change images; list and show only read.
-    pub fn writes(&self) -> bool {
-        !matches!(self.route, Route::List | Route::Show(_))
+    pub fn operation(&self) -> Operation {
+        self.route.operation
     }
 }
 
@@ -96,11 +96,13 @@ impl Head {
 pub fn head<B>(
     request: &http::Request<B>,
     policy: &impl InboundPolicy,
-    caller: &mut Caller,
+    target: &mut Target,
 ) -> Result<Head, AllianceError> {
-    let target = request.uri().path_and_query().map_or(0, |target| target.as_str().len());
-    if target > policy.max_uri_bytes() {
-        return Err(AllianceError::uri_too_long(policy.max_uri_bytes()));
+    let length = request.uri().path_and_query().map_or(0, |target| target.as_str().len());
+    if length > policy.max_uri_bytes() {
+        return Err(AllianceError::refused(Refusal::UriTooLong {
+            limit: Some(policy.max_uri_bytes()),
+        }));
     }
     let route = path::route(request.method(), request.uri().path())?;
     let headers = request.headers();
@@ -108,9 +110,9 @@ pub fn head<B>(
     let format = policy
         .environment_id_format(&namespace)
         .ok_or_else(|| AllianceError::bad_request("X-Target-Ns does not name a known namespace"))?;
-    caller.namespace = Some(namespace.clone());
+    target.namespace = Some(namespace.clone());
     let environment = headers::environment_id(headers, format)?;
-    caller.environment = Some(environment.clone());
+    target.environment = Some(environment.clone());
     Ok(Head {
         route,
         namespace,
@@ -133,20 +135,24 @@ where
         namespace,
         environment,
     } = head;
-    let operation = match route {
-        Route::List => Operation::List(ListQuery::parse(request.uri().query())?),
-        Route::Create => Operation::Create(CreateImage::from_json(read_image_object(request, policy).await?)?),
-        Route::Show(image_ref) => Operation::Show(image_ref),
-        Route::Delete(image_ref) => Operation::Delete(image_ref),
-        Route::Update(image_ref) => {
+    let input = match (route.operation, route.image) {
+        (Operation::List, _) => Input::List(ListQuery::parse(request.uri().query())?),
+        (Operation::Create, _) => Input::Create(CreateImage::from_json(read_image_object(request, policy).await?)?),
+        (Operation::Show, Some(image_ref)) => Input::Show(image_ref),
+        (Operation::Delete, Some(image_ref)) => Input::Delete(image_ref),
+        (Operation::Update, Some(image_ref)) => {
             let image = read_image_object(request, policy).await?;
-            Operation::Update(image_ref, UpdateImage::from_json(image)?)
+            Input::Update(image_ref, UpdateImage::from_json(image)?)
+        }
+        // The routes give an image to every item call.
+        (Operation::Show | Operation::Delete | Operation::Update, None) => {
+            return Err(AllianceError::not_found("no such resource"));
         }
     };
     Ok(AllianceRequest {
         namespace,
         environment,
-        operation,
+        input,
     })
 }
 
@@ -205,37 +211,37 @@ mod tests {
     }
 
     async fn parse_one(request: http::Request<Full<bytes::Bytes>>) -> Result<AllianceRequest, AllianceError> {
-        let head = head(&request, &Policy, &mut Caller::default())?;
+        let head = head(&request, &Policy, &mut Target::default())?;
         parse(request, head, &Policy).await
     }
 
     #[tokio::test]
     async fn parses_each_operation() {
         let list = parse_one(request("GET", "/images/", "")).await.unwrap();
-        assert_eq!(list.operation, Operation::List(ListQuery::default()));
+        assert_eq!(list.input, Input::List(ListQuery::default()));
         assert_eq!(list.environment, ENV);
         let show = parse_one(request("GET", "/images/cirros%20x", "")).await.unwrap();
-        assert_eq!(show.operation, Operation::Show(ImageRef::Name("cirros x".into())));
+        assert_eq!(show.input, Input::Show(ImageRef::Name("cirros x".into())));
         let delete = parse_one(request("DELETE", "/images/75da8211-b8d3-4329-a12b-953e7db4690a", ""))
             .await
             .unwrap();
-        assert_eq!(delete.operation.kind(), metrics::Operation::Delete);
+        assert_eq!(delete.input.operation(), Operation::Delete);
         let create = parse_one(request("POST", "/images", r#"{"image": {"name": "a"}}"#))
             .await
             .unwrap();
-        assert_eq!(create.operation.kind(), metrics::Operation::Create);
+        assert_eq!(create.input.operation(), Operation::Create);
         for method in ["PUT", "PATCH"] {
             let update = parse_one(request(method, "/images/a", r#"{"image": {"name": "b"}}"#))
                 .await
                 .unwrap();
-            assert_eq!(update.operation.kind(), metrics::Operation::Update);
+            assert_eq!(update.input.operation(), Operation::Update);
         }
     }
 
     #[test]
     fn the_head_says_whether_the_call_writes() {
         let writes = |method: &str, uri: &str| {
-            head(&request(method, uri, ""), &Policy, &mut Caller::default()).map(|head| head.writes())
+            head(&request(method, uri, ""), &Policy, &mut Target::default()).map(|head| head.operation().writes())
         };
         assert_eq!(writes("GET", "/images"), Ok(false));
         assert_eq!(writes("GET", "/images/x"), Ok(false));

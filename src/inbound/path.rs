@@ -1,31 +1,14 @@
-//! Routes: `/images` and `/images/` (list, create), `/images/{ref}` (show,
-//! update, delete). Anything else is 404; a known path with another method
-//! is 405 with `Allow`. Which call a method on a resource is, and so which
-//! methods a resource allows, is written once: in [`COLLECTION`] and
-//! [`ITEM`].
+//! Routes: `/images` and `/images/` (the collection: list, create),
+//! `/images/{ref}` (an item: show, update, delete). Anything else is 404; a
+//! known path with another method is 405 with `Allow`. Which call a method
+//! on a resource is, is the one table of `crate::operation`.
 
 use http::Method;
 use percent_encoding::percent_decode_str;
 
 use crate::error::AllianceError;
 use crate::ids;
-
-/// The calls on `/images`, by method.
-const COLLECTION: &[(Method, Route)] = &[(Method::GET, Route::List), (Method::POST, Route::Create)];
-/// An item call, given the image the path names.
-type ItemRoute = fn(ImageRef) -> Route;
-
-/// The calls on `/images/{ref}`, by method.
-const ITEM: &[(Method, ItemRoute)] = &[
-    (Method::GET, Route::Show),
-    (Method::PATCH, Route::Update),
-    (Method::PUT, Route::Update),
-    (Method::DELETE, Route::Delete),
-];
-
-/// `Allow` of each resource: the methods of its table, in order.
-const COLLECTION_ALLOW: &str = "GET, POST";
-const ITEM_ALLOW: &str = "GET, PATCH, PUT, DELETE";
+use crate::operation::{Operation, Resource};
 
 /// How a client names an image in the path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,14 +20,12 @@ pub enum ImageRef {
     Name(String),
 }
 
-/// The five Alliance calls, as the path and method name them.
+/// The call a request's method and path name, and the image of an item.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
-    List,
-    Create,
-    Show(ImageRef),
-    Update(ImageRef),
-    Delete(ImageRef),
+pub struct Route {
+    pub operation: Operation,
+    /// `None` on the collection.
+    pub image: Option<ImageRef>,
 }
 
 pub fn route(method: &Method, path: &str) -> Result<Route, AllianceError> {
@@ -72,56 +53,47 @@ pub fn route(method: &Method, path: &str) -> Result<Route, AllianceError> {
             })
         }
     };
-    match image {
-        None => find(COLLECTION, method, COLLECTION_ALLOW).cloned(),
-        Some(image) => find(ITEM, method, ITEM_ALLOW).map(|route| route(image)),
-    }
-}
-
-/// The entry of `table` for `method`, or 405 with `allow`.
-fn find<'a, T>(table: &'a [(Method, T)], method: &Method, allow: &'static str) -> Result<&'a T, AllianceError> {
-    table
-        .iter()
-        .find(|(allowed, _)| allowed == method)
-        .map(|(_, entry)| entry)
-        .ok_or_else(|| AllianceError::method_not_allowed(allow))
+    let resource = if image.is_some() {
+        Resource::Item
+    } else {
+        Resource::Collection
+    };
+    let operation = Operation::routed(resource, method).ok_or_else(|| AllianceError::method_not_allowed(resource))?;
+    Ok(Route { operation, image })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn routed(operation: Operation, image: Option<ImageRef>) -> Route {
+        Route { operation, image }
+    }
+
     #[test]
     fn collection_and_items() {
-        assert_eq!(route(&Method::GET, "/images").unwrap(), Route::List);
-        assert_eq!(route(&Method::POST, "/images/").unwrap(), Route::Create);
+        assert_eq!(route(&Method::GET, "/images").unwrap(), routed(Operation::List, None));
+        assert_eq!(
+            route(&Method::POST, "/images/").unwrap(),
+            routed(Operation::Create, None)
+        );
         assert_eq!(
             route(&Method::GET, "/images/75DA8211-b8d3-4329-a12b-953e7db4690a").unwrap(),
-            Route::Show(ImageRef::Id("75da8211-b8d3-4329-a12b-953e7db4690a".into()))
+            routed(
+                Operation::Show,
+                Some(ImageRef::Id("75da8211-b8d3-4329-a12b-953e7db4690a".into()))
+            )
         );
         for method in [Method::PUT, Method::PATCH] {
             assert_eq!(
                 route(&method, "/images/ubuntu_image").unwrap(),
-                Route::Update(ImageRef::Name("ubuntu_image".into()))
+                routed(Operation::Update, Some(ImageRef::Name("ubuntu_image".into())))
             );
         }
         assert_eq!(
             route(&Method::DELETE, "/images/a%2Fb%20c").unwrap(),
-            Route::Delete(ImageRef::Name("a/b c".into()))
+            routed(Operation::Delete, Some(ImageRef::Name("a/b c".into())))
         );
-    }
-
-    #[test]
-    fn allow_lists_each_table() {
-        fn methods<T>(table: &[(Method, T)]) -> String {
-            table
-                .iter()
-                .map(|(method, _)| method.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-        assert_eq!(methods(COLLECTION), COLLECTION_ALLOW);
-        assert_eq!(methods(ITEM), ITEM_ALLOW);
     }
 
     #[test]
@@ -142,9 +114,9 @@ mod tests {
     #[test]
     fn wrong_methods_are_405_with_allow() {
         let error = route(&Method::DELETE, "/images").unwrap_err();
-        assert_eq!((error.status.as_u16(), error.allow), (405, Some(COLLECTION_ALLOW)));
+        assert_eq!((error.status.as_u16(), error.allow), (405, Some(Resource::Collection)));
         let error = route(&Method::POST, "/images/x").unwrap_err();
-        assert_eq!((error.status.as_u16(), error.allow), (405, Some(ITEM_ALLOW)));
+        assert_eq!((error.status.as_u16(), error.allow), (405, Some(Resource::Item)));
         assert_eq!(route(&Method::HEAD, "/images").unwrap_err().status, 405);
     }
 

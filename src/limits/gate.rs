@@ -16,43 +16,11 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::Throttled;
 use crate::error::AllianceError;
-
-/// The service behind a gate, for messages and log reasons.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Guarded {
-    Glance,
-    Keystone,
-}
-
-impl Guarded {
-    fn service(self) -> &'static str {
-        match self {
-            Guarded::Glance => "image service",
-            Guarded::Keystone => "identity service",
-        }
-    }
-
-    fn refusal_reason(self, refusal: Refusal) -> &'static str {
-        match (self, refusal) {
-            (Guarded::Glance, Refusal::QueueFull) => "glance_queue_full",
-            (Guarded::Glance, Refusal::Waited) => "glance_queue_timeout",
-            (Guarded::Keystone, Refusal::QueueFull) => "keystone_queue_full",
-            (Guarded::Keystone, Refusal::Waited) => "keystone_queue_timeout",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Refusal {
-    /// Every slot taken and the queue full: refused at once.
-    QueueFull,
-    /// No slot came free within the wait.
-    Waited,
-}
+use crate::refusal::{Refusal, Service};
 
 /// The calls in flight to one service.
 pub struct Gate {
-    guarded: Guarded,
+    service: Service,
     slots: Semaphore,
     max_in_flight: usize,
     queued: AtomicUsize,
@@ -67,10 +35,10 @@ pub type Slot<'a> = SemaphorePermit<'a>;
 impl Gate {
     /// `max_in_flight` calls at once, `max_queued` more waiting at most
     /// `wait` each.
-    pub fn new(guarded: Guarded, max_in_flight: usize, max_queued: usize, wait: Duration) -> Self {
+    pub fn new(service: Service, max_in_flight: usize, max_queued: usize, wait: Duration) -> Self {
         let max_in_flight = max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
         Gate {
-            guarded,
+            service,
             slots: Semaphore::new(max_in_flight),
             max_in_flight,
             queued: AtomicUsize::new(0),
@@ -87,11 +55,11 @@ impl Gate {
             return Ok(slot);
         }
         let Some(_place) = self.queue_place() else {
-            return Err(self.refuse(Refusal::QueueFull));
+            return Err(self.refuse(false));
         };
         match tokio::time::timeout(self.wait, self.slots.acquire()).await {
             Ok(Ok(slot)) => Ok(slot),
-            _ => Err(self.refuse(Refusal::Waited)),
+            _ => Err(self.refuse(true)),
         }
     }
 
@@ -106,22 +74,27 @@ impl Gate {
             .map(|_| QueuePlace(&self.queued))
     }
 
-    fn refuse(&self, refusal: Refusal) -> AllianceError {
-        let service = self.guarded.service();
-        let reason = self.guarded.refusal_reason(refusal);
+    /// The refusal of a call that found the queue full, or `waited` in it
+    /// too long.
+    fn refuse(&self, waited: bool) -> AllianceError {
+        let refusal = match (self.service, waited) {
+            (Service::Image, false) => Refusal::GlanceQueueFull,
+            (Service::Image, true) => Refusal::GlanceQueueTimeout,
+            (Service::Identity, false) => Refusal::KeystoneQueueFull,
+            (Service::Identity, true) => Refusal::KeystoneQueueTimeout,
+        };
         if let Some(refused) = self.warnings.due() {
             tracing::warn!(
-                reason,
+                reason = refusal.label(),
                 max_in_flight = self.max_in_flight,
                 max_queued = self.max_queued,
                 refused,
-                "calls to the {service} refused: every slot taken and the queue full or waited on too long \
-                 (refused counts the refusals since the last such line)"
+                "calls to the {} refused: every slot taken and the queue full or waited on too long \
+                 (refused counts the refusals since the last such line)",
+                self.service.name()
             );
         }
-        AllianceError::service_unavailable(format!("too many calls to the {service} at once; retry later"))
-            .with_retry_after(1)
-            .with_reason(reason)
+        AllianceError::refused(refusal)
     }
 
     /// Calls waiting for a slot now.
@@ -146,7 +119,7 @@ mod tests {
     use super::*;
 
     fn gate(max_in_flight: usize, max_queued: usize) -> Gate {
-        Gate::new(Guarded::Glance, max_in_flight, max_queued, Duration::from_millis(100))
+        Gate::new(Service::Image, max_in_flight, max_queued, Duration::from_millis(100))
     }
 
     #[tokio::test]
@@ -175,7 +148,11 @@ mod tests {
         assert!(queued.as_mut().now_or_never().is_none());
         let refused = gate.enter().await.unwrap_err();
         assert_eq!(
-            (refused.status.as_u16(), refused.retry_after, refused.reason),
+            (
+                refused.status.as_u16(),
+                refused.retry_after,
+                refused.refusal.map(|refusal| refusal.label())
+            ),
             (503, Some(1), Some("glance_queue_full"))
         );
         assert_eq!(
@@ -184,7 +161,7 @@ mod tests {
         );
         let waited = queued.await.unwrap_err();
         assert_eq!(
-            (waited.status.as_u16(), waited.reason),
+            (waited.status.as_u16(), waited.refusal.map(|refusal| refusal.label())),
             (503, Some("glance_queue_timeout"))
         );
         assert_eq!(gate.waiting(), 0, "the place is given back");
@@ -192,7 +169,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_caller_gone_while_waiting_gives_its_place_back() {
-        let gate = Gate::new(Guarded::Keystone, 1, 1, Duration::from_secs(60));
+        let gate = Gate::new(Service::Identity, 1, 1, Duration::from_secs(60));
         let _held = gate.enter().await.unwrap();
         {
             let mut queued = std::pin::pin!(gate.enter());
@@ -205,7 +182,7 @@ mod tests {
             assert!(queued.as_mut().now_or_never().is_none());
             gate.enter().await.unwrap_err()
         };
-        assert_eq!(refused.reason, Some("keystone_queue_full"));
+        assert_eq!(refused.refusal, Some(Refusal::KeystoneQueueFull));
         assert!(refused.message.contains("identity service"));
     }
 
@@ -214,6 +191,6 @@ mod tests {
         let gate = gate(2, 0);
         let _one = gate.enter().await.unwrap();
         let _two = gate.enter().await.unwrap();
-        assert_eq!(gate.enter().await.unwrap_err().reason, Some("glance_queue_full"));
+        assert_eq!(gate.enter().await.unwrap_err().refusal, Some(Refusal::GlanceQueueFull));
     }
 }

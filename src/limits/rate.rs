@@ -26,6 +26,7 @@ use lru::LruCache;
 use super::{Throttled, retry_after};
 use crate::config::{EnvironmentIdFormat, LimitsConfig, Rate};
 use crate::error::AllianceError;
+use crate::refusal::Refusal;
 
 fn quota(rate: Rate) -> Quota {
     Quota::per_second(rate.per_sec).allow_burst(rate.burst)
@@ -109,26 +110,19 @@ impl EnvironmentRates {
             None => self.shared.as_ref().map_or(Ok(()), |buckets| buckets.take(environment)),
         };
         taken.map_err(|retry_after| {
+            let refusal = Refusal::EnvironmentRateLimited { retry_after };
             if let Some(refused) = self.warnings.due() {
                 tracing::warn!(
-                    reason = "environment_rate_limited",
+                    reason = refusal.label(),
                     environment,
                     refused,
                     "requests over the environment's rate refused (refused counts the refusals since the \
                      last such line, all environments of the namespace)"
                 );
             }
-            too_many_requests("environment", retry_after, "environment_rate_limited")
+            AllianceError::refused(refusal)
         })
     }
-}
-
-/// The 429 of a bucket found empty: the usual JSON error, `Retry-After`,
-/// and the `reason` of the request's log line.
-fn too_many_requests(whose: &str, retry_after: u32, reason: &'static str) -> AllianceError {
-    AllianceError::too_many_requests(format!("too many requests for this {whose}; retry later"))
-        .with_retry_after(retry_after)
-        .with_reason(reason)
 }
 
 /// Callers whose buckets a rule keeps at once (the least recently seen
@@ -153,9 +147,10 @@ impl CallerRates {
     /// it (429).
     pub fn admit(&self, rule: &str, caller: &str) -> Result<(), AllianceError> {
         self.buckets.take(caller).map_err(|retry_after| {
+            let refusal = Refusal::CallerRateLimited { retry_after };
             if let Some(refused) = self.warnings.due() {
                 tracing::warn!(
-                    reason = "caller_rate_limited",
+                    reason = refusal.label(),
                     rule,
                     caller,
                     refused,
@@ -163,7 +158,7 @@ impl CallerRates {
                      such line, all callers of the rule)"
                 );
             }
-            too_many_requests("caller", retry_after, "caller_rate_limited")
+            AllianceError::refused(refusal)
         })
     }
 }
@@ -206,8 +201,8 @@ mod tests {
         assert_eq!(admitted(&rates, ENV_A, 3), 3);
         let refused = rates.admit(ENV_A).unwrap_err();
         assert_eq!(
-            (refused.status.as_u16(), refused.retry_after, refused.reason),
-            (429, Some(1), Some("environment_rate_limited"))
+            (refused.status.as_u16(), refused.retry_after, refused.refusal),
+            (429, Some(1), Some(Refusal::EnvironmentRateLimited { retry_after: 1 }))
         );
         assert_eq!(refused.message, "too many requests for this environment; retry later");
         // Another environment has a bucket of its own.
@@ -267,8 +262,8 @@ mod tests {
         assert!(rates.admit("gateway", "10.0.0.1").is_ok());
         let refused = rates.admit("gateway", "10.0.0.1").unwrap_err();
         assert_eq!(
-            (refused.status.as_u16(), refused.retry_after, refused.reason),
-            (429, Some(1), Some("caller_rate_limited"))
+            (refused.status.as_u16(), refused.retry_after, refused.refusal),
+            (429, Some(1), Some(Refusal::CallerRateLimited { retry_after: 1 }))
         );
         assert_eq!(refused.message, "too many requests for this caller; retry later");
         assert!(rates.admit("gateway", "10.0.0.2").is_ok());

@@ -18,7 +18,7 @@ use super::{import_status, isolation};
 use crate::body::{APPLICATION_JSON, ChannelBody, ResponseBody};
 use crate::error::AllianceError;
 use crate::inbound::ListQuery;
-use crate::metrics::Refusal;
+use crate::refusal::Refusal;
 use crate::reshape::message::for_log;
 use crate::reshape::{V2Image, read_image_page};
 use crate::route::Cloud;
@@ -42,7 +42,9 @@ pub async fn apply(
         cloud.max_pages,
         session.endpoint().await?.path(),
     );
-    let call = take_call(&session, &mut pager)?.ok_or_else(|| AllianceError::bad_gateway("no page to fetch"))?;
+    let call = pager
+        .take_call()?
+        .ok_or_else(|| AllianceError::bad_gateway("no page to fetch"))?;
     let reply = glance::list_page(&session, &call).await?;
     // Dropped (its request aborted) if the first page fails.
     let prefetch = Prefetch::start(&session, &pager, &reply);
@@ -59,7 +61,7 @@ pub async fn apply(
             );
             session.metrics.list_aborted();
             // The client may be gone already; nothing more to do then.
-            let _ = sender.send(Err(std::io::Error::other(error.message))).await;
+            let _ = sender.send(Err(std::io::Error::other(error))).await;
         }
     });
     let mut response = http::Response::new(http_body_util::BodyExt::boxed(body));
@@ -85,7 +87,7 @@ async fn stream_pages(
             return Ok(());
         }
         session.metrics.list_images(page.images);
-        let Some(call) = take_call(session, &mut pager)? else {
+        let Some(call) = pager.take_call()? else {
             break;
         };
         let reply = prefetch.take(session, &call).await?;
@@ -247,7 +249,7 @@ fn read_listable<'a>(
 
 /// Fetches the pager's next page, if any, and records its `next` link.
 async fn next_page(session: &Session, pager: &mut Pager) -> Result<Option<Vec<V2Image<'static>>>, AllianceError> {
-    let Some(call) = take_call(session, pager)? else {
+    let Some(call) = pager.take_call()? else {
         return Ok(None);
     };
     let (images, next) = fetch_page(session, &call, pager.community_requested).await?;
@@ -270,13 +272,6 @@ async fn fetch_page(
     isolation::retain_members(session, &mut images).await?;
     import_status::report_failed_imports(session, &mut images).await;
     Ok((images, next))
-}
-
-/// The pager's next call; a list longer than `max_pages` is counted as refused.
-fn take_call(session: &Session, pager: &mut Pager) -> Result<Option<Call>, AllianceError> {
-    pager
-        .take_call()
-        .inspect_err(|_| session.metrics.refused(Refusal::TooManyListPages))
 }
 
 /// Every image matching `query`, collected in memory (for name lookups,
@@ -339,10 +334,9 @@ impl Pager {
                 max_pages = self.max_pages,
                 "image list has more pages than allowed"
             );
-            return Err(AllianceError::bad_gateway(format!(
-                "the image list is longer than {} pages",
-                self.max_pages
-            )));
+            return Err(AllianceError::refused(Refusal::TooManyListPages {
+                max_pages: self.max_pages,
+            }));
         }
         Ok(Some(Call::get(path)))
     }

@@ -18,20 +18,20 @@ pub mod update;
 
 use crate::body::ResponseBody;
 use crate::error::AllianceError;
-use crate::inbound::Operation;
+use crate::inbound::Input;
 use crate::route::Cloud;
 use crate::upstream::Session;
 
 pub async fn apply(
-    operation: Operation,
+    input: Input,
     cloud: &Cloud,
     session: Session,
 ) -> Result<http::Response<ResponseBody>, AllianceError> {
-    match operation {
-        Operation::List(query) => list::apply(session, cloud, query).await,
-        Operation::Show(image_ref) => show::apply(&session, cloud, image_ref).await,
-        Operation::Create(image) => create::apply(&session, cloud, image).await,
-        Operation::Update(image_ref, update) => update::apply(&session, cloud, image_ref, update).await,
-        Operation::Delete(image_ref) => delete::apply(&session, cloud, image_ref).await,
+    match input {
+        Input::List(query) => list::apply(session, cloud, query).await,
+        Input::Show(image_ref) => show::apply(&session, cloud, image_ref).await,
+        Input::Create(image) => create::apply(&session, cloud, image).await,
+        Input::Update(image_ref, update) => update::apply(&session, cloud, image_ref, update).await,
+        Input::Delete(image_ref) => delete::apply(&session, cloud, image_ref).await,
     }
 }

@@ -18,7 +18,7 @@ use std::marker::PhantomData;
 
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::image::{JsonObject, Text};
+use super::json::{JsonObject, Text};
 
 /// What Glance's image holds under a field's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,92 +1,18 @@
-//! Glance v2 image -> Alliance v1 image: the text of Glance's answers
-//! ([`Text`], borrowed), a page of the image list read image by image, and
-//! the JSON writer the Alliance image is written with. Which fields there
-//! are, and in what order the Alliance image shows them, is the field
+//! Glance v2 image -> Alliance v1 image: the answer of show, create and
+//! update, and a page of the image list read image by image. Which fields
+//! there are, and in what order the Alliance image shows them, is the field
 //! table's (`super::fields`).
 
-use std::borrow::Cow;
 use std::fmt;
 
-use serde::Deserialize;
-
 pub use super::fields::V2Image;
+use super::json::{Text, json_text};
 use crate::body::{ResponseBody, json_document};
 
 /// The answer of show, create and update: the image as the Alliance
 /// document shows it.
 pub fn image_response(status: http::StatusCode, image: V2Image<'_>) -> http::Response<ResponseBody> {
     json_document(status, image.alliance_json())
-}
-
-#[cfg(test)]
-use serde::Serialize;
-
-/// A JSON string, borrowed from Glance's answer unless it had escapes.
-/// Parsing a page of 1,000 images into owned strings spent more on malloc
-/// and free than on the JSON itself (bench/README.md).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Text<'a>(Cow<'a, str>);
-
-impl Text<'_> {
-    pub fn into_owned(self) -> Text<'static> {
-        Text(Cow::Owned(self.0.into_owned()))
-    }
-}
-
-impl std::ops::Deref for Text<'_> {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Text<'_> {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&self.0)
-    }
-}
-
-impl PartialEq<&str> for Text<'_> {
-    fn eq(&self, other: &&str) -> bool {
-        *self.0 == **other
-    }
-}
-
-impl<'a> From<&'a str> for Text<'a> {
-    fn from(text: &'a str) -> Self {
-        Text(Cow::Borrowed(text))
-    }
-}
-
-#[cfg(test)]
-impl Serialize for Text<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-/// `#[serde(borrow)]` does not reach through `Option` (serde#1497); this
-/// visitor borrows wherever it sits.
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TextVisitor;
-        impl<'de> serde::de::Visitor<'de> for TextVisitor {
-            type Value = Text<'de>;
-            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-                formatter.write_str("a string")
-            }
-            fn visit_borrowed_str<E: serde::de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Borrowed(text)))
-            }
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(text.to_owned())))
-            }
-            fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(text)))
-            }
-        }
-        deserializer.deserialize_str(TextVisitor)
-    }
 }
 
 impl V2Image<'_> {
@@ -104,12 +30,6 @@ impl V2Image<'_> {
         self.write_alliance_json(&mut out);
         out
     }
-}
-
-/// A JSON answer as text, checked as UTF-8 once: parsing from `&str` spares
-/// serde_json a check of every string (a fifth of its time on an image).
-pub fn json_text(body: &[u8]) -> serde_json::Result<&str> {
-    std::str::from_utf8(body).map_err(serde::de::Error::custom)
 }
 
 /// Reads one page of `GET /v2/images` (`{"images": [...], "next": "..."}`),
@@ -178,103 +98,6 @@ pub fn read_image_page<'de>(
     Ok(next)
 }
 
-/// A JSON object being written: `{"key":value,...}`, keys as given (plain
-/// ASCII names, no escaping needed).
-pub(super) struct JsonObject<'o> {
-    out: &'o mut Vec<u8>,
-    empty: bool,
-}
-
-impl<'o> JsonObject<'o> {
-    pub(super) fn new(out: &'o mut Vec<u8>) -> Self {
-        out.push(b'{');
-        JsonObject { out, empty: true }
-    }
-
-    fn key(&mut self, key: &str) {
-        if !self.empty {
-            self.out.push(b',');
-        }
-        self.empty = false;
-        self.out.push(b'"');
-        self.out.extend_from_slice(key.as_bytes());
-        self.out.extend_from_slice(b"\":");
-    }
-
-    pub(super) fn text(&mut self, key: &str, value: Option<&str>) {
-        self.key(key);
-        match value {
-            Some(text) => write_json_string(self.out, text),
-            None => self.out.extend_from_slice(b"null"),
-        }
-    }
-
-    pub(super) fn texts(&mut self, key: &str, values: Option<&[Text<'_>]>) {
-        self.key(key);
-        let Some(values) = values else {
-            self.out.extend_from_slice(b"null");
-            return;
-        };
-        self.out.push(b'[');
-        for (index, text) in values.iter().enumerate() {
-            if index > 0 {
-                self.out.push(b',');
-            }
-            write_json_string(self.out, text);
-        }
-        self.out.push(b']');
-    }
-
-    pub(super) fn number(&mut self, key: &str, value: Option<u64>) {
-        self.key(key);
-        match value {
-            Some(number) => self
-                .out
-                .extend_from_slice(itoa::Buffer::new().format(number).as_bytes()),
-            None => self.out.extend_from_slice(b"null"),
-        }
-    }
-
-    pub(super) fn boolean(&mut self, key: &str, value: Option<bool>) {
-        self.key(key);
-        self.out.extend_from_slice(match value {
-            Some(true) => b"true",
-            Some(false) => b"false",
-            None => b"null",
-        });
-    }
-
-    pub(super) fn end(self) {
-        self.out.push(b'}');
-    }
-}
-
-/// The bytes serde_json escapes in a string: control characters, `"`, `\`.
-static ESCAPED: [bool; 256] = {
-    let mut escaped = [false; 256];
-    let mut byte = 0;
-    while byte < 0x20 {
-        escaped[byte] = true;
-        byte += 1;
-    }
-    escaped[b'"' as usize] = true;
-    escaped[b'\\' as usize] = true;
-    escaped
-};
-
-/// `text` as a JSON string: as it is when nothing in it needs escaping (the
-/// usual case), else escaped by serde_json.
-fn write_json_string(out: &mut Vec<u8>, text: &str) {
-    if !text.bytes().any(|byte| ESCAPED[usize::from(byte)]) {
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
-    } else {
-        // Writing a string into a Vec cannot fail.
-        let _ = serde_json::to_writer(out, text);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,8 +151,8 @@ mod tests {
     fn text_borrows_plain_strings_and_unescapes_the_rest() {
         let body = r#"{"id": "plain", "name": "say \"hi\" \u00e9", "tags": ["a\/b", "c"]}"#;
         let image: V2Image = serde_json::from_str(body).unwrap();
-        assert!(matches!(image.id.0, Cow::Borrowed("plain")));
-        assert!(matches!(image.name.as_ref().map(|name| &name.0), Some(Cow::Owned(_))));
+        assert!(image.id.is_borrowed());
+        assert!(!image.name.as_ref().unwrap().is_borrowed());
         let owned: V2Image<'static> = image.clone().into_owned();
         assert_eq!(owned, image);
         let alliance = owned.alliance_value();

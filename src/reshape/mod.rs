@@ -4,7 +4,9 @@
 
 pub mod fields;
 pub mod image;
+pub mod json;
 pub mod message;
 pub mod status;
 
-pub use image::{Text, V2Image, image_response, json_text, read_image_page};
+pub use image::{V2Image, image_response, read_image_page};
+pub use json::{Text, json_text};

@@ -29,6 +29,7 @@ use crate::config::ClientLimits;
 use crate::connection::{ClientConnection, Cut};
 use crate::error::AllianceError;
 use crate::metrics::Metrics;
+use crate::refusal::Refusal;
 use crate::request_id;
 
 /// The limits the stream applies, from `[client]`.
@@ -142,26 +143,20 @@ impl<S: AsyncWrite + Unpin> ClientIo<S> {
             return;
         };
         let request_id = request_id::generate();
-        let (message, reason) = match bare.status {
-            StatusCode::URI_TOO_LONG => ("the request target is too long".to_owned(), "uri_too_long"),
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
-                format!(
-                    "the request head is larger than the limit of {} bytes or has too many header fields",
-                    self.limits.max_header_bytes
-                ),
-                "headers_too_large",
-            ),
-            _ => (
-                "the request line or headers are malformed".to_owned(),
-                "malformed_request",
-            ),
+        let refusal = match bare.status {
+            StatusCode::URI_TOO_LONG => Refusal::UriTooLong { limit: None },
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Refusal::HeadersTooLarge {
+                limit: self.limits.max_header_bytes,
+            },
+            _ => Refusal::MalformedRequest,
         };
+        let message = refusal.message();
         app::log_unparsed_request(
             &self.metrics,
             &self.connection,
             &request_id,
             bare.status.as_u16(),
-            reason,
+            refusal,
         );
         // hyper closes the connection after its answer, with the rest of
         // what the client sent unread.

@@ -33,7 +33,8 @@ use crate::app::App;
 use crate::connection::{ClientConnection, Cut, Peer};
 use crate::limits::Throttled;
 use crate::logging;
-use crate::metrics::{Metrics, Refusal};
+use crate::metrics::Metrics;
+use crate::refusal::Refusal;
 use crate::tls::Tls;
 use io::{ClientIo, IoLimits};
 pub use listen::{WorkerSockets, bind_workers, connection_cap, raise_open_files_limit};
@@ -67,7 +68,7 @@ impl ConnectionSlots {
         metrics.refused(Refusal::ConnectionLimit);
         if let Some(events) = warnings.due() {
             tracing::warn!(
-                reason = "connection_limit",
+                reason = Refusal::ConnectionLimit.label(),
                 max_connections = self.max,
                 left_out = events - 1,
                 "connection limit reached; new connections wait until open ones end"

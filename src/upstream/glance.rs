@@ -10,9 +10,10 @@ use http::{HeaderMap, Method, StatusCode};
 use serde::Deserialize;
 use url::Url;
 
-use super::{Call, JSON, JSON_PATCH, Reply, Service, Session, UpstreamHttp, record_call};
+use super::{Call, JSON, JSON_PATCH, Reply, Session, UpstreamHttp, record_call};
 use crate::error::AllianceError;
 use crate::metrics::{LabelValue, NamespaceMetrics, UpstreamCall};
+use crate::refusal::Service;
 use crate::reshape::V2Image;
 use crate::reshape::message::for_log;
 use crate::reshape::status::{CLIENT_REFUSALS, StatusTable};

@@ -20,11 +20,12 @@ use url::Url;
 
 pub use auth::{Authenticator, Credentials};
 pub use membership::Memberships;
-pub use transport::{AnswerBudget, HttpOptions, IDENTITY_ROOM, Service, TransportError, UpstreamHttp, is_idempotent};
+pub use transport::{AnswerBudget, HttpOptions, IDENTITY_ROOM, TransportError, UpstreamHttp, is_idempotent};
 
 use crate::error::AllianceError;
 use crate::limits::gate::Gate;
 use crate::metrics::{NamespaceMetrics, UpstreamOutcome};
+use crate::refusal::Service;
 use crate::reshape::status::{Outcome, StatusTable};
 
 /// Media type of Glance's JSON-Patch dialect.
@@ -94,12 +95,7 @@ pub fn record_call(
             Some(Outcome::CredentialsRejected) => UpstreamOutcome::CredentialsRejected,
             None => UpstreamOutcome::Unexpected,
         },
-        Err(error) => {
-            if let Some(refusal) = error.refusal() {
-                metrics.refused(refusal);
-            }
-            error.outcome()
-        }
+        Err(error) => error.outcome(),
     };
     metrics.upstream(table.call, outcome, took);
 }

@@ -53,12 +53,13 @@ async fn patch_and_put_send_one_json_patch() {
         assert_eq!(
             json_body(&requests[1]),
             json!([
+                // One operation per field, in the field table's order.
                 {"op": "replace", "path": "/name", "value": "ubuntu_image"},
-                {"op": "replace", "path": "/disk_format", "value": "ari"},
                 {"op": "replace", "path": "/container_format", "value": "bare"},
                 {"op": "replace", "path": "/min_ram", "value": 1},
-                {"op": "replace", "path": "/min_disk", "value": 500},
-                {"op": "replace", "path": "/visibility", "value": "private"}
+                {"op": "replace", "path": "/disk_format", "value": "ari"},
+                {"op": "replace", "path": "/visibility", "value": "private"},
+                {"op": "replace", "path": "/min_disk", "value": 500}
             ])
         );
     }

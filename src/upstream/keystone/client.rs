@@ -16,8 +16,9 @@ use super::settings::{DomainRef, Secret, UserRef};
 use crate::error::AllianceError;
 use crate::limits::gate::Gate;
 use crate::metrics::{NamespaceMetrics, TokenKind, TokenOutcome};
+use crate::refusal::Service;
 use crate::reshape::message::for_log;
-use crate::upstream::{Call, IDENTITY_ROOM, JSON, Reply, Service, TransportError, UpstreamHttp};
+use crate::upstream::{Call, IDENTITY_ROOM, JSON, Reply, TransportError, UpstreamHttp};
 
 pub struct KeystoneClient {
     http: Arc<UpstreamHttp>,
@@ -144,11 +145,8 @@ impl KeystoneClient {
         self.metrics.token_request(kind, outcome);
     }
 
-    /// A transport failure of a Keystone call, counted when a limit refused it.
+    /// A transport failure of a Keystone call.
     fn failed(&self, error: TransportError, call: &Call) -> TokenFailure {
-        if let Some(refusal) = error.refusal() {
-            self.metrics.refused(refusal);
-        }
         TokenFailure::Failed(error.into_alliance_error(Service::Identity, call))
     }
 

@@ -48,7 +48,8 @@ use crate::error::AllianceError;
 use crate::ids;
 use crate::limits::gate::Gate;
 use crate::limits::rate;
-use crate::metrics::{LabelValue, NamespaceMetrics, Refusal, TokenCacheResult, TokenKind};
+use crate::metrics::{NamespaceMetrics, TokenCacheResult, TokenKind};
+use crate::refusal::Refusal;
 
 const AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
 
@@ -259,10 +260,9 @@ impl KeystoneAuth {
     fn admit_new_environment(&self, request_id: &str) -> Result<(), AllianceError> {
         self.admit(
             &self.new_environments,
-            Refusal::KeystoneNewEnvironmentRate,
+            |retry_after| Refusal::KeystoneNewEnvironmentRate { retry_after },
             request_id,
             "too many environments without a token at once; identity service not asked",
-            "too many new environments at once in this namespace; retry later",
         )
     }
 
@@ -272,27 +272,25 @@ impl KeystoneAuth {
     fn admit_new_caller_token(&self, request_id: &str) -> Result<(), AllianceError> {
         self.admit(
             &self.new_caller_tokens,
-            Refusal::KeystoneCallerTokenRate,
+            |retry_after| Refusal::KeystoneCallerTokenRate { retry_after },
             request_id,
             "too many unknown callers' tokens at once; identity service not asked",
-            "too many new tokens at once in this namespace; retry later",
         )
     }
 
-    /// `Ok` when `bucket` has room; otherwise the refusal, counted and
-    /// logged: 503 with `Retry-After`.
+    /// `Ok` when `bucket` has room; otherwise the refusal (503 with
+    /// `Retry-After`), logged.
     fn admit(
         &self,
         bucket: &DefaultDirectRateLimiter,
-        refusal: Refusal,
+        refusal: fn(u32) -> Refusal,
         request_id: &str,
         log: &'static str,
-        message: &'static str,
     ) -> Result<(), AllianceError> {
         rate::take(bucket).map_err(|retry_after| {
-            self.metrics.refused(refusal);
+            let refusal = refusal(retry_after);
             tracing::warn!(request_id, reason = refusal.label(), "{log}");
-            AllianceError::service_unavailable(message).with_retry_after(retry_after)
+            AllianceError::refused(refusal)
         })
     }
 

@@ -37,7 +37,8 @@ pub use budget::AnswerBudget;
 
 use super::{Call, Reply};
 use crate::error::AllianceError;
-use crate::metrics::{Refusal, UpstreamOutcome};
+use crate::metrics::UpstreamOutcome;
+use crate::refusal::{Refusal, Service};
 use crate::request_id;
 use crate::reshape::message::for_log;
 
@@ -75,22 +76,6 @@ pub enum TransportError {
     Busy { wanted: usize, budget: usize },
 }
 
-/// Which service a call went to, for messages and logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Service {
-    Image,
-    Identity,
-}
-
-impl Service {
-    fn name(self) -> &'static str {
-        match self {
-            Service::Image => "image service",
-            Service::Identity => "identity service",
-        }
-    }
-}
-
 impl TransportError {
     /// How the call ended, for the metrics.
     pub fn outcome(&self) -> UpstreamOutcome {
@@ -104,18 +89,9 @@ impl TransportError {
         }
     }
 
-    /// The limit that refused the answer, if one did.
-    pub fn refusal(&self) -> Option<Refusal> {
-        match self {
-            TransportError::TooLarge(_) => Some(Refusal::UpstreamAnswerTooLarge),
-            TransportError::Busy { .. } => Some(Refusal::UpstreamBufferBudgetExhausted),
-            _ => None,
-        }
-    }
-
-    pub fn into_alliance_error(self, service: Service, call: &Call) -> AllianceError {
+    pub fn into_alliance_error(self, which: Service, call: &Call) -> AllianceError {
         let target = format!("{} {}", call.method, path_only(&call.path_and_query));
-        let service = service.name();
+        let service = which.name();
         match self {
             TransportError::Unreachable(detail) => {
                 tracing::warn!(
@@ -140,21 +116,20 @@ impl TransportError {
                 AllianceError::bad_gateway(format!("the {service} exchange failed"))
             }
             TransportError::TooLarge(limit) => {
-                tracing::warn!(%target, reason = "upstream_answer_too_large", limit, "{service} answer too large");
-                AllianceError::bad_gateway(format!("the {service} exchange failed"))
+                let refusal = Refusal::UpstreamAnswerTooLarge { service: which };
+                tracing::warn!(%target, reason = refusal.label(), limit, "{service} answer too large");
+                AllianceError::refused(refusal)
             }
             TransportError::Busy { wanted, budget } => {
+                let refusal = Refusal::UpstreamBufferBudgetExhausted { service: which };
                 tracing::warn!(
                     %target,
-                    reason = "upstream_buffer_budget_exhausted",
+                    reason = refusal.label(),
                     wanted,
                     budget,
                     "no memory left for the {service}'s answer within the wait"
                 );
-                AllianceError::service_unavailable(format!(
-                    "the facade is short of memory for the {service}'s answers; retry later"
-                ))
-                .with_retry_after(1)
+                AllianceError::refused(refusal)
             }
         }
     }
