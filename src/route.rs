@@ -41,7 +41,7 @@ pub struct CloudSpec {
 impl CloudSpec {
     pub fn resolve(name: &str, config: &NamespaceConfig) -> Result<Self, ConfigError> {
         let keystone = match &config.auth {
-            AuthConfig::Trusted { .. } => None,
+            AuthConfig::Trusted(_) => None,
             AuthConfig::Keystone(keystone) => Some(
                 settings::resolve(keystone, &ProcessEnvironment)
                     .map_err(|message| ConfigError(format!("namespace {name}: {message}")))?,
@@ -110,12 +110,12 @@ impl Cloud {
         let gate =
             |guarded, max_in_flight| Gate::new(guarded, max_in_flight, limits.max_queued_calls, limits.queue_timeout());
         let auth = match (&config.auth, &spec.keystone) {
-            (AuthConfig::Trusted { user_id, roles }, _) => {
+            (AuthConfig::Trusted(trusted), _) => {
                 let endpoint = config
                     .glance_url
                     .clone()
                     .ok_or_else(|| fail("trusted auth needs glance_url".into()))?;
-                Authenticator::Trusted(TrustedAuth::new(endpoint, user_id, roles).map_err(fail)?)
+                Authenticator::Trusted(TrustedAuth::new(endpoint, &trusted.user_id, &trusted.roles).map_err(fail)?)
             }
             (AuthConfig::Keystone(_), Some(settings)) => {
                 let keystone = KeystoneAuth::new(
