@@ -215,8 +215,8 @@ impl Tokens for Clouds {
         token: &str,
         request_id: &str,
     ) -> Result<Option<TokenFacts>, AllianceError> {
-        match self.get(namespace) {
-            Some(cloud) => cloud.auth.validate_token(token, request_id).await,
+        match self.get(namespace).and_then(|cloud| cloud.caller_tokens.as_ref()) {
+            Some(caller_tokens) => caller_tokens.validate(token, request_id).await,
             None => Ok(None),
         }
     }

@@ -19,37 +19,58 @@ use crate::refusal::Service;
 use crate::upstream::auth::TrustedAuth;
 use crate::upstream::glance;
 use crate::upstream::keystone::KeystoneAuth;
+use crate::upstream::keystone::caller_tokens::CallerTokens;
 use crate::upstream::keystone::settings::{self, KeystoneSettings, ProcessEnvironment};
-use crate::upstream::{AnswerBudget, Authenticator, HttpOptions, Memberships, Session, UpstreamHttp};
+use crate::upstream::{AnswerBudget, Authenticator, HttpOptions, Memberships, Session, UpstreamAuth, UpstreamHttp};
 
 /// Idle pooled connections to Glance are not used again after this, below
 /// gunicorn's default keep-alive of 2 s, so a request rarely meets a
 /// connection the server is closing.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_millis(1500);
 
-/// What a namespace is built from: its table of the configuration and, in
-/// keystone mode, the settings resolved from it (`clouds.yaml`, the secrets'
-/// files and variables). A reload keeps a namespace whose spec is equal -
-/// its token cache and connection pool with it - and rebuilds one whose
-/// spec changed (a rotated password file included).
+/// What a namespace is built from: its table of the configuration and its
+/// auth mode's settings, resolved. A reload keeps a namespace whose spec is
+/// equal - its token cache and connection pool with it - and rebuilds one
+/// whose spec changed (a rotated password file included).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CloudSpec {
     pub config: NamespaceConfig,
-    pub keystone: Option<KeystoneSettings>,
+    pub auth: AuthSpec,
+}
+
+/// A namespace's auth mode with what it needs: the one place where a mode's
+/// configuration becomes its settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthSpec {
+    Trusted {
+        endpoint: url::Url,
+        user_id: String,
+        roles: Vec<String>,
+    },
+    /// Resolved from the auth table, `clouds.yaml` and the secrets' files
+    /// and variables.
+    Keystone(KeystoneSettings),
 }
 
 impl CloudSpec {
     pub fn resolve(name: &str, config: &NamespaceConfig) -> Result<Self, ConfigError> {
-        let keystone = match &config.auth {
-            AuthConfig::Trusted(_) => None,
-            AuthConfig::Keystone(keystone) => Some(
-                settings::resolve(keystone, &ProcessEnvironment)
-                    .map_err(|message| ConfigError(format!("namespace {name}: {message}")))?,
-            ),
+        let fail = |message: String| ConfigError(format!("namespace {name}: {message}"));
+        let auth = match &config.auth {
+            AuthConfig::Trusted(trusted) => AuthSpec::Trusted {
+                endpoint: trusted
+                    .glance_endpoint(config.glance_url.as_ref())
+                    .map_err(fail)?
+                    .clone(),
+                user_id: trusted.user_id.clone(),
+                roles: trusted.roles.clone(),
+            },
+            AuthConfig::Keystone(keystone) => {
+                AuthSpec::Keystone(settings::resolve(keystone, &ProcessEnvironment).map_err(fail)?)
+            }
         };
         Ok(CloudSpec {
             config: config.clone(),
-            keystone,
+            auth,
         })
     }
 }
@@ -60,6 +81,8 @@ pub struct Cloud {
     pub spec: CloudSpec,
     pub http: Arc<UpstreamHttp>,
     pub auth: Arc<Authenticator>,
+    /// The judge of callers' Keystone tokens (keystone mode only).
+    pub caller_tokens: Option<CallerTokens>,
     pub memberships: Arc<Memberships>,
     pub page_size: u32,
     pub max_pages: u32,
@@ -109,30 +132,32 @@ impl Cloud {
         let limits = &config.limits;
         let gate =
             |guarded, max_in_flight| Gate::new(guarded, max_in_flight, limits.max_queued_calls, limits.queue_timeout());
-        let auth = match (&config.auth, &spec.keystone) {
-            (AuthConfig::Trusted(trusted), _) => {
-                let endpoint = config
-                    .glance_url
-                    .clone()
-                    .ok_or_else(|| fail("trusted auth needs glance_url".into()))?;
-                Authenticator::Trusted(TrustedAuth::new(endpoint, &trusted.user_id, &trusted.roles).map_err(fail)?)
-            }
-            (AuthConfig::Keystone(_), Some(settings)) => {
-                let keystone = KeystoneAuth::new(
+        let (auth, caller_tokens) = match &spec.auth {
+            AuthSpec::Trusted {
+                endpoint,
+                user_id,
+                roles,
+            } => (
+                Authenticator::Trusted(TrustedAuth::new(endpoint.clone(), user_id, roles).map_err(fail)?),
+                None,
+            ),
+            AuthSpec::Keystone(settings) => {
+                let keystone = Arc::new(KeystoneAuth::new(
                     settings.clone(),
                     Arc::clone(&http),
                     config.glance_url.clone(),
                     metrics.clone(),
                     gate(Service::Identity, limits.keystone_max_in_flight),
-                );
-                Authenticator::Keystone(Box::new(keystone))
+                ));
+                let callers = CallerTokens::new(Arc::clone(&keystone));
+                (Authenticator::Keystone(keystone), Some(callers))
             }
-            (AuthConfig::Keystone(_), None) => return Err(fail("keystone settings were not resolved".into())),
         };
         Ok(Cloud {
             name: name.to_owned(),
             http,
             auth: Arc::new(auth),
+            caller_tokens,
             memberships: Arc::new(Memberships::new(
                 config.membership_cache_size,
                 Duration::from_secs(config.membership_cache_secs),

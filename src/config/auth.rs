@@ -53,10 +53,13 @@ impl TrustedConfig {
         if !header_safe(&self.user_id) || self.roles.is_empty() || !self.roles.iter().all(|r| header_safe(r)) {
             return Err("trusted auth needs a user_id and roles made of visible ASCII".into());
         }
-        if glance_url.is_none() {
-            return Err("trusted auth needs glance_url".into());
-        }
-        Ok(())
+        self.glance_endpoint(glance_url).map(drop)
+    }
+
+    /// The namespace's `glance_url`, which trusted mode cannot do without
+    /// (it has no catalog to find Glance in).
+    pub fn glance_endpoint<'u>(&self, glance_url: Option<&'u Url>) -> Result<&'u Url, String> {
+        glance_url.ok_or_else(|| "trusted auth needs glance_url".to_owned())
     }
 }
 

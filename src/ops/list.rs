@@ -49,8 +49,9 @@ pub async fn apply(
     // Dropped (its request aborted) if the first page fails.
     let prefetch = Prefetch::start(&session, &pager, &reply);
     // The status is decided by the first page.
-    let first = read_page(&session, reply, pager.community_requested, ListWriter::default()).await?;
-    pager.follow(first.next.as_deref())?;
+    let page = WrittenPage::after(ListWriter::default(), reply.body.len());
+    let (first, next) = read_page(&session, reply, pager.community_requested, page).await?;
+    pager.follow(next.as_deref())?;
     let (sender, body) = ChannelBody::new(2);
     tokio::spawn(async move {
         if let Err(error) = stream_pages(&session, pager, first, prefetch, &sender).await {
@@ -82,7 +83,7 @@ async fn stream_pages(
     sender: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) -> Result<(), AllianceError> {
     loop {
-        if sender.send(Ok(page.chunk)).await.is_err() {
+        if sender.send(Ok(Bytes::from(page.chunk))).await.is_err() {
             // The client left (the prefetch goes with `prefetch`).
             return Ok(());
         }
@@ -92,8 +93,10 @@ async fn stream_pages(
         };
         let reply = prefetch.take(session, &call).await?;
         prefetch = Prefetch::start(session, &pager, &reply);
-        page = read_page(session, reply, pager.community_requested, page.writer).await?;
-        pager.follow(page.next.as_deref())?;
+        let next;
+        let sink = WrittenPage::after(page.writer, reply.body.len());
+        (page, next) = read_page(session, reply, pager.community_requested, sink).await?;
+        pager.follow(next.as_deref())?;
     }
     drop(prefetch);
     // A closed channel only means the client left.
@@ -164,47 +167,79 @@ fn guess_next_link(body: &[u8]) -> Option<String> {
     serde_json::from_str::<String>(value).ok()
 }
 
+/// Where a page's listable images go, in Glance's order: written into the
+/// answer ([`WrittenPage`]), or collected ([`Vec`], for name look-ups).
+trait PageSink: Send + 'static {
+    fn image(&mut self, image: V2Image<'_>);
+}
+
 /// A page as the client gets it: its listable images, written.
 struct WrittenPage {
-    chunk: Bytes,
+    chunk: Vec<u8>,
     /// How many images the chunk holds.
     images: u64,
     /// The document's state after this page.
     writer: ListWriter,
-    next: Option<String>,
 }
 
-/// Parses a page, drops what the environment may not list and writes the
-/// rest as it is parsed - off the event loop for a large page (1,000 images
-/// are about a megabyte of JSON) - so images borrow from the answer and are
-/// never collected. From the first image that needs a look-up on (another
-/// project's shared image: membership; an import outcome unknown: tasks),
-/// images are kept instead: the look-ups are made first, then the images
-/// are written, in order.
-async fn read_page(
+impl WrittenPage {
+    /// The next page of the document `writer` has written so far.
+    fn after(mut writer: ListWriter, capacity: usize) -> Self {
+        WrittenPage {
+            chunk: writer.chunk(capacity),
+            images: 0,
+            writer,
+        }
+    }
+}
+
+impl PageSink for WrittenPage {
+    fn image(&mut self, image: V2Image<'_>) {
+        self.writer.image(&mut self.chunk, image);
+        self.images += 1;
+    }
+}
+
+impl PageSink for Vec<V2Image<'static>> {
+    fn image(&mut self, image: V2Image<'_>) {
+        self.push(image.into_owned());
+    }
+}
+
+/// The one page pipeline: parses a page, drops what the environment may
+/// not list and hands the rest to `sink` as it is parsed - off the event
+/// loop for a large page (1,000 images are about a megabyte of JSON) - so
+/// images borrow from the answer. From the first image that needs a look-up
+/// on (another project's shared image: membership; an import outcome
+/// unknown: tasks), images are kept instead: the look-ups are made first,
+/// then the images go to `sink`, in order. Returns the sink and the page's
+/// `next` link.
+async fn read_page<S: PageSink>(
     session: &Session,
     reply: Reply,
     community_requested: bool,
-    writer: ListWriter,
-) -> Result<WrittenPage, AllianceError> {
+    sink: S,
+) -> Result<(S, Option<String>), AllianceError> {
     let environment = session.environment.clone();
     let inline = reply.body.len() < INLINE_PARSE_BYTES;
     let work = move || {
-        let mut writer = writer;
-        let mut chunk = writer.chunk(reply.body.len());
+        let mut sink = sink;
         let mut pending = Vec::new();
-        let mut images = 0;
-        let next = read_listable(&reply, &environment, community_requested, |image, if_member| {
-            if pending.is_empty() && !if_member && !image.import_outcome_unknown() {
-                writer.image(&mut chunk, image);
-                images += 1;
+        let next = read_image_page(&reply.body, |image| {
+            let listing = isolation::listing(&image, &environment, community_requested);
+            if listing == isolation::Listing::Hidden {
+                return;
+            }
+            if pending.is_empty() && listing == isolation::Listing::Listed && !image.import_outcome_unknown() {
+                sink.image(image);
             } else {
                 pending.push(image.into_owned());
             }
-        })?;
-        Ok::<_, AllianceError>((chunk, writer, pending, next, images))
+        })
+        .map_err(|error| glance::unusable_answer(glance::LIST_IMAGES.call, &error))?;
+        Ok::<_, AllianceError>((sink, pending, next.map(|link| link.to_string())))
     };
-    let (mut chunk, mut writer, mut pending, next, mut images) = if inline {
+    let (mut sink, mut pending, next) = if inline {
         work()?
     } else {
         tokio::task::spawn_blocking(work)
@@ -214,64 +249,11 @@ async fn read_page(
     if !pending.is_empty() {
         isolation::retain_members(session, &mut pending).await?;
         import_status::report_failed_imports(session, &mut pending).await;
-        images += pending.len() as u64;
         for image in pending {
-            writer.image(&mut chunk, image);
+            sink.image(image);
         }
     }
-    Ok(WrittenPage {
-        chunk: Bytes::from(chunk),
-        images,
-        writer,
-        next,
-    })
-}
-
-/// Hands each image of a page the environment may list to `on_image`, as
-/// it is parsed - with `true` if it is listed only if the environment is a
-/// member (see [`isolation::retain_members`]); returns the page's `next` link.
-fn read_listable<'a>(
-    reply: &'a Reply,
-    environment: &str,
-    community_requested: bool,
-    mut on_image: impl FnMut(V2Image<'a>, bool),
-) -> Result<Option<String>, AllianceError> {
-    let next = read_image_page(&reply.body, |image| {
-        match isolation::listing(&image, environment, community_requested) {
-            isolation::Listing::Listed => on_image(image, false),
-            isolation::Listing::IfMember => on_image(image, true),
-            isolation::Listing::Hidden => {}
-        }
-    })
-    .map_err(|error| glance::unusable_answer(glance::LIST_IMAGES.call, &error))?;
-    Ok(next.map(|link| link.to_string()))
-}
-
-/// Fetches the pager's next page, if any, and records its `next` link.
-async fn next_page(session: &Session, pager: &mut Pager) -> Result<Option<Vec<V2Image<'static>>>, AllianceError> {
-    let Some(call) = pager.take_call()? else {
-        return Ok(None);
-    };
-    let (images, next) = fetch_page(session, &call, pager.community_requested).await?;
-    pager.follow(next.as_deref())?;
-    Ok(Some(images))
-}
-
-/// One page, without the images the environment could not list, and its
-/// `next` link.
-async fn fetch_page(
-    session: &Session,
-    call: &Call,
-    community_requested: bool,
-) -> Result<(Vec<V2Image<'static>>, Option<String>), AllianceError> {
-    let reply = glance::list_page(session, call).await?;
-    let mut images = Vec::new();
-    let next = read_listable(&reply, &session.environment, community_requested, |image, _| {
-        images.push(image.into_owned());
-    })?;
-    isolation::retain_members(session, &mut images).await?;
-    import_status::report_failed_imports(session, &mut images).await;
-    Ok((images, next))
+    Ok((sink, next))
 }
 
 /// Every image matching `query`, collected in memory (for name lookups,
@@ -288,8 +270,11 @@ pub async fn collect(
         session.endpoint().await?.path(),
     );
     let mut images = Vec::new();
-    while let Some(page) = next_page(session, &mut pager).await? {
-        images.extend(page);
+    while let Some(call) = pager.take_call()? {
+        let reply = glance::list_page(session, &call).await?;
+        let next;
+        (images, next) = read_page(session, reply, pager.community_requested, images).await?;
+        pager.follow(next.as_deref())?;
     }
     Ok(images)
 }

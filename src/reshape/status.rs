@@ -1,10 +1,10 @@
-//! Upstream status -> Alliance status. Each Glance call has one explicit
-//! [`StatusTable`] (next to the call, in `upstream::glance`): its success
-//! status, the refusals the
-//! client sees as Glance gave them (status and plain message), and - for
-//! every call - 401 as the facade's own credentials failing (502). A status
-//! missing from the table is never passed through: it becomes a generic 502
-//! and the details go to the log.
+//! Upstream status -> Alliance answer. Each Glance call has one explicit
+//! [`StatusTable`], next to the call in `upstream::glance`: every status
+//! Glance may give and what it becomes. A status missing from the table is
+//! never passed through: it becomes a generic 502 and the details go to the
+//! log. (What a call that got no answer at all becomes - refused, timed
+//! out, reset - is the same for every call to either service, and is the
+//! transport's one table: `upstream::transport`.)
 
 use http::StatusCode;
 
@@ -12,54 +12,53 @@ use super::message::{for_log, glance_message};
 use crate::error::AllianceError;
 use crate::metrics::{LabelValue, UpstreamCall};
 
+/// What one status of one call becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Verdict {
     /// The call did what was asked.
     Success,
-    /// Glance refused for a reason the client can act on: same status, and
-    /// Glance's message made plain.
+    /// The answer "no" to a question the call asks (not a member, no such
+    /// information): the operation decides what it means.
+    No,
+    /// Glance refused for a reason the client can act on: the same status,
+    /// and Glance's message made plain.
     Refused,
+    /// Refused, but the client gets this status (with Glance's message).
+    RefusedAs(u16),
     /// Glance did not accept the facade's own credentials: never the
     /// client's fault, so 502.
     CredentialsRejected,
 }
 
+/// A Glance call's whole status mapping.
 pub struct StatusTable {
     /// The Glance call, for logs and metrics: `"GET /v2/images/{id}"`.
     pub call: UpstreamCall,
-    pub success: u16,
-    /// Refusals passed to the client with their own status.
-    pub refused: &'static [u16],
+    pub rows: &'static [(u16, Verdict)],
 }
 
-/// What Glance refuses for reasons the client can act on: bad values (400),
-/// not allowed (403), not found (404), conflicting state (409), too large (413).
-pub const CLIENT_REFUSALS: &[u16] = &[400, 403, 404, 409, 413];
-
 impl StatusTable {
-    pub fn outcome(&self, status: StatusCode) -> Option<Outcome> {
-        match status.as_u16() {
-            code if code == self.success => Some(Outcome::Success),
-            401 => Some(Outcome::CredentialsRejected),
-            code if self.refused.contains(&code) => Some(Outcome::Refused),
-            _ => None,
-        }
+    /// The row of `status`; `None` for a status the table does not know.
+    pub fn verdict(&self, status: StatusCode) -> Option<Verdict> {
+        let code = status.as_u16();
+        self.rows
+            .iter()
+            .find(|(row, _)| *row == code)
+            .map(|(_, verdict)| *verdict)
     }
 
-    /// `Ok` for a success row; the Alliance error for anything else.
-    pub fn check(&self, status: StatusCode, body: &[u8]) -> Result<(), AllianceError> {
-        match self.outcome(status) {
-            Some(Outcome::Success) => Ok(()),
-            Some(Outcome::Refused) => {
-                let message = glance_message(body);
-                let message = if message.is_empty() {
-                    status.canonical_reason().unwrap_or("refused").to_owned()
-                } else {
-                    message
-                };
-                Err(AllianceError::new(status, message))
-            }
-            Some(Outcome::CredentialsRejected) => {
+    /// `Ok(true)` for the call's success, `Ok(false)` for its "no"; the
+    /// Alliance error for anything else.
+    pub fn judge(&self, status: StatusCode, body: &[u8]) -> Result<bool, AllianceError> {
+        match self.verdict(status) {
+            Some(Verdict::Success) => Ok(true),
+            Some(Verdict::No) => Ok(false),
+            Some(Verdict::Refused) => Err(refused(status, body)),
+            Some(Verdict::RefusedAs(code)) => Err(refused(
+                StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY),
+                body,
+            )),
+            Some(Verdict::CredentialsRejected) => {
                 tracing::warn!(
                     call = self.call.label(),
                     status = status.as_u16(),
@@ -82,6 +81,26 @@ impl StatusTable {
             }
         }
     }
+
+    /// `Ok` for the call's success; the Alliance error for anything else
+    /// (a table with a "no" row is read with [`StatusTable::judge`]).
+    pub fn check(&self, status: StatusCode, body: &[u8]) -> Result<(), AllianceError> {
+        match self.judge(status, body)? {
+            true => Ok(()),
+            false => Err(AllianceError::bad_gateway("the image service answered unexpectedly")),
+        }
+    }
+}
+
+/// Glance's refusal with `status`, its message made plain.
+fn refused(status: StatusCode, body: &[u8]) -> AllianceError {
+    let message = glance_message(body);
+    let message = if message.is_empty() {
+        status.canonical_reason().unwrap_or("refused").to_owned()
+    } else {
+        message
+    };
+    AllianceError::new(status, message)
 }
 
 #[cfg(test)]
@@ -90,8 +109,13 @@ mod tests {
 
     const TABLE: StatusTable = StatusTable {
         call: UpstreamCall::GetImage,
-        success: 200,
-        refused: &[404],
+        rows: &[
+            (200, Verdict::Success),
+            (404, Verdict::Refused),
+            (409, Verdict::RefusedAs(400)),
+            (410, Verdict::No),
+            (401, Verdict::CredentialsRejected),
+        ],
     };
 
     fn reply(status: u16, body: &str) -> (StatusCode, &[u8]) {
@@ -115,6 +139,10 @@ mod tests {
         assert_eq!(unexpected.status, 502);
         assert!(!unexpected.message.contains("secret"));
         assert_eq!(check(reply(404, "")).unwrap_err().message, "Not Found");
+        let remapped = check(reply(409, r#"{"message": "in use"}"#)).unwrap_err();
+        assert_eq!((remapped.status.as_u16(), remapped.message.as_str()), (400, "in use"));
+        assert_eq!(TABLE.judge(StatusCode::GONE, b""), Ok(false));
+        assert_eq!(TABLE.judge(StatusCode::OK, b""), Ok(true));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Where upstream credentials come from: the single seam between "which
-//! project" and "which headers prove it".
+//! How a namespace's calls to Glance prove which project they act for: the
+//! [`UpstreamAuth`] interface, which each auth mode implements (the
+//! namespace's mode is `super::authenticator::Authenticator`).
 //!
 //! `trusted`: Glance runs a pipeline that trusts identity headers from the
 //! facade (`X-Identity-Status: Confirmed`, `X-Project-Id`, `X-User-Id`,
@@ -7,15 +8,18 @@
 //!
 //! `keystone`: a Keystone token scoped to the environment's project (see
 //! [`super::keystone`]).
+//!
+//! A new mode is an implementation of [`UpstreamAuth`] (the compiler asks
+//! for each of its answers), a variant of `Authenticator` and its arm in
+//! `each_mode!`, and its settings: a variant of `config::AuthConfig` and of
+//! `route::AuthSpec`.
 
-use std::sync::Arc;
+use std::future::Future;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
 use super::IDENTITY_ROOM;
-use super::keystone::client::TokenFacts;
-use super::keystone::{KeystoneAuth, ScopedToken};
 use crate::error::AllianceError;
 
 /// What one upstream call needs to act as a project.
@@ -25,54 +29,34 @@ pub struct Credentials {
     pub endpoint: Url,
     /// Identity headers sent with every call.
     pub headers: HeaderMap,
-    /// The cached token behind the headers, if any (to drop it when refused).
-    pub token: Option<Arc<ScopedToken>>,
 }
 
-pub enum Authenticator {
-    Trusted(TrustedAuth),
-    Keystone(Box<KeystoneAuth>),
+/// What Glance's 401 to a call's credentials leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterRejection {
+    /// The rejected credentials were dropped: new ones may be accepted,
+    /// so the call is made once more.
+    Retry,
+    /// New credentials would be the same: the 401 stands.
+    Stand,
 }
 
-impl Authenticator {
-    pub async fn credentials(&self, environment: &str, request_id: &str) -> Result<Credentials, AllianceError> {
-        match self {
-            Authenticator::Trusted(trusted) => trusted.credentials(environment),
-            Authenticator::Keystone(keystone) => keystone.credentials(environment, request_id).await,
-        }
-    }
+/// What every auth mode answers.
+pub trait UpstreamAuth {
+    /// The endpoint and identity headers of a call as `environment`.
+    fn credentials(
+        &self,
+        environment: &str,
+        request_id: &str,
+    ) -> impl Future<Output = Result<Credentials, AllianceError>> + Send;
 
-    /// Who a caller's Keystone token speaks for, as this namespace's
-    /// Keystone says; `None` when it is not valid, or when the namespace
-    /// has no Keystone to ask (trusted auth).
-    pub async fn validate_token(&self, token: &str, request_id: &str) -> Result<Option<TokenFacts>, AllianceError> {
-        match self {
-            Authenticator::Trusted(_) => Ok(None),
-            Authenticator::Keystone(keystone) => keystone.validate_caller_token(token, request_id).await,
-        }
-    }
-
-    /// Whether new credentials may succeed where these got a 401 (a cached
-    /// token revoked early); trusted headers would only be refused again.
-    pub fn can_refresh(&self) -> bool {
-        matches!(self, Authenticator::Keystone(_))
-    }
+    /// Glance answered 401 to `rejected` (a token revoked early, say).
+    fn rejected(&self, environment: &str, rejected: &Credentials) -> impl Future<Output = AfterRejection> + Send;
 
     /// For the readiness probe: the Glance endpoint to check, once the
-    /// namespace's credentials are known to work (see
-    /// [`KeystoneAuth::ready_endpoint`]); `None` when no endpoint is known yet.
-    pub async fn ready_endpoint(&self, request_id: &str) -> Result<Option<Url>, AllianceError> {
-        match self {
-            Authenticator::Trusted(trusted) => Ok(Some(trusted.endpoint.clone())),
-            Authenticator::Keystone(keystone) => keystone.ready_endpoint(request_id).await,
-        }
-    }
-
-    pub async fn invalidate(&self, environment: &str, rejected: &Credentials) {
-        if let Authenticator::Keystone(keystone) = self {
-            keystone.invalidate(environment, rejected).await;
-        }
-    }
+    /// namespace's credentials are known to work; `None` when no endpoint is
+    /// known yet.
+    fn ready_endpoint(&self, request_id: &str) -> impl Future<Output = Result<Option<Url>, AllianceError>> + Send;
 }
 
 pub struct TrustedAuth {
@@ -97,8 +81,10 @@ impl TrustedAuth {
         fixed.insert(ROLES, header(&roles.join(","))?);
         Ok(TrustedAuth { endpoint, fixed })
     }
+}
 
-    fn credentials(&self, environment: &str) -> Result<Credentials, AllianceError> {
+impl UpstreamAuth for TrustedAuth {
+    async fn credentials(&self, environment: &str, _: &str) -> Result<Credentials, AllianceError> {
         let project = HeaderValue::from_str(environment)
             .map_err(|_| AllianceError::bad_request("X-Environment-Id is not a valid project id"))?;
         let mut headers = self.fixed.clone();
@@ -106,8 +92,16 @@ impl TrustedAuth {
         Ok(Credentials {
             endpoint: self.endpoint.clone(),
             headers,
-            token: None,
         })
+    }
+
+    /// The same headers would be refused again.
+    async fn rejected(&self, _: &str, _: &Credentials) -> AfterRejection {
+        AfterRejection::Stand
+    }
+
+    async fn ready_endpoint(&self, _: &str) -> Result<Option<Url>, AllianceError> {
+        Ok(Some(self.endpoint.clone()))
     }
 }
 
@@ -117,14 +111,12 @@ mod tests {
 
     #[tokio::test]
     async fn trusted_headers_name_the_environment() {
-        let auth = Authenticator::Trusted(
-            TrustedAuth::new(
-                Url::parse("http://g/image").unwrap(),
-                "facade",
-                &["member".into(), "reader".into()],
-            )
-            .unwrap(),
-        );
+        let auth = TrustedAuth::new(
+            Url::parse("http://g/image").unwrap(),
+            "facade",
+            &["member".into(), "reader".into()],
+        )
+        .unwrap();
         let credentials = auth
             .credentials("54915a05b0bb43dcbb218525c426b6a5", "req-1")
             .await
@@ -145,5 +137,6 @@ mod tests {
                 ("x-project-id", "54915a05b0bb43dcbb218525c426b6a5"),
             ]
         );
+        assert_eq!(auth.rejected("e", &credentials).await, AfterRejection::Stand);
     }
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, Method};
 use serde::Deserialize;
 use url::Url;
 
@@ -16,7 +16,8 @@ use crate::metrics::{LabelValue, NamespaceMetrics, UpstreamCall};
 use crate::refusal::Service;
 use crate::reshape::V2Image;
 use crate::reshape::message::for_log;
-use crate::reshape::status::{CLIENT_REFUSALS, StatusTable};
+use crate::reshape::status::StatusTable;
+use crate::reshape::status::Verdict::{CredentialsRejected, No, Refused, Success};
 
 /// Characters left as they are in a path segment (RFC 3986 unreserved).
 const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -60,8 +61,15 @@ fn checked(table: &StatusTable, reply: Reply) -> Result<Reply, AllianceError> {
 
 pub const GET_IMAGE: StatusTable = StatusTable {
     call: UpstreamCall::GetImage,
-    success: 200,
-    refused: CLIENT_REFUSALS,
+    rows: &[
+        (200, Success),
+        (400, Refused),
+        (403, Refused),
+        (404, Refused),
+        (409, Refused),
+        (413, Refused),
+        (401, CredentialsRejected),
+    ],
 };
 
 /// One image, detached from Glance's answer.
@@ -72,8 +80,15 @@ pub async fn get_image(session: &Session, id: &str) -> Result<V2Image<'static>, 
 
 pub const LIST_IMAGES: StatusTable = StatusTable {
     call: UpstreamCall::ListImages,
-    success: 200,
-    refused: CLIENT_REFUSALS,
+    rows: &[
+        (200, Success),
+        (400, Refused),
+        (403, Refused),
+        (404, Refused),
+        (409, Refused),
+        (413, Refused),
+        (401, CredentialsRejected),
+    ],
 };
 
 /// One page of the image list; `call` is the first page's or a `next` link's.
@@ -83,8 +98,15 @@ pub async fn list_page(session: &Session, call: &Call) -> Result<Reply, Alliance
 
 pub const CREATE_IMAGE: StatusTable = StatusTable {
     call: UpstreamCall::CreateImage,
-    success: 201,
-    refused: CLIENT_REFUSALS,
+    rows: &[
+        (201, Success),
+        (400, Refused),
+        (403, Refused),
+        (404, Refused),
+        (409, Refused),
+        (413, Refused),
+        (401, CredentialsRejected),
+    ],
 };
 
 /// `body`: the v2 image document. The reply carries the image and the
@@ -98,8 +120,15 @@ pub async fn create_image(session: &Session, body: Vec<u8>) -> Result<Reply, All
 /// come back with their own status and message.
 pub const PATCH_IMAGE: StatusTable = StatusTable {
     call: UpstreamCall::PatchImage,
-    success: 200,
-    refused: CLIENT_REFUSALS,
+    rows: &[
+        (200, Success),
+        (400, Refused),
+        (403, Refused),
+        (404, Refused),
+        (409, Refused),
+        (413, Refused),
+        (401, CredentialsRejected),
+    ],
 };
 
 /// `patch`: a JSON-Patch document in Glance's dialect. The reply carries
@@ -111,8 +140,15 @@ pub async fn patch_image(session: &Session, id: &str, patch: Vec<u8>) -> Result<
 
 pub const DELETE_IMAGE: StatusTable = StatusTable {
     call: UpstreamCall::DeleteImage,
-    success: 204,
-    refused: CLIENT_REFUSALS,
+    rows: &[
+        (204, Success),
+        (400, Refused),
+        (403, Refused),
+        (404, Refused),
+        (409, Refused),
+        (413, Refused),
+        (401, CredentialsRejected),
+    ],
 };
 
 pub async fn delete_image(session: &Session, id: &str) -> Result<(), AllianceError> {
@@ -127,8 +163,14 @@ pub async fn delete_image(session: &Session, id: &str) -> Result<(), AllianceErr
 /// was wrong) are not the client's doing, so they are left to the 502 row.
 pub const IMPORT_IMAGE: StatusTable = StatusTable {
     call: UpstreamCall::ImportImage,
-    success: 202,
-    refused: &[400, 403, 409, 413],
+    rows: &[
+        (202, Success),
+        (400, Refused),
+        (403, Refused),
+        (409, Refused),
+        (413, Refused),
+        (401, CredentialsRejected),
+    ],
 };
 
 /// The web-download import of `uri` into image `id` (sent by the caller,
@@ -143,28 +185,28 @@ pub fn web_download_call(id: &str, uri: &Url) -> Call {
     )
 }
 
-/// Membership lookup: 200 when the environment is a member (any status).
+/// Membership lookup: 200 when the environment is a member (any status);
+/// 404 and 403 say it is not.
 pub const GET_MEMBER: StatusTable = StatusTable {
     call: UpstreamCall::GetMember,
-    success: 200,
-    refused: &[404, 403],
+    rows: &[(200, Success), (404, No), (403, No), (401, CredentialsRejected)],
 };
 
-/// Whether `member` is a member of image `id` (404 and 403 mean no).
+/// Whether `member` is a member of image `id`.
 pub async fn is_member(session: &Session, id: &str, member: &str) -> Result<bool, AllianceError> {
     let call = Call::get(format!("{}/members/{}", image_path(id), segment(member)));
     let reply = session.send(&GET_MEMBER, &call).await?;
-    match GET_MEMBER.check(reply.status, &reply.body) {
-        Ok(()) => Ok(true),
-        Err(error) if error.status == StatusCode::NOT_FOUND || error.status == StatusCode::FORBIDDEN => Ok(false),
-        Err(error) => Err(error),
-    }
+    GET_MEMBER.judge(reply.status, &reply.body)
 }
 
 pub const GET_TASKS: StatusTable = StatusTable {
     call: UpstreamCall::GetTasks,
-    success: 200,
-    refused: &[403, 404],
+    rows: &[
+        (200, Success),
+        (403, Refused),
+        (404, Refused),
+        (401, CredentialsRejected),
+    ],
 };
 
 /// An import task of an image, as much of it as the facade reads.
@@ -189,8 +231,7 @@ pub async fn image_tasks(session: &Session, id: &str) -> Result<Vec<Task>, Allia
 
 pub const INFO_IMPORT: StatusTable = StatusTable {
     call: UpstreamCall::InfoImport,
-    success: 200,
-    refused: &[403, 404],
+    rows: &[(200, Success), (403, No), (404, No), (401, CredentialsRejected)],
 };
 
 #[derive(Deserialize)]
@@ -209,16 +250,15 @@ struct InfoValue {
 /// that does not parse).
 pub async fn import_methods(session: &Session) -> Result<Option<Vec<String>>, AllianceError> {
     let reply = session.send(&INFO_IMPORT, &Call::get("/v2/info/import")).await?;
-    match INFO_IMPORT.check(reply.status, &reply.body) {
-        Ok(()) => Ok(serde_json::from_slice::<InfoImport>(&reply.body)
-            .map(|info| Some(info.import_methods.value))
-            .unwrap_or_else(|error| {
-                tracing::warn!(error = %for_log(error.to_string()), "unusable /v2/info/import answer");
-                None
-            })),
-        Err(error) if error.status.is_client_error() => Ok(None),
-        Err(error) => Err(error),
+    if !INFO_IMPORT.judge(reply.status, &reply.body)? {
+        return Ok(None);
     }
+    Ok(serde_json::from_slice::<InfoImport>(&reply.body)
+        .map(|info| Some(info.import_methods.value))
+        .unwrap_or_else(|error| {
+            tracing::warn!(error = %for_log(error.to_string()), "unusable /v2/info/import answer");
+            None
+        }))
 }
 
 /// `OpenStack-image-import-methods: glance-direct,web-download`, as a
@@ -236,8 +276,15 @@ pub fn import_methods_header(reply: &Reply) -> Option<Vec<String>> {
 
 pub const UPLOAD_DATA: StatusTable = StatusTable {
     call: UpstreamCall::UploadData,
-    success: 204,
-    refused: CLIENT_REFUSALS,
+    rows: &[
+        (204, Success),
+        (400, Refused),
+        (403, Refused),
+        (404, Refused),
+        (409, Refused),
+        (413, Refused),
+        (401, CredentialsRejected),
+    ],
 };
 
 /// Streams image data into image `id`, bounded by `timeout` as a whole.
@@ -261,8 +308,7 @@ pub async fn upload_data(
 /// operator disabled it by file (draining).
 pub const HEALTHCHECK: StatusTable = StatusTable {
     call: UpstreamCall::Healthcheck,
-    success: 200,
-    refused: &[],
+    rows: &[(200, Success)],
 };
 
 /// `GET {endpoint}/healthcheck`, with no credentials (for readiness); why
@@ -278,7 +324,7 @@ pub async fn healthcheck(
     let result = http.send(endpoint, &HeaderMap::new(), &call, request_id, true).await;
     record_call(metrics, &HEALTHCHECK, &result, started.elapsed());
     match result {
-        Ok(reply) if reply.status.as_u16() == HEALTHCHECK.success => Ok(()),
+        Ok(reply) if HEALTHCHECK.verdict(reply.status) == Some(Success) => Ok(()),
         Ok(reply) => Err(format!(
             "the image service's healthcheck answered {}",
             reply.status.as_u16()
@@ -296,6 +342,7 @@ pub async fn add_property(session: &Session, id: &str, name: &str, value: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::StatusCode;
 
     #[test]
     fn image_paths_are_encoded() {

@@ -5,6 +5,7 @@
 //! headers from the namespace's authenticator, and the body's media type.
 
 pub mod auth;
+pub mod authenticator;
 pub mod glance;
 pub mod keystone;
 pub mod membership;
@@ -18,7 +19,8 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use url::Url;
 
-pub use auth::{Authenticator, Credentials};
+pub use auth::{AfterRejection, Credentials, UpstreamAuth};
+pub use authenticator::Authenticator;
 pub use membership::Memberships;
 pub use transport::{AnswerBudget, HttpOptions, IDENTITY_ROOM, TransportError, UpstreamHttp, is_idempotent};
 
@@ -26,7 +28,7 @@ use crate::error::AllianceError;
 use crate::limits::gate::Gate;
 use crate::metrics::{NamespaceMetrics, UpstreamOutcome};
 use crate::refusal::Service;
-use crate::reshape::status::{Outcome, StatusTable};
+use crate::reshape::status::{StatusTable, Verdict};
 
 /// Media type of Glance's JSON-Patch dialect.
 pub const JSON_PATCH: &str = "application/openstack-images-v2.1-json-patch";
@@ -89,10 +91,10 @@ pub fn record_call(
     took: Duration,
 ) {
     let outcome = match result {
-        Ok(reply) => match table.outcome(reply.status) {
-            Some(Outcome::Success) => UpstreamOutcome::Success,
-            Some(Outcome::Refused) => UpstreamOutcome::Refused,
-            Some(Outcome::CredentialsRejected) => UpstreamOutcome::CredentialsRejected,
+        Ok(reply) => match table.verdict(reply.status) {
+            Some(Verdict::Success) => UpstreamOutcome::Success,
+            Some(Verdict::No | Verdict::Refused | Verdict::RefusedAs(_)) => UpstreamOutcome::Refused,
+            Some(Verdict::CredentialsRejected) => UpstreamOutcome::CredentialsRejected,
             None => UpstreamOutcome::Unexpected,
         },
         Err(error) => error.outcome(),
@@ -164,11 +166,6 @@ impl Session {
         }
     }
 
-    /// Time spent waiting for Glance so far, summed over calls.
-    pub fn upstream_time(&self) -> Duration {
-        Duration::from_micros(self.record.micros())
-    }
-
     /// A shared view of what the request did upstream, for its log line.
     pub fn record(&self) -> Arc<UpstreamRecord> {
         Arc::clone(&self.record)
@@ -183,11 +180,12 @@ impl Session {
     pub async fn send(&self, table: &StatusTable, call: &Call) -> Result<Reply, AllianceError> {
         let credentials = self.auth.credentials(&self.environment, &self.request_id).await?;
         let reply = self.send_as(&credentials, table, call).await?;
-        if reply.status != http::StatusCode::UNAUTHORIZED || !self.auth.can_refresh() {
+        if reply.status != http::StatusCode::UNAUTHORIZED
+            || self.auth.rejected(&self.environment, &credentials).await == AfterRejection::Stand
+        {
             return Ok(reply);
         }
-        tracing::info!(request_id = %self.request_id, "image service refused a cached token; getting a new one");
-        self.auth.invalidate(&self.environment, &credentials).await;
+        tracing::info!(request_id = %self.request_id, "image service refused the credentials; getting new ones");
         let credentials = self.auth.credentials(&self.environment, &self.request_id).await?;
         self.send_as(&credentials, table, call).await
     }

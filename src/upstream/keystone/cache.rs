@@ -22,8 +22,6 @@ use crate::error::AllianceError;
 pub trait Expiring {
     /// When it should be replaced (for tokens: 120 s before `expires_at`).
     fn refresh_at(&self) -> Instant;
-    /// Equality of identity, for invalidating exactly the value a caller saw fail.
-    fn same_as(&self, other: &Self) -> bool;
 }
 
 enum SlotState<T> {
@@ -120,14 +118,14 @@ impl<T: Expiring> SingleFlightCache<T> {
         }
     }
 
-    /// Drops `rejected` if it is still the cached value for `key` (a newer
-    /// value fetched meanwhile by another request is kept).
-    pub async fn invalidate(&self, key: &str, rejected: &T) {
+    /// Drops the cached value for `key` if it is the one rejected (`is_rejected`
+    /// says): a newer value fetched meanwhile by another request is kept.
+    pub async fn invalidate_where(&self, key: &str, is_rejected: impl FnOnce(&T) -> bool) {
         let Ok(slot) = self.slot(key, || Err(AllianceError::not_found("no slot"))) else {
             return;
         };
         let mut state = slot.state.lock().await;
-        if matches!(&*state, SlotState::Ready(current) if current.same_as(rejected)) {
+        if matches!(&*state, SlotState::Ready(current) if is_rejected(current)) {
             *state = SlotState::Empty;
         }
     }
@@ -203,10 +201,6 @@ mod tests {
         fn refresh_at(&self) -> Instant {
             self.refresh_at
         }
-
-        fn same_as(&self, other: &Self) -> bool {
-            self.id == other.id
-        }
     }
 
     fn no_retry_window(_: &AllianceError) -> Duration {
@@ -276,7 +270,7 @@ mod tests {
             .unwrap();
         assert_eq!(fresh.id, 2);
         // Invalidating an older value keeps the newer one.
-        cache.invalidate("k", &stale).await;
+        cache.invalidate_where("k", |token| token.id == stale.id).await;
         let again = cache
             .get(
                 "k",
@@ -285,7 +279,7 @@ mod tests {
             )
             .await;
         assert_eq!(again.unwrap().id, 2);
-        cache.invalidate("k", &fresh).await;
+        cache.invalidate_where("k", |token| token.id == fresh.id).await;
         let refetched = cache
             .get(
                 "k",
@@ -361,15 +355,7 @@ mod tests {
         cache.remove("known");
         assert!(cache.is_empty());
         // Invalidating an unknown key creates nothing.
-        cache
-            .invalidate(
-                "other",
-                &Token {
-                    id: 0,
-                    refresh_at: Instant::now(),
-                },
-            )
-            .await;
+        cache.invalidate_where("other", |_| true).await;
         assert!(cache.is_empty());
     }
 

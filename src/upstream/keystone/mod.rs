@@ -17,13 +17,11 @@
 //! per namespace (a token bucket), so that requests with random
 //! environment ids cannot make the facade hammer Keystone.
 //!
-//! It also validates callers' tokens (`keystone_token` callers), as
-//! keystonemiddleware does: with a token of the service user scoped to
-//! `service_project_id`, cached by the token's SHA-256 for
-//! `caller_token_cache_secs` at most (never past its expiry), a token
-//! Keystone does not recognise for [`INVALID_TOKEN_TTL`].
+//! Callers' own tokens (`keystone_token` callers) are judged apart, by
+//! [`caller_tokens::CallerTokens`], with one of these tokens.
 
 pub mod cache;
+pub mod caller_tokens;
 pub mod catalog;
 pub mod client;
 pub mod settings;
@@ -35,17 +33,16 @@ use std::time::{Duration, Instant};
 
 use governor::DefaultDirectRateLimiter;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use url::Url;
 
 use self::cache::{Expiring, ExpiringSet, SingleFlightCache};
-use self::client::{IssuedToken, KeystoneClient, TokenFacts, TokenFailure};
+use self::client::{IssuedToken, KeystoneClient, TokenFailure};
 use self::settings::{Identity, KeystoneSettings, Secret};
-use super::{Credentials, IDENTITY_ROOM, UpstreamHttp};
+use super::auth::{AfterRejection, Credentials, UpstreamAuth};
+use super::{IDENTITY_ROOM, UpstreamHttp};
 use crate::config::{Rate, ScopeMethod};
 use crate::error::AllianceError;
-use crate::ids;
 use crate::limits::gate::Gate;
 use crate::limits::rate;
 use crate::metrics::{NamespaceMetrics, TokenCacheResult, TokenKind};
@@ -57,20 +54,17 @@ const AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
 const REFRESH_MARGIN: Duration = Duration::from_secs(120);
 /// Failures are shared by the requests already waiting, briefly (a refused
 /// scope is remembered apart, see [`KeystoneAuth::refused`]).
-const FAILURE_TTL: Duration = Duration::from_secs(1);
-/// A caller's token that Keystone did not recognise is refused without
-/// asking again for this long.
-const INVALID_TOKEN_TTL: Duration = Duration::from_secs(10);
+pub(super) const FAILURE_TTL: Duration = Duration::from_secs(1);
 
 pub fn scope_refused() -> AllianceError {
     AllianceError::forbidden("environment not accessible in this namespace")
 }
 
-fn is_scope_refused(error: &AllianceError) -> bool {
+pub(super) fn is_scope_refused(error: &AllianceError) -> bool {
     error.status == http::StatusCode::FORBIDDEN
 }
 
-fn credentials_refused() -> AllianceError {
+pub(super) fn credentials_refused() -> AllianceError {
     tracing::warn!(
         reason = "identity_credentials_refused",
         "identity service refused the facade's own credentials"
@@ -81,7 +75,7 @@ fn credentials_refused() -> AllianceError {
 /// A token scoped to one environment, and the Glance endpoint from its catalog.
 #[derive(Debug)]
 pub struct ScopedToken {
-    id: Secret,
+    pub(super) id: Secret,
     refresh_at: Instant,
     endpoint: Url,
 }
@@ -89,10 +83,6 @@ pub struct ScopedToken {
 impl Expiring for ScopedToken {
     fn refresh_at(&self) -> Instant {
         self.refresh_at
-    }
-
-    fn same_as(&self, other: &Self) -> bool {
-        self.id == other.id
     }
 }
 
@@ -108,34 +98,6 @@ impl Expiring for UnscopedToken {
     fn refresh_at(&self) -> Instant {
         self.refresh_at
     }
-
-    fn same_as(&self, other: &Self) -> bool {
-        self.id == other.id
-    }
-}
-
-/// A caller's token as Keystone judged it: who it speaks for (`None`: not
-/// valid), until `refresh_at`.
-#[derive(Debug)]
-struct CallerToken {
-    facts: Option<TokenFacts>,
-    refresh_at: Instant,
-}
-
-impl Expiring for CallerToken {
-    fn refresh_at(&self) -> Instant {
-        self.refresh_at
-    }
-
-    fn same_as(&self, other: &Self) -> bool {
-        std::ptr::eq(self, other)
-    }
-}
-
-/// How long a caller's validated token is trusted: `ttl`, never past its expiry.
-pub fn trusted_until(expires_at: OffsetDateTime, ttl: Duration, now: OffsetDateTime, now_instant: Instant) -> Instant {
-    let remaining = Duration::try_from(expires_at - now).unwrap_or(Duration::ZERO);
-    now_instant + remaining.min(ttl)
 }
 
 /// When to replace a token: 120 s before it expires, or half-way through a
@@ -162,15 +124,11 @@ pub struct KeystoneAuth {
     /// An application credential's project, once Keystone has named it:
     /// other environments are refused without asking again.
     bound_project: OnceLock<String>,
-    /// Callers' tokens, by their SHA-256 (the cache holds no token).
-    callers: SingleFlightCache<CallerToken>,
-    /// Validations of callers' tokens the cache does not know.
-    new_caller_tokens: DefaultDirectRateLimiter,
 }
 
 /// A token bucket of `per_sec` and `burst` (both checked positive by the
 /// configuration).
-fn token_bucket(per_sec: u32, burst: u32) -> DefaultDirectRateLimiter {
+pub(super) fn token_bucket(per_sec: u32, burst: u32) -> DefaultDirectRateLimiter {
     rate::bucket(Rate {
         per_sec: NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN),
         burst: NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN),
@@ -178,34 +136,17 @@ fn token_bucket(per_sec: u32, burst: u32) -> DefaultDirectRateLimiter {
 }
 
 impl KeystoneAuth {
-    /// `gate`: the calls in flight to this Keystone.
-    pub fn new(
-        settings: KeystoneSettings,
-        http: Arc<UpstreamHttp>,
-        explicit_endpoint: Option<Url>,
-        metrics: NamespaceMetrics,
-        gate: Gate,
-    ) -> Self {
-        KeystoneAuth {
-            client: KeystoneClient::new(http, settings.auth_url.clone(), metrics.clone(), gate),
-            metrics,
-            catalog_endpoint: Mutex::new(None),
-            scoped: SingleFlightCache::new(settings.token_cache_size),
-            unscoped: SingleFlightCache::new(1),
-            refused: ExpiringSet::new(settings.refused_environments_size, settings.refused_environment_ttl),
-            new_environments: token_bucket(settings.new_environments_per_sec, settings.new_environments_burst),
-            new_caller_tokens: token_bucket(
-                settings.caller_token_validations_per_sec,
-                settings.caller_token_validations_burst,
-            ),
-            bound_project: OnceLock::new(),
-            callers: SingleFlightCache::new(settings.caller_token_cache_size),
-            settings,
-            explicit_endpoint,
-        }
+    pub(super) fn client(&self) -> &KeystoneClient {
+        &self.client
     }
 
-    pub async fn credentials(&self, environment: &str, request_id: &str) -> Result<Credentials, AllianceError> {
+    pub(super) fn settings(&self) -> &KeystoneSettings {
+        &self.settings
+    }
+
+    /// The environment's token: cached, or obtained once however many
+    /// requests ask at the same time.
+    pub(super) async fn token(&self, environment: &str, request_id: &str) -> Result<Arc<ScopedToken>, AllianceError> {
         if self.refused.contains(environment) {
             tracing::info!(
                 request_id,
@@ -238,21 +179,41 @@ impl KeystoneAuth {
                 (false, Ok(_)) => TokenCacheResult::Hit,
                 (false, Err(_)) => TokenCacheResult::CachedFailure,
             });
-        let token = token.inspect_err(|error| {
+        token.inspect_err(|error| {
             if is_scope_refused(error) {
                 self.refused.insert(environment);
                 self.scoped.remove(environment);
             }
-        })?;
-        let value = HeaderValue::from_str(token.id.expose())
-            .map_err(|_| AllianceError::bad_gateway("the identity service sent an unusable token"))?;
-        let mut headers = HeaderMap::with_capacity(1 + IDENTITY_ROOM);
-        headers.insert(AUTH_TOKEN, value);
-        Ok(Credentials {
-            endpoint: token.endpoint.clone(),
-            headers,
-            token: Some(token),
         })
+    }
+
+    /// Forgets `rejected` if it is still the environment's token.
+    pub(super) async fn drop_token(&self, environment: &str, rejected: &ScopedToken) {
+        self.scoped
+            .invalidate_where(environment, |token| token.id == rejected.id)
+            .await;
+    }
+
+    /// `gate`: the calls in flight to this Keystone.
+    pub fn new(
+        settings: KeystoneSettings,
+        http: Arc<UpstreamHttp>,
+        explicit_endpoint: Option<Url>,
+        metrics: NamespaceMetrics,
+        gate: Gate,
+    ) -> Self {
+        KeystoneAuth {
+            client: KeystoneClient::new(http, settings.auth_url.clone(), metrics.clone(), gate),
+            metrics,
+            catalog_endpoint: Mutex::new(None),
+            scoped: SingleFlightCache::new(settings.token_cache_size),
+            unscoped: SingleFlightCache::new(1),
+            refused: ExpiringSet::new(settings.refused_environments_size, settings.refused_environment_ttl),
+            new_environments: token_bucket(settings.new_environments_per_sec, settings.new_environments_burst),
+            bound_project: OnceLock::new(),
+            settings,
+            explicit_endpoint,
+        }
     }
 
     /// A token for an environment the facade holds none for costs Keystone
@@ -266,21 +227,9 @@ impl KeystoneAuth {
         )
     }
 
-    /// A caller's token the facade has not judged yet costs a Keystone
-    /// validation: within the namespace's rate only (a client sending
-    /// random tokens must not turn into a load on Keystone).
-    fn admit_new_caller_token(&self, request_id: &str) -> Result<(), AllianceError> {
-        self.admit(
-            &self.new_caller_tokens,
-            |retry_after| Refusal::KeystoneCallerTokenRate { retry_after },
-            request_id,
-            "too many unknown callers' tokens at once; identity service not asked",
-        )
-    }
-
     /// `Ok` when `bucket` has room; otherwise the refusal (503 with
     /// `Retry-After`), logged.
-    fn admit(
+    pub(super) fn admit(
         &self,
         bucket: &DefaultDirectRateLimiter,
         refusal: fn(u32) -> Refusal,
@@ -292,92 +241,6 @@ impl KeystoneAuth {
             tracing::warn!(request_id, reason = refusal.label(), "{log}");
             AllianceError::refused(refusal)
         })
-    }
-
-    /// Who a caller's token speaks for; `None` when Keystone does not
-    /// recognise it (revoked, expired, not a token).
-    pub async fn validate_caller_token(
-        &self,
-        token: &str,
-        request_id: &str,
-    ) -> Result<Option<TokenFacts>, AllianceError> {
-        let key = ids::hex(&Sha256::digest(token.as_bytes()));
-        let judged = self
-            .callers
-            .get_admitted(
-                &key,
-                || self.admit_new_caller_token(request_id),
-                || self.fetch_validation(token, request_id),
-                |_| FAILURE_TTL,
-            )
-            .await?;
-        Ok(judged.facts.clone())
-    }
-
-    /// Validates with the service project's token; if Keystone refuses that
-    /// token (revoked early), once more with a new one.
-    async fn fetch_validation(&self, token: &str, request_id: &str) -> Result<CallerToken, AllianceError> {
-        let cannot_validate = || AllianceError::bad_gateway("the facade cannot validate tokens in this namespace");
-        let Some(project) = &self.settings.service_project_id else {
-            tracing::warn!(
-                reason = "no_service_project",
-                "a caller's token cannot be validated: no service_project_id"
-            );
-            return Err(cannot_validate());
-        };
-        let subject = Secret::new(token);
-        for attempt in 0..2 {
-            let own = self.credentials(project, request_id).await.map_err(|error| {
-                if is_scope_refused(&error) {
-                    tracing::warn!(
-                        request_id,
-                        reason = "service_project_refused",
-                        "the facade's service user has no role on service_project_id"
-                    );
-                    cannot_validate()
-                } else {
-                    error
-                }
-            })?;
-            let Some(own_token) = &own.token else {
-                return Err(cannot_validate());
-            };
-            let judged = match self
-                .client
-                .validate(TokenKind::CallerToken, &own_token.id, &subject, request_id)
-                .await
-            {
-                Ok(valid) => Some(TokenFacts::from(valid)),
-                Err(TokenFailure::NotFound) => None,
-                Err(TokenFailure::Unauthorized) if attempt == 0 => {
-                    self.invalidate(project, &own).await;
-                    continue;
-                }
-                Err(TokenFailure::Unauthorized) => return Err(credentials_refused()),
-                Err(TokenFailure::Failed(error)) => return Err(error),
-            };
-            let refresh_at = match &judged {
-                Some(facts) => trusted_until(
-                    facts.expires_at,
-                    self.settings.caller_token_ttl,
-                    OffsetDateTime::now_utc(),
-                    Instant::now(),
-                ),
-                None => Instant::now() + INVALID_TOKEN_TTL,
-            };
-            return Ok(CallerToken {
-                facts: judged,
-                refresh_at,
-            });
-        }
-        Err(credentials_refused())
-    }
-
-    /// Glance refused the token: forget it, so the next call gets another.
-    pub async fn invalidate(&self, environment: &str, rejected: &Credentials) {
-        if let Some(token) = &rejected.token {
-            self.scoped.invalidate(environment, token).await;
-        }
     }
 
     async fn fetch_scoped(&self, environment: &str, request_id: &str) -> Result<ScopedToken, AllianceError> {
@@ -450,7 +313,9 @@ impl KeystoneAuth {
         if !gone {
             return Err(self.refuse_scope(environment, request_id));
         }
-        self.unscoped.invalidate("", &unscoped).await;
+        self.unscoped
+            .invalidate_where("", |token| token.id == unscoped.id)
+            .await;
         let unscoped = self.unscoped_token(request_id).await?;
         match self.try_rescope(&unscoped, environment, request_id).await? {
             Some(issued) => Ok(issued),
@@ -523,20 +388,6 @@ impl KeystoneAuth {
             .await
     }
 
-    /// For the readiness probe: whether Keystone issues the namespace's own
-    /// token (cached until it is due for refresh, so probes do not load
-    /// Keystone), and the Glance endpoint to check - the configured one, or
-    /// the one the last token's catalog named (`None` before any).
-    pub async fn ready_endpoint(&self, request_id: &str) -> Result<Option<Url>, AllianceError> {
-        self.unscoped_token(request_id).await?;
-        Ok(self.explicit_endpoint.clone().or_else(|| {
-            self.catalog_endpoint
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone()
-        }))
-    }
-
     fn scoped_token(&self, issued: IssuedToken) -> Result<ScopedToken, AllianceError> {
         let endpoint = match &self.explicit_endpoint {
             Some(endpoint) => endpoint.clone(),
@@ -574,6 +425,45 @@ impl KeystoneAuth {
     }
 }
 
+impl UpstreamAuth for KeystoneAuth {
+    async fn credentials(&self, environment: &str, request_id: &str) -> Result<Credentials, AllianceError> {
+        let token = self.token(environment, request_id).await?;
+        let value = HeaderValue::from_str(token.id.expose())
+            .map_err(|_| AllianceError::bad_gateway("the identity service sent an unusable token"))?;
+        let mut headers = HeaderMap::with_capacity(1 + IDENTITY_ROOM);
+        headers.insert(AUTH_TOKEN, value);
+        Ok(Credentials {
+            endpoint: token.endpoint.clone(),
+            headers,
+        })
+    }
+
+    /// Glance refused the token: it is forgotten (unless another request
+    /// replaced it meanwhile), so the call is made again with another.
+    async fn rejected(&self, environment: &str, rejected: &Credentials) -> AfterRejection {
+        if let Some(value) = rejected.headers.get(AUTH_TOKEN) {
+            self.scoped
+                .invalidate_where(environment, |token| token.id.expose().as_bytes() == value.as_bytes())
+                .await;
+        }
+        AfterRejection::Retry
+    }
+
+    /// For the readiness probe: whether Keystone issues the namespace's own
+    /// token (cached until it is due for refresh, so probes do not load
+    /// Keystone), and the Glance endpoint to check - the configured one, or
+    /// the one the last token's catalog named (`None` before any).
+    async fn ready_endpoint(&self, request_id: &str) -> Result<Option<Url>, AllianceError> {
+        self.unscoped_token(request_id).await?;
+        Ok(self.explicit_endpoint.clone().or_else(|| {
+            self.catalog_endpoint
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -592,21 +482,5 @@ mod tests {
             instant + Duration::from_secs(50)
         );
         assert_eq!(refresh_at(now - Duration::from_secs(5), now, instant), instant);
-    }
-
-    #[test]
-    fn callers_tokens_are_trusted_for_the_ttl_and_never_past_expiry() {
-        let now = OffsetDateTime::now_utc();
-        let instant = Instant::now();
-        let ttl = Duration::from_secs(300);
-        assert_eq!(
-            trusted_until(now + Duration::from_secs(3600), ttl, now, instant),
-            instant + ttl
-        );
-        assert_eq!(
-            trusted_until(now + Duration::from_secs(60), ttl, now, instant),
-            instant + Duration::from_secs(60)
-        );
-        assert_eq!(trusted_until(now - Duration::from_secs(5), ttl, now, instant), instant);
     }
 }
