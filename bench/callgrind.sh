@@ -30,12 +30,13 @@ while (($#)); do
 done
 command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is required (apt-get install valgrind)" >&2; exit 1; }
 
+target_dir=${CARGO_TARGET_DIR:-target}
 if [[ -z $binary ]]; then
     cargo build --profile profiling --locked --bin alliance-glance >&2
-    binary=target/profiling/alliance-glance
+    binary=$target_dir/profiling/alliance-glance
 fi
 cargo bench --bench facade --no-run --locked >&2 2>&1
-driver=$(ls -t target/release/deps/facade-* | grep -v '\.d$' | head -1)
+driver=$(ls -t "$target_dir"/release/deps/facade-* | grep -v '\.d$' | head -1)
 
 work=$(mktemp -d)
 pids=()
