@@ -12,10 +12,10 @@ use alliance_glance::admin::Admin;
 use alliance_glance::app::App;
 use alliance_glance::callers::bearer::SaltedHash;
 use alliance_glance::config::Config;
+use alliance_glance::listener_tls::Tls;
 use alliance_glance::logging::{self, LogFormat};
 use alliance_glance::reload::{CallerRules, Reloader, TlsFiles};
 use alliance_glance::server;
-use alliance_glance::tls::Tls;
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

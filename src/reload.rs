@@ -23,9 +23,9 @@ use std::sync::Arc;
 use crate::app::App;
 use crate::callers::Callers;
 use crate::config::Config;
+use crate::listener_tls::{Certificates, Tls};
 use crate::metrics::ReloadOutcome;
 use crate::route::Changes;
-use crate::tls::{Certificates, Tls};
 
 /// The step that makes a prepared part of a reload take effect.
 pub type Commit = Box<dyn FnOnce() + Send>;

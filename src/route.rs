@@ -1,4 +1,4 @@
-//! Step 2 of a request: namespace -> cloud (Glance endpoint, how to
+//! Step 3 of a request (README, "How a request goes through"): namespace -> cloud (Glance endpoint, how to
 //! authenticate), environment -> project-scoped credentials for the session.
 
 use std::collections::HashMap;

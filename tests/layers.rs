@@ -2,8 +2,8 @@
 //! references to other modules (`use crate::...`, `super::...`, paths in
 //! code; test modules and comments left out), and fails on:
 //! - a cycle between any two modules (files), naming it;
-//! - an import from a lower layer into a higher one, by the table below
-//!   (README, "How a request goes through", draws it).
+//! - an import from a lower layer into a higher one, by README's drawing
+//!   ("How a request goes through", the ```layers block), read here.
 //!
 //! The parsing is textual (the shapes rustfmt leaves: `use` trees with
 //! braces, paths in code); it is checked against itself by the unit cases
@@ -12,26 +12,22 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Top-level modules from the top (the binary) down. A module may import
-/// only from modules of a lower layer; modules of one layer may not import
-/// each other.
-const LAYERS: &[&[&str]] = &[
-    &["main"],
-    &["demo"],
-    &["admin", "reload", "server"],
-    &["tls"],
-    &["app"],
-    &["ops", "callers"],
-    &["inbound", "route"],
-    &["copy_from"],
-    &["upstream"],
-    &["limits"],
-    &["reshape"],
-    &["error"],
-    &["body", "config", "connection", "logging", "request_id"],
-    &["metrics"],
-    &["ids", "operation", "refusal"],
-];
+/// Top-level modules from the top (the binary) down, as README's drawing
+/// (the ```layers block of "How a request goes through") lists them, one
+/// layer per line. A module may import only from modules of a lower layer;
+/// modules of one layer may not import each other.
+fn layers() -> Vec<Vec<String>> {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README.md");
+    let block = readme
+        .split("```layers\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README draws the layers in a ```layers block");
+    block
+        .lines()
+        .map(|line| line.split(',').map(|module| module.trim().to_owned()).collect())
+        .collect()
+}
 
 type Module = Vec<String>;
 
@@ -245,7 +241,7 @@ fn resolve(from: &[String], path: &[String], modules: &BTreeSet<Module>, crate_n
 
 fn layer(module: &[String]) -> Option<usize> {
     let top = module.first()?;
-    LAYERS.iter().position(|layer| layer.contains(&top.as_str()))
+    layers().iter().position(|layer| layer.contains(top))
 }
 
 fn graph() -> BTreeMap<Module, BTreeSet<Module>> {
@@ -317,11 +313,11 @@ fn imports_run_down_the_layers() {
     let mut wrong = Vec::new();
     for (from, targets) in graph() {
         let Some(from_layer) = layer(&from) else {
-            assert!(from.is_empty(), "{} is in no layer of LAYERS", name(&from));
+            assert!(from.is_empty(), "{} is in no layer of README's drawing", name(&from));
             continue;
         };
         for to in targets {
-            let to_layer = layer(&to).unwrap_or_else(|| panic!("{} is in no layer of LAYERS", name(&to)));
+            let to_layer = layer(&to).unwrap_or_else(|| panic!("{} is in no layer of README's drawing", name(&to)));
             if from.first() != to.first() && to_layer <= from_layer {
                 wrong.push(format!("{} imports {}", name(&from), name(&to)));
             }

@@ -90,10 +90,6 @@ impl BearerHashes {
         self.entries.push((rule, hash));
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// The rules whose secret `presented` is.
     pub fn matching(&self, presented: &str) -> Vec<usize> {
         self.matching_with(presented, salted_sha256)

@@ -1,4 +1,5 @@
-//! The step between inbound and route: who is calling - from what the
+//! Step 2 of a request (README, "How a request goes through"), between
+//! inbound's head and its body: who is calling - from what the
 //! connection proves (the peer's address, a client certificate) and what the
 //! request carries (a bearer secret, a Keystone token) - and whether a
 //! `[[callers]]` rule lets that caller act on the namespace and environment

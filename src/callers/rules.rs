@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use super::bearer::{BearerHashes, SaltedHash};
-use crate::config::{AuthConfig, CallerConfig, Config, Scope};
+use crate::config::{AuthConfig, CallerConfig, CallerIdentity, Config, Scope};
 use crate::connection::Peer;
 use crate::error::AllianceError;
 use crate::ids;
@@ -69,33 +69,30 @@ impl Rule {
         config: &Config,
         bearer: &mut BearerHashes,
     ) -> Result<Self, String> {
-        let identity = if let Some(text) = &rule.client_cert_sha256 {
-            Identity::CertSha256(
+        let identity = match rule.identity()? {
+            CallerIdentity::CertSha256(text) => Identity::CertSha256(
                 parse_fingerprint(text)
                     .ok_or(".client_cert_sha256: expected 64 hexadecimal digits (colons allowed)")?,
-            )
-        } else if let Some(name) = &rule.client_cert_name {
-            Identity::CertName(name.clone())
-        } else if let Some(networks) = &rule.source_cidrs {
-            Identity::Source(networks.clone())
-        } else if let Some(text) = &rule.bearer_secret_sha256 {
-            bearer.push(
-                index,
-                SaltedHash::parse(text).map_err(|error| format!(".bearer_secret_sha256: {error}"))?,
-            );
-            Identity::Bearer
-        } else if let Some(path) = &rule.bearer_secret_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|error| format!(".bearer_secret_file: cannot read {}: {error}", path.display()))?;
-            let secret = text.lines().next().unwrap_or_default().trim();
-            let hash =
-                SaltedHash::new(secret).map_err(|error| format!(".bearer_secret_file: {}: {error}", path.display()))?;
-            bearer.push(index, hash);
-            Identity::Bearer
-        } else if rule.keystone_token {
-            Identity::KeystoneToken
-        } else {
-            return Err(": a rule needs one identity".into());
+            ),
+            CallerIdentity::CertName(name) => Identity::CertName(name.to_owned()),
+            CallerIdentity::Source(networks) => Identity::Source(networks.to_vec()),
+            CallerIdentity::BearerSha256(text) => {
+                bearer.push(
+                    index,
+                    SaltedHash::parse(text).map_err(|error| format!(".bearer_secret_sha256: {error}"))?,
+                );
+                Identity::Bearer
+            }
+            CallerIdentity::BearerFile(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|error| format!(".bearer_secret_file: cannot read {}: {error}", path.display()))?;
+                let secret = text.lines().next().unwrap_or_default().trim();
+                let hash = SaltedHash::new(secret)
+                    .map_err(|error| format!(".bearer_secret_file: {}: {error}", path.display()))?;
+                bearer.push(index, hash);
+                Identity::Bearer
+            }
+            CallerIdentity::KeystoneToken => Identity::KeystoneToken,
         };
         let environments = match &rule.environments {
             Scope::Any => None,

@@ -1,7 +1,7 @@
 //! `[[callers]]`: who may call, and as which namespaces and environments.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -45,20 +45,58 @@ pub struct CallerConfig {
     pub rate: Option<RateConfig>,
 }
 
+/// How a rule recognises its caller: the one identity field it sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerIdentity<'a> {
+    CertSha256(&'a str),
+    CertName(&'a str),
+    Source(&'a [IpNet]),
+    BearerSha256(&'a str),
+    BearerFile(&'a Path),
+    KeystoneToken,
+}
+
+impl CallerIdentity<'_> {
+    /// Its field in the rule.
+    pub fn field(self) -> &'static str {
+        match self {
+            CallerIdentity::CertSha256(_) => "client_cert_sha256",
+            CallerIdentity::CertName(_) => "client_cert_name",
+            CallerIdentity::Source(_) => "source_cidrs",
+            CallerIdentity::BearerSha256(_) => "bearer_secret_sha256",
+            CallerIdentity::BearerFile(_) => "bearer_secret_file",
+            CallerIdentity::KeystoneToken => "keystone_token",
+        }
+    }
+}
+
 impl CallerConfig {
-    /// The identity fields that are set, by name.
-    pub fn identities(&self) -> Vec<&'static str> {
-        [
-            ("client_cert_sha256", self.client_cert_sha256.is_some()),
-            ("client_cert_name", self.client_cert_name.is_some()),
-            ("source_cidrs", self.source_cidrs.is_some()),
-            ("bearer_secret_sha256", self.bearer_secret_sha256.is_some()),
-            ("bearer_secret_file", self.bearer_secret_file.is_some()),
-            ("keystone_token", self.keystone_token),
+    /// The rule's identity; the error (`: ...` or `.field: ...`) when it
+    /// sets none, or more than one.
+    pub fn identity(&self) -> Result<CallerIdentity<'_>, String> {
+        let set: Vec<CallerIdentity<'_>> = [
+            self.client_cert_sha256.as_deref().map(CallerIdentity::CertSha256),
+            self.client_cert_name.as_deref().map(CallerIdentity::CertName),
+            self.source_cidrs.as_deref().map(CallerIdentity::Source),
+            self.bearer_secret_sha256.as_deref().map(CallerIdentity::BearerSha256),
+            self.bearer_secret_file.as_deref().map(CallerIdentity::BearerFile),
+            self.keystone_token.then_some(CallerIdentity::KeystoneToken),
         ]
         .into_iter()
-        .filter_map(|(name, set)| set.then_some(name))
-        .collect()
+        .flatten()
+        .collect();
+        match set[..] {
+            [] => Err(
+                ": a rule needs one identity: client_cert_sha256, client_cert_name, source_cidrs, \
+                       bearer_secret_sha256, bearer_secret_file or keystone_token"
+                    .into(),
+            ),
+            [identity] => Ok(identity),
+            _ => {
+                let fields: Vec<&str> = set.iter().map(|identity| identity.field()).collect();
+                Err(format!(".{}: a rule has exactly one identity", fields.join(", ")))
+            }
+        }
     }
 
     /// One rule, apart from its name; the message starts with the field at
@@ -70,23 +108,13 @@ impl CallerConfig {
                 return Err(format!(".{field}: must be given: {SCOPE_EXPECTED}"));
             }
         }
-        let identities = self.identities();
-        match identities[..] {
-            [] => {
-                return Err(
-                    ": a rule needs one identity: client_cert_sha256, client_cert_name, source_cidrs, \
-                            bearer_secret_sha256, bearer_secret_file or keystone_token"
-                        .into(),
-                );
-            }
-            [_] => {}
-            _ => return Err(format!(".{}: a rule has exactly one identity", identities.join(", "))),
-        }
+        let identity = self.identity()?;
         let client_auth = tls.map_or(ClientAuth::None, |tls| tls.client_auth);
-        if (self.client_cert_sha256.is_some() || self.client_cert_name.is_some()) && client_auth == ClientAuth::None {
+        let certificate = matches!(identity, CallerIdentity::CertSha256(_) | CallerIdentity::CertName(_));
+        if certificate && client_auth == ClientAuth::None {
             return Err(format!(
                 ".{}: client certificates need [tls] with client_auth = \"request\" or \"require\"",
-                identities[0]
+                identity.field()
             ));
         }
         if self.client_cert_name.is_some() && tls.is_none_or(|tls| tls.client_ca_file.is_none()) {

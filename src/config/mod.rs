@@ -27,7 +27,7 @@ use serde::Deserialize;
 
 pub use admin::{AdminConfig, same_port};
 pub use auth::{AuthConfig, KeystoneConfig, ScopeMethod, TrustedConfig};
-pub use callers::{CallerConfig, Scope};
+pub use callers::{CallerConfig, CallerIdentity, Scope};
 pub use client::ClientLimits;
 pub use limits::{LimitsConfig, Rate, RateConfig};
 pub use namespace::{EnvironmentIdFormat, FallbackConfig, GuardConfig, NamespaceConfig};

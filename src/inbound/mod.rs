@@ -1,4 +1,4 @@
-//! Step 1 of a request: parse and validate the Alliance call into a typed
+//! Step 1 of a request (README, "How a request goes through"): parse and validate the Alliance call into a typed
 //! [`AllianceRequest`]. Every bad input ends here with a 4xx, before anything
 //! is sent upstream.
 //!

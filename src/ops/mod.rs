@@ -1,4 +1,4 @@
-//! Step 3 of a request: the five Alliance calls, one file each. Every file
+//! Step 4 of a request (README, "How a request goes through"): the five Alliance calls, one file each. Every file
 //! decides which Glance v2 calls its operation makes (the calls themselves,
 //! with their status tables, are in `upstream::glance`), builds their bodies
 //! as pure functions, and reshapes the answer. Sub-steps shared by several

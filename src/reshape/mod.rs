@@ -1,4 +1,4 @@
-//! The last step of a request: Glance v2 answers -> the documented
+//! Step 5 of a request (README, "How a request goes through"): Glance v2 answers -> the documented
 //! Alliance form (the field table, the image, plain messages, and the
 //! status tables' mechanism).
 

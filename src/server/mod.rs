@@ -32,10 +32,10 @@ use tokio::task::JoinHandle;
 use crate::app::App;
 use crate::connection::{ClientConnection, Cut, Peer};
 use crate::limits::Throttled;
+use crate::listener_tls::Tls;
 use crate::logging;
 use crate::metrics::Metrics;
 use crate::refusal::Refusal;
-use crate::tls::Tls;
 use io::{ClientIo, IoLimits};
 pub use listen::{WorkerSockets, bind_workers, connection_cap, raise_open_files_limit};
 

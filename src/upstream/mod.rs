@@ -1,4 +1,5 @@
-//! Step 3 of a request: calls to Glance v2, built from scratch.
+//! The calls of step 4 of a request (README, "How a request goes through"):
+//! calls to Glance v2, built from scratch, and Keystone for the credentials.
 //!
 //! No client header is ever forwarded: each call carries only what the facade
 //! decides - `Accept: application/json`, the request id, the identity

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use alliance_glance::app::App;
 use alliance_glance::config::Config;
+use alliance_glance::listener_tls::Tls;
 use alliance_glance::server::RunningServer;
-use alliance_glance::tls::Tls;
 use openstack_mock::glance::{self, Handle, RecordedRequest};
 use serde_json::Value;
 

@@ -1,6 +1,6 @@
 //! The HTTP client for upstream services (Glance, Keystone): one interface,
 //! [`Transport`], with two implementations - [`plain`] for `http` endpoints
-//! (hyper's connection API under a pool of our own) and [`tls`] for `https`
+//! (hyper's connection API under a pool of our own) and [`https`] for `https`
 //! endpoints and streamed uploads (reqwest with rustls).
 //!
 //! The rules every call follows are written once, here: where the request
@@ -18,8 +18,8 @@
 //! on every call.
 
 mod budget;
+mod https;
 mod plain;
-mod tls;
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -177,7 +177,7 @@ pub struct UpstreamHttp {
 #[derive(Clone)]
 struct Transports {
     plain: plain::PlainPool,
-    tls: tls::TlsClient,
+    https: https::HttpsClient,
 }
 
 impl Transports {
@@ -188,7 +188,7 @@ impl Transports {
                 options.pool_idle_timeout,
                 options.budget.clone(),
             ),
-            tls: tls::TlsClient::new(options)?,
+            https: https::HttpsClient::new(options)?,
         })
     }
 }
@@ -258,7 +258,7 @@ impl UpstreamHttp {
         let limit = self.options.request_timeout;
         match endpoint.scheme() {
             "http" => within(limit, resend_if_stale(&transports.plain, &outgoing, may_resend)).await,
-            "https" => within(limit, resend_if_stale(&transports.tls, &outgoing, may_resend)).await,
+            "https" => within(limit, resend_if_stale(&transports.https, &outgoing, may_resend)).await,
             other => Err(TransportError::Broken(format!("unsupported scheme {other}"))),
         }
     }
@@ -284,7 +284,7 @@ impl UpstreamHttp {
             headers,
             body: Bytes::new(),
         };
-        within(timeout, transports.tls.stream(request, endpoint.scheme(), body)).await
+        within(timeout, transports.https.stream(request, endpoint.scheme(), body)).await
     }
 
     /// Every call's headers: the identity headers, then the facade's own

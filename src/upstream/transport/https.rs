@@ -10,12 +10,12 @@ use http::uri::Scheme;
 use super::{AnswerBudget, HttpOptions, Outgoing, Reply, Transport, TransportError, failed, read_answer};
 
 #[derive(Clone)]
-pub struct TlsClient {
+pub struct HttpsClient {
     client: reqwest::Client,
     budget: AnswerBudget,
 }
 
-impl Transport for TlsClient {
+impl Transport for HttpsClient {
     /// reqwest has no "fresh connection" switch; a resend after a stale
     /// pooled connection gets another one from its pool, or a new one.
     async fn exchange(&self, mut request: Outgoing, _fresh: bool) -> Result<Reply, TransportError> {
@@ -24,7 +24,7 @@ impl Transport for TlsClient {
     }
 }
 
-impl TlsClient {
+impl HttpsClient {
     pub fn new(options: &HttpOptions) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -34,7 +34,7 @@ impl TlsClient {
             .no_proxy()
             .build()
             .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
-        Ok(TlsClient {
+        Ok(HttpsClient {
             client,
             budget: options.budget.clone(),
         })
