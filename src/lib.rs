@@ -37,6 +37,7 @@ pub mod request_id;
 pub mod reshape;
 pub mod route;
 pub mod server;
+pub mod shared_cache;
 pub mod upstream;
 
 /// The commit the binary was built from (`build.rs`; `unknown` outside git).

@@ -204,6 +204,22 @@ label_values! {
 }
 
 label_values! {
+    /// What the shared cache in memcached did.
+    SharedCacheEvent = "event" {
+        /// An entry found and opened.
+        Hit = "hit",
+        Miss = "miss",
+        Stored = "stored",
+        /// memcached failed or did not answer in time.
+        Error = "error",
+        /// The in-process state (or a fetch of its own) served instead.
+        Fallback = "fallback",
+        /// An entry that did not open (another secret, or changed): ignored.
+        Rejected = "rejected",
+    }
+}
+
+label_values! {
     ReloadOutcome = "outcome" {
         Applied = "applied",
         Refused = "refused",
@@ -348,6 +364,8 @@ families! {
         connections_accepted: Counter<()> = "connections_accepted",
             "Client connections accepted on the Alliance listener";
         reloads: Counter<(ReloadOutcome,)> = "config_reloads", "Configuration reloads (SIGHUP), applied or refused";
+        shared_cache: Counter<(SharedCacheEvent,)> = "shared_cache_events",
+            "What the cache shared with the other replicas in memcached did: hits, misses, stores, errors, fallbacks, rejected entries";
     }
 }
 
@@ -559,6 +577,12 @@ impl Metrics {
     pub fn refused(&self, refusal: Refusal) {
         if let Some(registered) = &self.inner {
             registered.unknown_namespace.refused(refusal);
+        }
+    }
+
+    pub fn shared_cache(&self, event: SharedCacheEvent) {
+        if let Some(counter) = self.process().and_then(|process| process.shared_cache.get((event,))) {
+            counter.inc();
         }
     }
 

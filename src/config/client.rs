@@ -1,5 +1,6 @@
 //! `[client]`: what a client of the Alliance API may take.
 
+use ipnet::IpNet;
 use serde::Deserialize;
 
 /// Limits on Alliance API clients (`[client]`), named after nginx's
@@ -34,6 +35,16 @@ pub struct ClientLimits {
     pub lingering_timeout_secs: u64,
     /// ...and up to this many bytes.
     pub lingering_max_bytes: u64,
+    /// The load balancers in front of the facade: from these networks, and
+    /// only from them, `proxy_protocol` and `x_forwarded_for` name the client.
+    pub trusted_proxies: Vec<IpNet>,
+    /// A connection from a trusted proxy may start with a PROXY protocol
+    /// header (v1 or v2, HAProxy's `send-proxy`/`send-proxy-v2`), naming the
+    /// client (before TLS, so TLS passed through keeps its client certificate).
+    pub proxy_protocol: bool,
+    /// A request from a trusted proxy names its client in `X-Forwarded-For`:
+    /// the right-most address that is not a trusted proxy.
+    pub x_forwarded_for: bool,
 }
 
 impl Default for ClientLimits {
@@ -49,6 +60,9 @@ impl Default for ClientLimits {
             lingering_time_secs: 30,
             lingering_timeout_secs: 5,
             lingering_max_bytes: 16 * 1024 * 1024,
+            trusted_proxies: Vec::new(),
+            proxy_protocol: false,
+            x_forwarded_for: false,
         }
     }
 }
@@ -73,6 +87,12 @@ impl ClientLimits {
         }
         if self.max_header_bytes < MIN_HEADER_BYTES {
             return Err(format!("client.max_header_bytes must be at least {MIN_HEADER_BYTES}"));
+        }
+        if (self.proxy_protocol || self.x_forwarded_for) && self.trusted_proxies.is_empty() {
+            return Err(
+                "client.proxy_protocol and client.x_forwarded_for need client.trusted_proxies (whose word to take)"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ mod callers;
 mod client;
 mod limits;
 mod namespace;
+mod shared_cache;
 mod tls;
 mod upstream;
 
@@ -31,6 +32,7 @@ pub use callers::{CallerConfig, CallerIdentity, Scope};
 pub use client::ClientLimits;
 pub use limits::{LimitsConfig, Rate, RateConfig};
 pub use namespace::{EnvironmentIdFormat, FallbackConfig, GuardConfig, NamespaceConfig};
+pub use shared_cache::{SecurityStrategy, SharedCacheConfig};
 pub use tls::{ClientAuth, TlsConfig};
 pub use upstream::UpstreamLimits;
 
@@ -46,7 +48,12 @@ pub struct Config {
     pub allow_open: bool,
     /// Larger request bodies are refused with 413 before they are read.
     pub max_body_bytes: usize,
-    /// How long in-flight requests may run on after SIGTERM or Ctrl-C.
+    /// After SIGTERM, how long the facade goes on serving - `/readyz` 503,
+    /// every answer with `Connection: close` - so that load balancers see
+    /// it leave before it stops accepting.
+    pub drain_secs: u64,
+    /// How long in-flight requests may run on once it stops accepting
+    /// (after the drain, or at once on Ctrl-C).
     pub shutdown_grace_secs: u64,
     /// What a client of the Alliance API may take: connections, time, head
     /// sizes (`[client]`).
@@ -57,6 +64,10 @@ pub struct Config {
     pub admin: AdminConfig,
     /// TLS on the Alliance listener (`[tls]`); plain HTTP without it.
     pub tls: Option<TlsConfig>,
+    /// State shared with the other replicas in memcached (`[shared_cache]`):
+    /// Keystone tokens, callers' token validations, refused environments,
+    /// rates. None: each process keeps its own.
+    pub shared_cache: Option<SharedCacheConfig>,
     /// Who may call, and as which namespaces and environments (`[[callers]]`,
     /// checked by `callers`). None: anyone who reaches the listener.
     pub callers: Vec<CallerConfig>,
@@ -70,11 +81,13 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             allow_open: false,
             max_body_bytes: 1024 * 1024,
+            drain_secs: 10,
             shutdown_grace_secs: 10,
             client: ClientLimits::default(),
             upstream: UpstreamLimits::default(),
             admin: AdminConfig::default(),
             tls: None,
+            shared_cache: None,
             callers: Vec::new(),
             namespaces: BTreeMap::new(),
         }
@@ -128,6 +141,9 @@ impl Config {
         }
         if let Some(tls) = &self.tls {
             tls.validate().map_err(ConfigError)?;
+        }
+        if let Some(shared_cache) = &self.shared_cache {
+            shared_cache.validate().map_err(ConfigError)?;
         }
         callers::validate(&self.callers, self.tls.as_ref(), &self.namespaces).map_err(ConfigError)?;
         for (name, namespace) in &self.namespaces {
