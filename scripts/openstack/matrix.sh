@@ -16,7 +16,7 @@ cd "$REPO"
 if (($#)); then
     releases=("$@")
 else
-    mapfile -t releases < <(ls "$HERE/releases" | sort -rn)
+    mapfile -t releases < <(cd "$HERE/releases" && printf '%s\n' * | sort -rn)
 fi
 
 cargo test --locked --test scenarios --no-run
