@@ -5,7 +5,7 @@
 # and clean.sh as `source plugin.sh MODE [PHASE]` (DevStack's plugin contract). The work is
 # in devstack/lib/alliance-glance; the settings in devstack/settings.
 
-# shellcheck source=devstack/lib/alliance-glance
+# shellcheck source-path=SCRIPTDIR source=lib/alliance-glance
 source "$(dirname "${BASH_SOURCE[0]}")/lib/alliance-glance"
 
 if is_service_enabled alliance-glance; then
