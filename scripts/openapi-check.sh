@@ -95,8 +95,10 @@ if [[ -z $only || $only == real ]]; then
         echo "openapi-check: $env_file is missing; scripts/openstack/up.sh starts real Glance" >&2
         exit 1
     }
-    # shellcheck disable=SC1090
-    set -a; . "$env_file"; set +a
+    set -a
+    # shellcheck source=/dev/null
+    . "$env_file"
+    set +a
     port=$(free_port)
     cat >"$work/real.toml" <<EOF
 listen = "127.0.0.1:$port"

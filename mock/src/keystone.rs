@@ -73,6 +73,11 @@ pub struct Options {
     pub application_credentials: Vec<ApplicationCredential>,
     /// `(interface, url)` of the `image` service, in region `RegionOne`.
     pub image_endpoints: Vec<(String, String)>,
+    /// `(interface, path)` of the `identity` service, the path after the
+    /// mock's own base URL: `keystone-manage bootstrap` with the three
+    /// interfaces at `/v3` by default; DevStack registers `public` alone,
+    /// without a version.
+    pub identity_endpoints: Vec<(String, String)>,
     pub token_lifetime: Duration,
     /// Time spent on a password check (Keystone's bcrypt takes ~360 ms).
     pub password_check_delay: Duration,
@@ -117,6 +122,10 @@ impl Options {
                 ("public".into(), image_url.into()),
                 ("internal".into(), image_url.into()),
             ],
+            identity_endpoints: ["public", "internal", "admin"]
+                .into_iter()
+                .map(|interface| (interface.to_owned(), "/v3".to_owned()))
+                .collect(),
             token_lifetime: Duration::from_secs(3600),
             password_check_delay: Duration::ZERO,
         }
@@ -893,10 +902,12 @@ fn token_document(state: &State, base_url: &str, record: &TokenRecord, with_cata
                     })
                     .collect()
             };
-            // Keystone's own endpoints, as `keystone-manage bootstrap` registers them.
-            let identity: Vec<(String, String)> = ["public", "internal", "admin"]
-                .into_iter()
-                .map(|interface| (interface.to_owned(), format!("{base_url}/v3")))
+            // Keystone's own endpoints, as the deployment registered them.
+            let identity: Vec<(String, String)> = state
+                .options
+                .identity_endpoints
+                .iter()
+                .map(|(interface, path)| (interface.clone(), format!("{base_url}{path}")))
                 .collect();
             token["catalog"] = json!([
                 {"endpoints": endpoints(&identity), "id": "9a2e4b8f1c6d4e0fa7b3c5d9e1f20384", "type": "identity", "name": "keystone"},

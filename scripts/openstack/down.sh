@@ -131,7 +131,7 @@ while [[ -n $left ]] && ((SECONDS < deadline)); do
     left="$(ours)"
 done
 if [[ -n $left ]]; then
-    say "still running after ${STOP_TIMEOUT}s, SIGKILL: $(echo $left)"
+    say "still running after ${STOP_TIMEOUT}s, SIGKILL: ${left//$'\n'/ }"
     for p in $left; do kill -KILL "$p" 2>/dev/null || true; done
     deadline=$((SECONDS + 5))
     left="$(ours)"
@@ -141,7 +141,7 @@ if [[ -n $left ]]; then
     done
 fi
 if [[ -n $left ]]; then
-    say "ERROR: could not stop: $(echo $left)" >&2
+    say "ERROR: could not stop: ${left//$'\n'/ }" >&2
     exit 1
 fi
 

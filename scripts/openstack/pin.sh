@@ -11,7 +11,7 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-RELEASE="${1:?usage: pin.sh RELEASE (one of: $(ls "$HERE/releases" | tr '\n' ' '))}"
+RELEASE="${1:?usage: pin.sh RELEASE (one of: $(cd "$HERE/releases" && echo *))}"
 DIR="$HERE/releases/$RELEASE"
 [[ -f $DIR/release.env ]] || { echo "pin.sh: no release $RELEASE under $HERE/releases" >&2; exit 1; }
 # shellcheck source=/dev/null

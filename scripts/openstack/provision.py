@@ -12,6 +12,13 @@ Creates:
   user alliance (domain default): member + reader on alpha and beta, nothing on gamma,
     service on project service (to validate its callers' tokens, as keystonemiddleware does)
   user glance (domain default): service on project service (for keystonemiddleware)
+
+With OS_LAYOUT=devstack (scripts/openstack/up.sh --layout devstack), as DevStack's
+create_glance_accounts and create_keystone_accounts do: the image service's public
+endpoint only; glance also gets admin on service (create_service_user glance admin); and
+DevStack's own projects and users: demo (demo: member; demo_reader: reader), alt_demo
+(alt_demo_member: member; alt_demo_reader: reader), invisible_to_admin (demo: member),
+with the admin's password, as DevStack gives them.
 """
 
 import json
@@ -23,6 +30,7 @@ import urllib.request
 KEYSTONE = os.environ["OS_KEYSTONE_URL"].rstrip("/")  # .../v3
 REGION = os.environ.get("OS_REGION", "RegionOne")
 GLANCE_URL = os.environ["OS_GLANCE_KEYSTONE_URL"].rstrip("/")
+DEVSTACK = os.environ.get("OS_LAYOUT") == "devstack"
 # Loopback only: never go through a proxy that the environment may name.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -100,7 +108,7 @@ def main():
         expect=(201,),
     )
     service_id = svc["service"]["id"]
-    for interface in ("public", "internal"):
+    for interface in ("public",) if DEVSTACK else ("public", "internal"):
         call(
             "POST",
             "/endpoints",
@@ -111,7 +119,10 @@ def main():
         )
 
     projects = {}
-    for name in ("alpha", "beta", "gamma", "service"):
+    names = ["alpha", "beta", "gamma", "service"]
+    if DEVSTACK:
+        names += ["demo", "alt_demo", "invisible_to_admin"]
+    for name in names:
         _, p = call(
             "POST",
             "/projects",
@@ -148,6 +159,28 @@ def main():
     glance_id = create_user("glance", glance_password)
     grant("service", glance_id, "service")
 
+    devstack_ids = {}
+    if DEVSTACK:
+        grant("service", glance_id, "admin")
+        users = {}
+        for user, grants in (
+            ("demo", (("demo", "member"), ("invisible_to_admin", "member"))),
+            ("demo_reader", (("demo", "reader"),)),
+            ("alt_demo_member", (("alt_demo", "member"),)),
+            ("alt_demo_reader", (("alt_demo", "reader"),)),
+        ):
+            users[user] = create_user(user, admin_password)
+            for project, role in grants:
+                grant(project, users[user], role)
+        devstack_ids = {
+            "OS_DEMO_PROJECT": projects["demo"],
+            "OS_ALT_DEMO_PROJECT": projects["alt_demo"],
+            "OS_INVISIBLE_TO_ADMIN_PROJECT": projects["invisible_to_admin"],
+            "OS_DEMO_USER_ID": users["demo"],
+            "OS_ALT_DEMO_MEMBER_USER_ID": users["alt_demo_member"],
+            "OS_DEMO_READER_USER_ID": users["demo_reader"],
+        }
+
     # The admin token is not needed any more: revoke it.
     call("DELETE", "/auth/tokens", token=tok, extra_headers={"X-Subject-Token": tok}, expect=(204,))
 
@@ -161,6 +194,7 @@ def main():
         "OS_IMAGE_SERVICE_ID": service_id,
         "OS_ROLE_MEMBER_ID": role_id["member"],
         "OS_ROLE_READER_ID": role_id["reader"],
+        **devstack_ids,
     }
     for k, v in out.items():
         print(f"{k}={v}")

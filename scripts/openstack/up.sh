@@ -2,7 +2,13 @@
 # Install (cached) and start real OpenStack Keystone and Glance of one release on 127.0.0.1
 # for the alliance-glance test suite. See scripts/openstack/README.md.
 #
-#   scripts/openstack/up.sh [--release N]   # N: 33 (default), 31 or 28 (releases/N/)
+#   scripts/openstack/up.sh [--release N] [--layout L]
+#       N: 33 (default), 31 or 28 (releases/N/)
+#       L: gunicorn (default): Keystone and each Glance on a port of its own, under gunicorn;
+#          devstack: Keystone and the keystone-flavor Glance under uwsgi behind Apache at
+#          /identity and /image of one port, as DevStack lays them out (needs uwsgi pinned in
+#          releases/N/requirements.txt - 33 has it - and Debian's apache2 and
+#          libapache2-mod-proxy-uwsgi)
 #   set -a; . .cache/openstack/N/env; set +a
 #   scripts/openstack/smoke.sh [--release N]  # optional end-to-end check
 #   scripts/openstack/down.sh [--release N]   # stops what up.sh started (all releases without N)
@@ -16,16 +22,23 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 RELEASE=33
+LAYOUT=gunicorn
 while (($#)); do
     case $1 in
     --release) RELEASE="${2:?--release needs a value}"; shift 2 ;;
     --release=*) RELEASE="${1#--release=}"; shift ;;
-    *) printf 'up.sh: unknown argument %s (usage: up.sh [--release N])\n' "$1" >&2; exit 2 ;;
+    --layout) LAYOUT="${2:?--layout needs a value}"; shift 2 ;;
+    --layout=*) LAYOUT="${1#--layout=}"; shift ;;
+    *) printf 'up.sh: unknown argument %s (usage: up.sh [--release N] [--layout gunicorn|devstack])\n' "$1" >&2; exit 2 ;;
     esac
 done
+case $LAYOUT in
+gunicorn | devstack) ;;
+*) printf 'up.sh: ERROR: unknown layout %s (gunicorn or devstack)\n' "$LAYOUT" >&2; exit 2 ;;
+esac
 RELEASE_DIR="$HERE/releases/$RELEASE"
 if [[ ! -f $RELEASE_DIR/release.env ]]; then
-    printf 'up.sh: ERROR: no release %s (known: %s)\n' "$RELEASE" "$(ls "$HERE/releases" | tr '\n' ' ')" >&2
+    printf 'up.sh: ERROR: no release %s (known: %s)\n' "$RELEASE" "$(cd "$HERE/releases" && echo *)" >&2
     exit 2
 fi
 # SERIES, GLANCE_VERSION, KEYSTONE_VERSION, GLANCE_WSGI_APP, KEYSTONE_WSGI_APP.
@@ -105,7 +118,8 @@ for c in "${candidates[@]}"; do
     fi
 done
 if [[ -z $PY ]]; then
-    die "Python >= 3.11 is required (glance 33.0.0 and keystone 30.0.0 need it; one interpreter serves every release); tried: $(IFS=,; echo "${seen[*]}" | sed 's/,/, /g'). Install one, or set OS_PYTHON=/path/to/python3.11."
+    tried="$(printf '%s, ' "${seen[@]}")"
+    die "Python >= 3.11 is required (glance 33.0.0 and keystone 30.0.0 need it; one interpreter serves every release); tried: ${tried%, }. Install one, or set OS_PYTHON=/path/to/python3.11."
 fi
 "$PY" -c 'import venv, ensurepip' 2>/dev/null ||
     die "$PY lacks the venv/ensurepip modules (on Debian: apt-get install python3-venv)"
@@ -113,6 +127,30 @@ PY_VERSION="$("$PY" -c 'import sys; print(sys.version.split()[0])')"
 for tool in curl qemu-img setsid flock awk sha256sum; do
     command -v "$tool" >/dev/null 2>&1 || die "'$tool' is required but not found (qemu-img: apt-get install qemu-utils)"
 done
+
+# The devstack layout: Debian's apache2 (run by this script with a configuration folder of
+# its own under the run folder; the system's Apache configuration is never read or touched,
+# only its module files are loaded), mod_proxy_uwsgi, and uwsgi from the release's venv.
+APACHE_BIN="${OS_APACHE_BIN:-/usr/sbin/apache2}"
+APACHE_MODS_AVAILABLE="${OS_APACHE_MODS_AVAILABLE:-/etc/apache2/mods-available}"
+APACHE_AS=()
+APACHE_USER="$(id -un)"
+if [[ $LAYOUT == devstack ]]; then
+    grep -q '^pyuwsgi==' "$REQUIREMENTS" ||
+        die "layout devstack serves Keystone and Glance with uwsgi, which $REQUIREMENTS does not pin (release 33 does)"
+    [[ -x $APACHE_BIN ]] ||
+        die "layout devstack needs Apache at $APACHE_BIN (apt-get install apache2 libapache2-mod-proxy-uwsgi; or set OS_APACHE_BIN)"
+    for mod in mpm_event authz_core env proxy proxy_http proxy_uwsgi; do
+        [[ -f $APACHE_MODS_AVAILABLE/$mod.load ]] ||
+            die "layout devstack needs Apache's $mod module ($APACHE_MODS_AVAILABLE/$mod.load; apt-get install apache2 libapache2-mod-proxy-uwsgi)"
+    done
+    # Apache runs unprivileged: as root, as nobody (setpriv, util-linux); else as the user.
+    if ((EUID == 0)); then
+        command -v setpriv >/dev/null 2>&1 || die "'setpriv' (util-linux) is required to run Apache as nobody"
+        APACHE_USER=nobody
+        APACHE_AS=(setpriv --reuid=nobody --regid="$(id -gn nobody)" --clear-groups)
+    fi
+fi
 
 mkdir -p "$CACHE"
 
@@ -152,6 +190,9 @@ else
     printf '%s\n' "$WANT_HASH" >"$STAMP"
     INSTALL_NOTE="venv built"
 fi
+if [[ $LAYOUT == devstack && ! -x $VENV/bin/uwsgi ]]; then
+    die "layout devstack: $VENV/bin/uwsgi is missing (pyuwsgi is pinned in $REQUIREMENTS; pip log: $CACHE/pip-install.log)"
+fi
 T_INSTALL1=$EPOCHREALTIME
 
 # ---------------------------------------------------------------------------------------
@@ -184,9 +225,24 @@ with open(sys.argv[1], "w") as recorded:
 print(" ".join(ports))
 EOF
 )
-KS_BASE="http://127.0.0.1:$KS_PORT"
+if [[ $LAYOUT == devstack ]]; then
+    # DevStack's layout: one Apache port (KS_PORT) proxies /identity to Keystone's uwsgi
+    # (a unix socket, mod_proxy_uwsgi) and /image to Glance's uwsgi (http-socket on GK_PORT,
+    # mod_proxy_http): lib/keystone's write_uwsgi_config and lib/glance's
+    # write_local_uwsgi_http_config. The catalog holds DevStack's KEYSTONE_SERVICE_URI
+    # (.../identity) and GLANCE_URL (.../image).
+    APACHE_URL="http://127.0.0.1:$KS_PORT"
+    KS_BASE="$APACHE_URL/identity"
+    GK_URL="$APACHE_URL/image"
+    UWSGI_SOCKET_DIR="$RUN/uwsgi"
+    KS_SOCKET="$UWSGI_SOCKET_DIR/keystone-api.socket"
+    # A unix socket's path holds at most 107 bytes.
+    ((${#KS_SOCKET} <= 100)) || die "the checkout's path is too long for a unix socket under it ($KS_SOCKET)"
+else
+    KS_BASE="http://127.0.0.1:$KS_PORT"
+    GK_URL="http://127.0.0.1:$GK_PORT"
+fi
 KEYSTONE_URL="$KS_BASE/v3"
-GK_URL="http://127.0.0.1:$GK_PORT"
 GT_URL="http://127.0.0.1:$GT_PORT"
 HTTP_URL="http://127.0.0.1:$HTTP_PORT"
 
@@ -207,7 +263,7 @@ SECRETS=("$ADMIN_PASSWORD" "$GLANCE_PASSWORD" "$(cat "$SECRET_DIR/alliance.passw
 # stray gunicorn arguments or config folders.
 SVC_ENV=(env -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY -u all_proxy
     -u ALL_PROXY -u GUNICORN_CMD_ARGS -u OS_KEYSTONE_CONFIG_DIR -u OS_GLANCE_CONFIG_DIR
-    NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost)
+    "NO_PROXY=127.0.0.1,localhost" "no_proxy=127.0.0.1,localhost")
 
 # The pids file (read by down.sh): "# boot_id ID", then "NAME PID STARTTIME RUN_ID" lines.
 # STARTTIME (field 22 of /proc/PID/stat) lets down.sh tell our PID from a recycled one.
@@ -324,7 +380,126 @@ accesslog = "$dir/access.log"
 control_socket_disable = True
 EOF
 }
-write_glance glance-keystone "$GK_PORT" keystone
+
+# write_uwsgi_ini FILE MODULE KIND ADDRESS: a uwsgi configuration with the options, in the
+# order, DevStack's lib/apache writes them. KIND socket (write_uwsgi_config: uwsgi's own
+# protocol on a unix socket, for Apache's mod_proxy_uwsgi, as Keystone is served) or
+# http-socket (write_local_uwsgi_http_config: HTTP on a local port, for mod_proxy_http, as
+# Glance is served: uwsgi's protocol drops chunked request bodies). Workers: DevStack's
+# API_WORKERS, max(2, cores / 4).
+write_uwsgi_ini() {
+    local file=$1 module=$2 kind=$3 address=$4
+    {
+        printf '# Generated by scripts/openstack/up.sh as DevStack'"'"'s lib/apache writes it.\n'
+        printf '[uwsgi]\n'
+        printf 'module = %s\n' "$module"
+        if [[ $kind == http-socket ]]; then printf 'http-socket = %s\n' "$address"; fi
+        printf 'processes = %s\n' "$API_WORKERS"
+        printf 'master = true\ndie-on-term = true\nexit-on-reload = false\n'
+        printf 'worker-reload-mercy = %s\n' "$WORKER_TIMEOUT"
+        printf 'enable-threads = true\n'
+        # uwsgi from pip (pyuwsgi) has both built in: it says it cannot load them, as
+        # the uwsgi DevStack installs with pip on other distributions does, and goes on.
+        printf 'plugins = http,python3\n'
+        printf 'thunder-lock = true\n'
+        printf 'hook-master-start = unix_signal:15 gracefully_kill_them_all\n'
+        printf 'buffer-size = 65535\n'
+        printf 'add-header = Connection: close\n'
+        printf 'lazy-apps = true\n'
+        if [[ $kind == http-socket ]]; then
+            printf 'chmod-socket = 666\nhttp-raw-body = true\nhttp-chunked-input = true\n'
+            printf 'http-auto-chunked = true\nhttp-keepalive = false\nsocket-timeout = 30\n'
+        fi
+        printf 'start-time = %%t\n'
+        if [[ $kind == socket ]]; then printf 'socket = %s\nchmod-socket = 666\n' "$address"; fi
+    } >"$file"
+}
+API_WORKERS=$(($(nproc) / 4 < 2 ? 2 : $(nproc) / 4))
+WORKER_TIMEOUT=80
+
+# The keystone-flavor Glance as DevStack's lib/glance configures it (configure_glance,
+# configure_keystone_authtoken_middleware), served by uwsgi on a local port behind Apache's
+# /image. What differs from DevStack, and why: SQLite instead of MySQL; no memcached and no
+# message queue (DevStack runs both; nothing here reads Glance's notifications); token_cache_time
+# = -1 (a revoked token refused at once, as the scenarios need); web-download filtered to the
+# local image server (DevStack leaves Glance's default: ports 80 and 443 of any host); the
+# import staging area in the instance's folder (DevStack leaves /tmp/staging/); no unified
+# limits (DevStack's GLANCE_ENABLE_QUOTAS).
+write_glance_devstack() { # NAME UWSGI_PORT
+    local name=$1 port=$2 dir="$RUN/$1"
+    mkdir -p "$dir/images" "$dir/staging" "$dir/cache" "$dir/locks"
+    # DevStack copies the paste file Glance ships ($GLANCE_DIR/etc/glance-api-paste.ini).
+    cp "$VENV/etc/glance/glance-api-paste.ini" "$dir/glance-api-paste.ini"
+    (
+        umask 077
+        cat >"$dir/glance-api.conf" <<EOF
+# Generated by scripts/openstack/up.sh (layout devstack) for $name, Glance $GLANCE_VERSION.
+[DEFAULT]
+debug = false
+use_syslog = false
+image_cache_dir = $dir/cache/
+image_cache_driver = centralized_db
+show_image_direct_url = false
+show_multiple_locations = false
+public_endpoint = $GK_URL
+worker_self_reference_url = http://127.0.0.1:$port
+enforce_secure_rbac = true
+node_staging_uri = file://$dir/staging
+
+[database]
+connection = sqlite:///$dir/glance.sqlite?timeout=30
+
+[oslo_concurrency]
+lock_path = $dir/locks
+
+[paste_deploy]
+flavor = keystone+cachemanagement
+config_file = $dir/glance-api-paste.ini
+
+[keystone_authtoken]
+auth_type = password
+interface = public
+auth_url = $KS_BASE
+username = glance
+password = $GLANCE_PASSWORD
+user_domain_name = Default
+project_name = service
+project_domain_name = Default
+www_authenticate_uri = $KS_BASE
+token_cache_time = -1
+
+[glance_store]
+filesystem_store_datadir = $dir/images/
+
+[image_format]
+require_image_format_match = true
+
+[cors]
+allowed_origin = $APACHE_URL
+
+[wsgi]
+python_interpreter = $VENV/bin/python
+
+[oslo_policy]
+enforce_new_defaults = true
+
+[import_filtering_opts]
+# Brackets required: without them every web-download answers 400 "does not pass filtering".
+allowed_schemes = [http, https]
+allowed_hosts = [127.0.0.1]
+allowed_ports = [80, 443, $HTTP_PORT]
+EOF
+    )
+    write_uwsgi_ini "$dir/glance-uwsgi.ini" "$GLANCE_WSGI_APP" http-socket "127.0.0.1:$port"
+}
+
+if [[ $LAYOUT == devstack ]]; then
+    write_glance_devstack glance-keystone "$GK_PORT"
+    GK_SERVE=("$VENV/bin/uwsgi" --procname-prefix glance-api --ini "$RUN/glance-keystone/glance-uwsgi.ini")
+else
+    write_glance glance-keystone "$GK_PORT" keystone
+    GK_SERVE=("$VENV/bin/gunicorn")
+fi
 write_glance glance-trusted "$GT_PORT" trusted
 
 # Each Glance runs as one recorded process: glance-manage db_sync (2-3 s), the SQLite
@@ -335,18 +510,85 @@ write_glance glance-trusted "$GT_PORT" trusted
 # PYTHONPATH: glance-sqlite/sitecustomize.py makes Glance's SQLite transactions queue for
 # the write lock instead of failing with "database is locked" (see the file).
 for g in glance-keystone glance-trusted; do
+    serve=("$VENV/bin/gunicorn")
+    [[ $g == glance-keystone ]] && serve=("${GK_SERVE[@]}")
+    # shellcheck disable=SC2016 # expanded by the inner bash, from its arguments
     start "$g" "$RUN/$g" "$RUN/$g/glance.log" \
         env "OS_GLANCE_CONFIG_DIR=$RUN/$g" "PYTHONPATH=$HERE/glance-sqlite" bash -c \
         'nice -n 19 "$1" --config-file "$2" db_sync \
-            && "$4" -c "import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute(\"PRAGMA journal_mode=WAL\")" "$5" \
-            && exec "$3"' glance-db-sync-then-serve \
-        "$VENV/bin/glance-manage" "$RUN/$g/glance-api.conf" "$VENV/bin/gunicorn" \
-        "$VENV/bin/python" "$RUN/$g/glance.sqlite"
+            && "$3" -c "import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute(\"PRAGMA journal_mode=WAL\")" "$4" \
+            && exec "${@:5}"' glance-db-sync-then-serve \
+        "$VENV/bin/glance-manage" "$RUN/$g/glance-api.conf" \
+        "$VENV/bin/python" "$RUN/$g/glance.sqlite" "${serve[@]}"
     case $g in
     glance-keystone) GK_PID=$LAST_PID ;;
     glance-trusted) GT_PID=$LAST_PID ;;
     esac
 done
+
+# ---------------------------------------------------------------------------------------
+# 5b. Layout devstack: Apache in front of Keystone and Glance on one port, with a
+#     configuration folder of its own laid out as Debian's /etc/apache2 (mods-enabled,
+#     sites-available, sites-enabled), holding the sites DevStack's lib/apache writes:
+#     keystone-api.conf (write_uwsgi_config) and glance-api.conf
+#     (write_local_uwsgi_http_config), enabled as a2ensite enables them.
+# ---------------------------------------------------------------------------------------
+APACHE_PID=""
+if [[ $LAYOUT == devstack ]]; then
+    APACHE_DIR="$RUN/apache"
+    mkdir -p "$APACHE_DIR/mods-enabled" "$APACHE_DIR/sites-available" "$APACHE_DIR/sites-enabled" \
+        "$APACHE_DIR/logs" "$APACHE_DIR/run" "$UWSGI_SOCKET_DIR"
+    # Debian's default modules that these sites use, and those DevStack enables for them
+    # (a2enmod proxy proxy_uwsgi proxy_http): links to the packaged .load files.
+    for mod in mpm_event authz_core env proxy proxy_http proxy_uwsgi; do
+        ln -s "$APACHE_MODS_AVAILABLE/$mod.load" "$APACHE_DIR/mods-enabled/$mod.load"
+    done
+    cat >"$APACHE_DIR/apache2.conf" <<EOF
+# Generated by scripts/openstack/up.sh (layout devstack): Debian's apache2.conf, reduced
+# to what these sites need, with every path in this folder.
+ServerRoot "$APACHE_DIR"
+DefaultRuntimeDir "$APACHE_DIR/run"
+PidFile "$APACHE_DIR/run/apache2.pid"
+ServerName 127.0.0.1
+Listen 127.0.0.1:$KS_PORT
+Timeout 300
+KeepAlive On
+MaxKeepAliveRequests 100
+KeepAliveTimeout 5
+HostnameLookups Off
+ErrorLog "$APACHE_DIR/logs/error.log"
+LogLevel warn
+IncludeOptional "$APACHE_DIR/mods-enabled/*.load"
+LogFormat "%h %l %u %t \"%r\" %>s %O \"%{Referer}i\" \"%{User-Agent}i\" %D" combined_us
+CustomLog "$APACHE_DIR/logs/access.log" combined_us
+<Directory />
+    Options FollowSymLinks
+    AllowOverride None
+    Require all denied
+</Directory>
+IncludeOptional "$APACHE_DIR/sites-enabled/*.conf"
+EOF
+    # Byte for byte what DevStack's functions write (the trailing space included).
+    printf 'ProxyPass "/identity" "unix:%s|uwsgi://uwsgi-uds-keystone-api" retry=0 acquire=1 \n' \
+        "$KS_SOCKET" >"$APACHE_DIR/sites-available/keystone-api.conf"
+    printf 'KeepAlive Off\nSetEnv proxy-sendchunked 1\nProxyPass "/image" "http://127.0.0.1:%s" retry=0 acquire=1 \n' \
+        "$GK_PORT" >"$APACHE_DIR/sites-available/glance-api.conf"
+    for site in keystone-api glance-api; do
+        ln -s "../sites-available/$site.conf" "$APACHE_DIR/sites-enabled/$site.conf"
+    done
+    if ((EUID == 0)); then
+        chown "$APACHE_USER" "$APACHE_DIR/logs" "$APACHE_DIR/run"
+    fi
+    "${APACHE_AS[@]}" test -x "$UWSGI_SOCKET_DIR" ||
+        die "Apache runs as $APACHE_USER, who cannot reach $UWSGI_SOCKET_DIR (a folder on the way is not searchable by others)"
+    if ! "${APACHE_AS[@]}" "$APACHE_BIN" -f "$APACHE_DIR/apache2.conf" -t >"$APACHE_DIR/logs/configtest.log" 2>&1; then
+        tail_log "$APACHE_DIR/logs/configtest.log"
+        die "Apache refuses its configuration ($APACHE_DIR/apache2.conf)"
+    fi
+    start apache "$APACHE_DIR" "$APACHE_DIR/logs/apache2.out" \
+        "${APACHE_AS[@]}" "$APACHE_BIN" -f "$APACHE_DIR/apache2.conf" -DFOREGROUND
+    APACHE_PID=$LAST_PID
+fi
 
 # ---------------------------------------------------------------------------------------
 # 6. Keystone: config, DB, fernet and credential keys, bootstrap, then the server.
@@ -381,7 +623,31 @@ max_password_length = 72
 [oslo_concurrency]
 lock_path = $KS_DIR/locks
 EOF
-cat >"$KS_DIR/gunicorn.conf.py" <<EOF
+if [[ $LAYOUT == devstack ]]; then
+    # What DevStack's configure_keystone adds. Left out, and why: memcached caching (no
+    # memcached here), [security_compliance] lockout after 2 failed logins (the differential
+    # test sends wrong passwords on purpose and would lock its user out), the message queue.
+    cat >>"$KS_DIR/keystone.conf" <<EOF
+
+# DevStack's configure_keystone (layout devstack):
+[DEFAULT]
+public_endpoint = $KS_BASE
+max_token_size = 16384
+
+[identity]
+password_hash_rounds = 4
+
+[api]
+response_validation = error
+
+[oslo_policy]
+policy_file = policy.yaml
+enforce_new_defaults = true
+EOF
+    mkdir -p "$UWSGI_SOCKET_DIR"
+    write_uwsgi_ini "$KS_DIR/keystone-uwsgi-public.ini" "$KEYSTONE_WSGI_APP" socket "$KS_SOCKET"
+fi
+[[ $LAYOUT == devstack ]] || cat >"$KS_DIR/gunicorn.conf.py" <<EOF
 # Generated by scripts/openstack/up.sh. Keystone parses the process's own command line, so
 # gunicorn must run with NO arguments (else every worker exits with status 2): all settings
 # are here, and gunicorn is started from this folder.
@@ -411,16 +677,23 @@ KS_GROUP="$(id -gn)"
 # critical path of the start-up).
 # bootstrap takes its arguments from OS_BOOTSTRAP_* variables, so the admin password is
 # never on a command line (visible in ps).
+# The devstack layout registers what DevStack's bootstrap_keystone does: the public
+# endpoint only, KEYSTONE_SERVICE_URI (.../identity, no version). (keystone-manage skips
+# an interface whose variable is empty.)
+BOOTSTRAP_PUBLIC="$KEYSTONE_URL" BOOTSTRAP_OTHERS="$KEYSTONE_URL"
+[[ $LAYOUT == devstack ]] && BOOTSTRAP_PUBLIC="$KS_BASE" BOOTSTRAP_OTHERS=""
+# shellcheck disable=SC2016 # expanded by the inner bash, from its arguments and environment
 OS_BOOTSTRAP_PASSWORD="$ADMIN_PASSWORD" OS_BOOTSTRAP_USERNAME="$ADMIN_USER" \
     OS_BOOTSTRAP_PROJECT_NAME=admin OS_BOOTSTRAP_ROLE_NAME=admin \
     OS_BOOTSTRAP_SERVICE_NAME=keystone OS_BOOTSTRAP_REGION_ID="$REGION" \
-    OS_BOOTSTRAP_ADMIN_URL="$KEYSTONE_URL" OS_BOOTSTRAP_PUBLIC_URL="$KEYSTONE_URL" \
-    OS_BOOTSTRAP_INTERNAL_URL="$KEYSTONE_URL" \
+    OS_BOOTSTRAP_ADMIN_URL="$BOOTSTRAP_OTHERS" OS_BOOTSTRAP_PUBLIC_URL="$BOOTSTRAP_PUBLIC" \
+    OS_BOOTSTRAP_INTERNAL_URL="$BOOTSTRAP_OTHERS" \
     start keystone-db-sync-bootstrap "$KS_DIR" "$KS_DIR/manage-db.log" \
     bash -c '"$@" db_sync && "$@" bootstrap && "$VENV_PYTHON" -c "$WAL" "$KS_DB"' \
     keystone-db-sync-bootstrap "${KM[@]}"
 KS_SETUP_PIDS=("$LAST_PID")
 KS_SETUP_LOGS=("$KS_DIR/manage-db.log")
+# shellcheck disable=SC2016 # expanded by the inner bash, from its arguments and environment
 start keystone-key-setup "$KS_DIR" "$KS_DIR/manage-keys.log" \
     bash -c '"$@" fernet_setup --keystone-user "$KS_USER" --keystone-group "$KS_GROUP" &&
              "$@" credential_setup --keystone-user "$KS_USER" --keystone-group "$KS_GROUP"' \
@@ -451,9 +724,16 @@ for i in "${!KS_SETUP_PIDS[@]}"; do
 done
 
 phase "keystone-manage-done"
-# Keystone: gunicorn with no arguments, from the folder holding gunicorn.conf.py.
-start keystone "$KS_DIR" "$KS_DIR/keystone.log" \
-    env "OS_KEYSTONE_CONFIG_DIR=$KS_DIR" "$VENV/bin/gunicorn"
+if [[ $LAYOUT == devstack ]]; then
+    # As DevStack's start_keystone runs it (behind Apache's /identity, started above).
+    start keystone "$KS_DIR" "$KS_DIR/keystone.log" \
+        env "OS_KEYSTONE_CONFIG_DIR=$KS_DIR" "$VENV/bin/uwsgi" --procname-prefix keystone \
+        --ini "$KS_DIR/keystone-uwsgi-public.ini"
+else
+    # Keystone: gunicorn with no arguments, from the folder holding gunicorn.conf.py.
+    start keystone "$KS_DIR" "$KS_DIR/keystone.log" \
+        env "OS_KEYSTONE_CONFIG_DIR=$KS_DIR" "$VENV/bin/gunicorn"
+fi
 KS_PID=$LAST_PID
 
 # ---------------------------------------------------------------------------------------
@@ -480,17 +760,21 @@ wait_http() { # NAME URL WANT_CODE PID LOG [curl args...]
 }
 
 wait_http image-server "$HTTP_URL/image.qcow2" 200 "$HTTP_PID" "$RUN/image-server.log"
+if [[ $LAYOUT == devstack ]]; then
+    # Apache serves no document: 403 for / once it listens (<Directory /> denies all).
+    wait_http apache "$APACHE_URL/" 403 "$APACHE_PID" "$APACHE_DIR/logs/error.log"
+fi
 wait_http keystone "$KEYSTONE_URL" 200 "$KS_PID" "$KS_DIR/keystone.log"
 phase "keystone-up"
 
 PROVISION_OUT="$RUN/provision.out"
 if ! "${SVC_ENV[@]}" OS_KEYSTONE_URL="$KEYSTONE_URL" OS_GLANCE_KEYSTONE_URL="$GK_URL" \
-    OS_REGION="$REGION" OS_ADMIN_USER="$ADMIN_USER" \
+    OS_REGION="$REGION" OS_ADMIN_USER="$ADMIN_USER" OS_LAYOUT="$LAYOUT" \
     OS_ADMIN_PASSWORD_FILE="$SECRET_DIR/admin.password" \
     OS_SERVICE_PASSWORD_FILE="$SECRET_DIR/alliance.password" \
     OS_GLANCE_SERVICE_PASSWORD_FILE="$SECRET_DIR/glance.password" \
     "$PY" -B "$HERE/provision.py" >"$PROVISION_OUT" 2>"$RUN/provision.err"; then
-    cat "$RUN/provision.err" | redact >&2
+    redact <"$RUN/provision.err" >&2
     tail_log "$KS_DIR/keystone.log"
     die "provisioning Keystone failed"
 fi
@@ -528,6 +812,7 @@ envline() {
     printf '# Written by scripts/openstack/up.sh; describes the running services. Source with:\n'
     printf '#   set -a; . %s; set +a\n' "$(envline x "$ENV_FILE" | cut -d= -f2-)"
     envline OS_RELEASE "$RELEASE"
+    envline OS_LAYOUT "$LAYOUT"
     envline OS_SERIES "$SERIES"
     envline OS_GLANCE_VERSION "$GLANCE_VERSION"
     envline OS_KEYSTONE_VERSION "$KEYSTONE_VERSION"
@@ -551,12 +836,27 @@ envline() {
     envline OS_IMAGE_SERVER_DIR "$IMG_DIR"
     envline OS_RUN_DIR "$RUN"
     envline OS_PIDS_FILE "$PIDS_FILE"
+    if [[ $LAYOUT == devstack ]]; then
+        envline OS_APACHE_URL "$APACHE_URL"
+        envline OS_APACHE_DIR "$APACHE_DIR"
+        envline OS_APACHE_PID_FILE "$APACHE_DIR/run/apache2.pid"
+        envline OS_APACHE_USER "$APACHE_USER"
+        envline OS_APACHE_MODS_AVAILABLE "$APACHE_MODS_AVAILABLE"
+        envline OS_VENV "$VENV"
+        # DevStack's own accounts (create_keystone_accounts); their password is the admin's.
+        for k in OS_DEMO_PROJECT OS_ALT_DEMO_PROJECT OS_INVISIBLE_TO_ADMIN_PROJECT \
+            OS_DEMO_USER_ID OS_ALT_DEMO_MEMBER_USER_ID OS_DEMO_READER_USER_ID; do
+            envline "$k" "${P[$k]}"
+        done
+        envline OS_DEMO_PASSWORD_FILE "$SECRET_DIR/admin.password"
+    fi
 ) >"$TMP_ENV"
 mv "$TMP_ENV" "$ENV_FILE"
 
 UP_OK=1
 T_END=$EPOCHREALTIME
-say "Keystone $KEYSTONE_VERSION and Glance $GLANCE_VERSION ($SERIES)"
+say "Keystone $KEYSTONE_VERSION and Glance $GLANCE_VERSION ($SERIES), layout $LAYOUT"
+[[ -n $APACHE_PID ]] && say "Apache          $APACHE_URL (pid $APACHE_PID, as $APACHE_USER; /identity, /image)"
 say "Keystone        $KEYSTONE_URL (pid $KS_PID)"
 say "Glance keystone $GK_URL (pid $GK_PID)"
 say "Glance trusted  $GT_URL (pid $GT_PID)"

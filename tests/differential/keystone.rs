@@ -204,6 +204,9 @@ pub struct Side {
     pub user_id: String,
     /// alpha, beta, gamma.
     pub projects: [String; 3],
+    /// Keystone behind DevStack's Apache (mod_proxy_uwsgi), as `up.sh
+    /// --layout devstack` serves it.
+    pub behind_apache: bool,
 }
 
 /// Tokens are secrets of a given format, not values to compare.
@@ -388,6 +391,23 @@ fn roles_by_name(mut document: Value) -> Value {
     document
 }
 
+/// A difference of the deployment, not of Keystone (docs/mock-vs-real.md):
+/// Keystone refuses a body over its size limit (413) without reading it, so
+/// behind DevStack's Apache the refusal races Apache's sending of the body
+/// to uwsgi, and Apache, its write cut, answers 503 of its own (HTML) when
+/// it loses. Only that pair is let through: the other side's 413, Apache's 503.
+fn apache_cut_an_oversized_body(sides: [&Side; 2], answers: [&Answer; 2]) -> bool {
+    let apache_503 = |side: &Side, answer: &Answer| {
+        side.behind_apache
+            && answer.status == 503
+            && answer
+                .header("content-type")
+                .is_some_and(|value| value.starts_with("text/html"))
+    };
+    (apache_503(sides[0], answers[0]) && answers[1].status == 413)
+        || (apache_503(sides[1], answers[1]) && answers[0].status == 413)
+}
+
 /// Sends `calls` to both sides, one at a time, and compares each pair of
 /// answers; the first difference is the error.
 pub async fn compare(sides: &[Side; 2], client: &reqwest::Client, calls: &[Call]) -> Result<(), String> {
@@ -406,7 +426,7 @@ pub async fn compare(sides: &[Side; 2], client: &reqwest::Client, calls: &[Call]
         let [first, second] = &mut runs;
         let (a, b) = tokio::join!(first.send(call), second.send(call));
         let (seen_a, seen_b) = (first.seen(&a), second.seen(&b));
-        if seen_a != seen_b {
+        if seen_a != seen_b && !apache_cut_an_oversized_body([first.side, second.side], [&a, &b]) {
             return Err(format!(
                 "call {} of {}: {call:?}\n--- {}:\n{seen_a:?}--- {}:\n{seen_b:?}",
                 index + 1,

@@ -113,7 +113,13 @@ fn the_mock_keystone_answers_like_real_keystone() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind");
     // The catalog's image endpoints are the real Glance's, on both sides.
-    let options = mock_keystone::Options::standard(env.get("OS_GLANCE_KEYSTONE_URL"));
+    let mut options = mock_keystone::Options::standard(env.get("OS_GLANCE_KEYSTONE_URL"));
+    if env.layout_is_devstack() {
+        // The catalog as DevStack registers it: public endpoints only, Keystone's
+        // without a version (`scripts/openstack/up.sh --layout devstack`).
+        options.image_endpoints.retain(|(interface, _)| interface == "public");
+        options.identity_endpoints = vec![("public".to_owned(), String::new())];
+    }
     let mock = runtime
         .block_on(mock_keystone::spawn(listener, options))
         .expect("mock Keystone");
@@ -125,6 +131,7 @@ fn the_mock_keystone_answers_like_real_keystone() {
             password: mock_keystone::SERVICE_PASSWORD.to_owned(),
             user_id: mock_keystone::SERVICE_USER_ID.to_owned(),
             projects: [mock_keystone::ALPHA, mock_keystone::BETA, mock_keystone::GAMMA].map(str::to_owned),
+            behind_apache: false,
         },
         keystone::Side {
             name: "real",
@@ -132,6 +139,7 @@ fn the_mock_keystone_answers_like_real_keystone() {
             password: password.trim().to_owned(),
             user_id: env.get("OS_SERVICE_USER_ID").to_owned(),
             projects: ["OS_PROJECT_ALPHA", "OS_PROJECT_BETA", "OS_PROJECT_GAMMA"].map(|key| env.get(key).to_owned()),
+            behind_apache: env.layout_is_devstack(),
         },
     ];
     let client = client();

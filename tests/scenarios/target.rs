@@ -2,6 +2,12 @@
 //! real Glance 33 and Keystone 30 that `scripts/openstack/up.sh` started
 //! (described by the env file of a release, `.cache/openstack/N/env`). Either way the facade has two
 //! namespaces, `trusted` and `keystone`, and each scenario runs in both.
+//! Or, [`external`], a facade someone else started and configured - the
+//! DevStack plugin's, which `devstack/tests/plugin-test.sh` starts as
+//! `run_process` was asked - reached through the Apache path the plugin
+//! configured, in keystone mode, with the callers' own Keystone tokens.
+
+use std::collections::HashMap;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,7 +19,7 @@ use openstack_mock::files::{FileServer, tiny_qcow2};
 use openstack_mock::{glance, keystone};
 
 use crate::support::real_env::RealEnv;
-use crate::support::{TempFile, alliance_call, client, start_facade};
+use crate::support::{TempFile, alliance_call, client, project_token, start_facade};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -41,7 +47,7 @@ impl Mode {
 /// What a scenario works with.
 pub struct Ctx {
     pub mode: Mode,
-    pub facade: RunningServer,
+    facade: Facade,
     pub client: reqwest::Client,
     pub env_a: String,
     pub env_b: String,
@@ -63,11 +69,34 @@ pub struct Ctx {
 enum Services {
     Mock(keystone::Handle),
     Real(RealEnv),
+    /// The real services, behind a facade started elsewhere whose service
+    /// user is `service_user_id`.
+    External {
+        env: RealEnv,
+        service_user_id: String,
+    },
+}
+
+enum Facade {
+    /// Started by the scenario, in this process.
+    InProcess(RunningServer),
+    /// Started by someone else: its Alliance API at `url`, the one
+    /// namespace it serves, and for each environment the caller's token
+    /// (its `[[callers]]` rule asks for Keystone tokens).
+    External {
+        url: String,
+        namespace: String,
+        tokens: HashMap<String, String>,
+    },
 }
 
 impl Ctx {
     pub fn call(&self, environment: &str, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.call_in(self.mode.namespace(), environment, method, path)
+        let namespace = match &self.facade {
+            Facade::InProcess(_) => self.mode.namespace(),
+            Facade::External { namespace, .. } => namespace,
+        };
+        self.call_in(namespace, environment, method, path)
     }
 
     pub fn call_in(
@@ -77,7 +106,21 @@ impl Ctx {
         method: reqwest::Method,
         path: &str,
     ) -> reqwest::RequestBuilder {
-        alliance_call(&self.client, &self.facade, namespace, environment, method, path)
+        match &self.facade {
+            Facade::InProcess(facade) => alliance_call(&self.client, facade, namespace, environment, method, path),
+            Facade::External { url, tokens, .. } => {
+                let request = self
+                    .client
+                    .request(method, format!("{url}{path}"))
+                    .header("X-Target-Ns", namespace)
+                    .header("X-Environment-Id", environment)
+                    .header("Content-Type", "application/json");
+                match tokens.get(environment) {
+                    Some(token) => request.header("X-Auth-Token", token),
+                    None => request,
+                }
+            }
+        }
     }
 
     /// Revokes every token of the facade's service user in Keystone.
@@ -86,7 +129,8 @@ impl Ctx {
             Services::Mock(keystone) => {
                 keystone.revoke_user_tokens(keystone::SERVICE_USER_ID);
             }
-            Services::Real(env) => env.revoke_service_tokens().await,
+            Services::Real(env) => env.revoke_user_tokens(env.get("OS_SERVICE_USER_ID")).await,
+            Services::External { env, service_user_id } => env.revoke_user_tokens(service_user_id).await,
         }
     }
 
@@ -95,8 +139,13 @@ impl Ctx {
     /// where a write racing an import task's last writes fails with
     /// "database is locked" (500); a scenario's next write waits for them.
     pub async fn upstream_settled(&self, image_id: &str) {
-        if let Services::Real(env) = &self.services {
-            env.wait_for_import_tasks(self.mode, &self.env_a, image_id).await;
+        match (&self.services, &self.facade) {
+            (Services::Real(env), _) => env.wait_for_import_tasks(self.mode, &self.env_a, image_id, None).await,
+            (Services::External { env, .. }, Facade::External { tokens, .. }) => {
+                let token = tokens.get(&self.env_a).map(String::as_str);
+                env.wait_for_import_tasks(self.mode, &self.env_a, image_id, token).await;
+            }
+            _ => {}
         }
     }
 }
@@ -199,7 +248,7 @@ pub async fn mock(mode: Mode) -> Ctx {
     };
     Ctx {
         mode,
-        facade,
+        facade: Facade::InProcess(facade),
         client: client(),
         env_a,
         env_b,
@@ -243,14 +292,10 @@ impl RealEnv {
 
     /// Disabling a user revokes every token it holds; it is enabled again
     /// at once. Keystone's revocation has one-second granularity, hence the pause.
-    async fn revoke_service_tokens(&self) {
+    async fn revoke_user_tokens(&self, user_id: &str) {
         let client = client();
         let token = self.admin_token().await;
-        let user = format!(
-            "{}/users/{}",
-            self.get("OS_KEYSTONE_URL"),
-            self.get("OS_SERVICE_USER_ID")
-        );
+        let user = format!("{}/users/{user_id}", self.get("OS_KEYSTONE_URL"));
         for enabled in [false, true] {
             let response = client
                 .patch(&user)
@@ -265,16 +310,18 @@ impl RealEnv {
         tokio::time::sleep(Duration::from_millis(1100)).await;
     }
 
-    /// Polls the image's import tasks on the Glance of `mode` until none runs.
-    async fn wait_for_import_tasks(&self, mode: Mode, project: &str, image_id: &str) {
+    /// Polls the image's import tasks on the Glance of `mode` until none runs
+    /// (in keystone mode with `token`, else with the service user's).
+    async fn wait_for_import_tasks(&self, mode: Mode, project: &str, image_id: &str, token: Option<&str>) {
         let client = client();
         let tasks = |glance: &str| client.get(format!("{glance}/v2/images/{image_id}/tasks"));
-        let request = match mode {
-            Mode::Trusted => tasks(self.get("OS_GLANCE_TRUSTED_URL"))
+        let request = match (mode, token) {
+            (Mode::Trusted, _) => tasks(self.get("OS_GLANCE_TRUSTED_URL"))
                 .header("X-Identity-Status", "Confirmed")
                 .header("X-Project-Id", project)
                 .header("X-Roles", "member,reader"),
-            Mode::Keystone => {
+            (Mode::Keystone, Some(token)) => tasks(self.get("OS_GLANCE_KEYSTONE_URL")).header("X-Auth-Token", token),
+            (Mode::Keystone, None) => {
                 let password = std::fs::read_to_string(self.get("OS_SERVICE_PASSWORD_FILE")).expect("service password");
                 let issued = client
                     .post(format!("{}/auth/tokens?nocatalog", self.get("OS_KEYSTONE_URL")))
@@ -342,7 +389,7 @@ pub async fn real(mode: Mode) -> Ctx {
     };
     Ctx {
         mode,
-        facade,
+        facade: Facade::InProcess(facade),
         client: client(),
         env_a,
         env_b,
@@ -359,4 +406,85 @@ pub async fn real(mode: Mode) -> Ctx {
         services: Services::Real(env),
         _keep: Vec::new(),
     }
+}
+
+/// The facade `devstack/tests/plugin-test.sh` started as the DevStack
+/// plugin asked `run_process` to, with the configuration the plugin wrote,
+/// published through the Apache path the plugin configured: keystone mode,
+/// DevStack's `demo` and `alt_demo` projects (the plugin's default), each
+/// call with the token of a user of its project, as the plugin's default
+/// `[[callers]]` rule asks. `invisible_to_admin` is the project without a
+/// role: DevStack's `demo` user is a member there, the plugin's service user
+/// is not. The plugin test says where the facade is:
+/// `ALLIANCE_EXTERNAL_FACADE_URL`, `ALLIANCE_EXTERNAL_NAMESPACE`,
+/// `ALLIANCE_EXTERNAL_SERVICE_USER_ID`.
+pub async fn external() -> Ctx {
+    let setting = |name: &str| {
+        std::env::var(name)
+            .unwrap_or_else(|_| panic!("{name} is not set: devstack/tests/plugin-test.sh runs these scenarios"))
+    };
+    let (url, namespace, service_user_id) = (
+        setting("ALLIANCE_EXTERNAL_FACADE_URL"),
+        setting("ALLIANCE_EXTERNAL_NAMESPACE"),
+        setting("ALLIANCE_EXTERNAL_SERVICE_USER_ID"),
+    );
+    let env = RealEnv::load();
+    assert!(
+        env.layout_is_devstack(),
+        "the plugin's facade runs beside up.sh --layout devstack"
+    );
+    let (env_a, env_b, env_without_role) = (
+        env.get("OS_DEMO_PROJECT").to_owned(),
+        env.get("OS_ALT_DEMO_PROJECT").to_owned(),
+        env.get("OS_INVISIBLE_TO_ADMIN_PROJECT").to_owned(),
+    );
+    let tokens = caller_tokens(&env, [&env_a, &env_b, &env_without_role]).await;
+    let image_dir = PathBuf::from(env.get("OS_IMAGE_SERVER_DIR"));
+    let good = std::fs::read(image_dir.join("image.qcow2")).expect("image.qcow2 from up.sh");
+    let server = env.get("OS_IMAGE_SERVER_URL").trim_end_matches('/').to_owned();
+    Ctx {
+        mode: Mode::Keystone,
+        facade: Facade::External {
+            url: url.trim_end_matches('/').to_owned(),
+            namespace,
+            tokens,
+        },
+        client: client(),
+        env_a,
+        env_b,
+        env_without_role,
+        good_image_url: format!("{server}/image.qcow2"),
+        good_image_md5: md5_hex(&good),
+        good_image_size: good.len() as u64,
+        missing_image_url: format!("{server}/no-such-image.qcow2"),
+        garbage_url: format!("{server}/garbage.bin"),
+        glance_release: env
+            .get("OS_RELEASE")
+            .parse()
+            .expect("OS_RELEASE is a Glance major version"),
+        services: Services::External { env, service_user_id },
+        _keep: Vec::new(),
+    }
+}
+
+/// DevStack's users' tokens, fetched once for every scenario (the facade
+/// keeps its validation of each): `demo` (a member of demo and of
+/// invisible_to_admin) and `alt_demo_member` (of alt_demo), password the
+/// admin's, as DevStack gives them.
+async fn caller_tokens(env: &RealEnv, [demo, alt_demo, invisible]: [&String; 3]) -> HashMap<String, String> {
+    static TOKENS: tokio::sync::OnceCell<HashMap<String, String>> = tokio::sync::OnceCell::const_new();
+    TOKENS
+        .get_or_init(|| async {
+            let keystone = env.get("OS_KEYSTONE_URL");
+            let password = std::fs::read_to_string(env.get("OS_DEMO_PASSWORD_FILE")).expect("demo users' password");
+            let password = password.trim();
+            let (demo_user, alt_user) = (env.get("OS_DEMO_USER_ID"), env.get("OS_ALT_DEMO_MEMBER_USER_ID"));
+            let mut tokens = HashMap::new();
+            for (user, project) in [(demo_user, demo), (alt_user, alt_demo), (demo_user, invisible)] {
+                tokens.insert(project.clone(), project_token(keystone, user, password, project).await);
+            }
+            tokens
+        })
+        .await
+        .clone()
 }

@@ -29,6 +29,11 @@ impl RealEnv {
         RealEnv(values)
     }
 
+    /// Whether up.sh laid the services out as DevStack does (`--layout devstack`).
+    pub fn layout_is_devstack(&self) -> bool {
+        self.0.get("OS_LAYOUT").is_some_and(|layout| layout == "devstack")
+    }
+
     pub fn get(&self, key: &str) -> &str {
         self.0
             .get(key)
