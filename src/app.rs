@@ -3,6 +3,7 @@
 //! reshape), then the request id header and one structured log line.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -33,6 +34,8 @@ pub struct App {
     metrics: Metrics,
     max_body_bytes: usize,
     client: ClientLimits,
+    /// Leaving (SIGTERM): answers close their connections.
+    draining: AtomicBool,
 }
 
 impl App {
@@ -42,13 +45,22 @@ impl App {
         } else {
             Metrics::disabled()
         };
+        let clouds = Clouds::from_config(config, &metrics)?;
+        let callers = Callers::from_config(config, clouds.shared_cache())?;
         Ok(App {
-            clouds: ArcSwap::from_pointee(Clouds::from_config(config, &metrics)?),
-            callers: ArcSwap::from_pointee(Callers::from_config(config)?),
+            clouds: ArcSwap::from_pointee(clouds),
+            callers: ArcSwap::from_pointee(callers),
             metrics,
             max_body_bytes: config.max_body_bytes,
             client: config.client.clone(),
+            draining: AtomicBool::new(false),
         })
+    }
+
+    /// From now on every answer says `Connection: close`, so that clients
+    /// and load balancers leave while the facade still serves (a drain).
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
     }
 
     /// What clients may take (the server applies the connection limits).
@@ -101,17 +113,31 @@ impl App {
             self.metrics.clone(),
         );
         let request = request.map(|body| WatchedBody::new(body, connection));
+        // Behind a trusted proxy, the client it names.
+        let forwarded = if self.client.x_forwarded_for {
+            connection
+                .peer()
+                .forwarded(request.headers(), &self.client.trusted_proxies)
+        } else {
+            None
+        };
+        let peer = forwarded.as_ref().unwrap_or(connection.peer());
+        log.client = Some(peer.address);
+        if self.draining.load(Ordering::Relaxed) {
+            log.draining = true;
+        }
         let result = self
-            .process(&clouds, request, connection.peer(), &request_id, &mut log)
+            .process(&clouds, request, peer, &request_id, &mut log)
             .await
             .inspect_err(|error| log.refusal = error.refusal);
         let mut response = result.unwrap_or_else(|error| error.into_response(&request_id));
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(request_id::HEADER, value);
         }
-        if connection.input_left_unread() {
-            // The client may still be sending the body: say the connection
-            // ends with this answer, as nginx does.
+        if connection.input_left_unread() || log.draining {
+            // The client may still be sending the body, or the facade is
+            // leaving (a drain): say the connection ends with this answer,
+            // as nginx and Envoy do.
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -157,7 +183,7 @@ impl App {
             .ok_or_else(|| AllianceError::bad_request("X-Target-Ns does not name a known namespace"))?;
         log.namespace_metrics = Some(cloud.metrics.clone());
         // Decided before anything is sent upstream.
-        cloud.rates.admit(&alliance.environment)?;
+        cloud.rates.admit(&alliance.environment).await?;
         let session = cloud.session(&alliance.environment, request_id);
         log.upstream = Some(session.record());
         ops::apply(alliance.input, cloud, session).await
@@ -230,6 +256,11 @@ struct RequestLog {
     request_id: String,
     /// `None`: the request head could not be parsed.
     method: Option<Method>,
+    /// The client's address (behind a trusted proxy, the client it names).
+    client: Option<std::net::IpAddr>,
+    /// The facade was draining when the request came: its answer closes
+    /// the connection.
+    draining: bool,
     target: Target,
     /// The `[[callers]]` rule that let the request through.
     rule: Option<Arc<str>>,
@@ -257,6 +288,8 @@ impl RequestLog {
         RequestLog {
             request_id: request_id.to_owned(),
             method: method.cloned(),
+            client: None,
+            draining: false,
             target: Target::default(),
             rule: None,
             operation: None,
@@ -360,6 +393,7 @@ impl Drop for RequestLog {
             target: "alliance_glance::request",
             request_id = self.request_id.as_str(),
             method = self.method.as_ref().map_or("-", Method::as_str),
+            client = self.client.map(tracing::field::display),
             namespace = self.target.namespace.as_deref().unwrap_or("-"),
             environment = self.target.environment.as_deref().unwrap_or("-"),
             caller = self.rule.as_deref().unwrap_or("-"),

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
+use http::HeaderMap;
 use hyper::body::{Body, Frame, SizeHint};
+use ipnet::IpNet;
 
 use crate::refusal::Refusal;
 
@@ -37,6 +39,52 @@ impl Peer {
             certificate: None,
         }
     }
+
+    /// The client a request from a trusted proxy names in
+    /// `X-Forwarded-For` (every such header, in order): walking the chain
+    /// from its end, the first address that is not a trusted proxy (each
+    /// proxy appends the address it was reached from); all of them
+    /// trusted, the first. `None` when this peer is not a trusted proxy, or
+    /// the chain names no address (an entry that is not an address ends
+    /// the walk: what is left of it cannot be trusted).
+    pub fn forwarded(&self, headers: &HeaderMap, trusted: &[IpNet]) -> Option<Peer> {
+        let is_trusted = |address: &IpAddr| {
+            let address = address.to_canonical();
+            trusted.iter().any(|network| network.contains(&address))
+        };
+        if !is_trusted(&self.address) {
+            return None;
+        }
+        let entries: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .collect();
+        let mut client = None;
+        for entry in entries.iter().rev() {
+            let Some(address) = parse_forwarded_address(entry) else {
+                break;
+            };
+            client = Some(address);
+            if !is_trusted(&address) {
+                break;
+            }
+        }
+        client.map(|address| Peer {
+            address,
+            certificate: self.certificate.clone(),
+        })
+    }
+}
+
+/// An `X-Forwarded-For` entry: an address, perhaps with a port (`[v6]:port`).
+fn parse_forwarded_address(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|socket| socket.ip()))
 }
 
 /// The client certificate of a TLS connection (its key held by the client:
@@ -177,6 +225,52 @@ impl<B: Body> Drop for WatchedBody<'_, B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_trusted_proxy_names_the_client() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/24".parse().unwrap(), "fd00::/8".parse().unwrap()];
+        let forwarded = |peer: &str, chain: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for value in chain {
+                headers.append("x-forwarded-for", value.parse().unwrap());
+            }
+            Peer::from_address(peer.parse().unwrap())
+                .forwarded(&headers, &trusted)
+                .map(|peer| peer.address.to_string())
+        };
+        // The right-most untrusted address, over every header line.
+        assert_eq!(
+            forwarded("10.0.0.5", &["203.0.113.9, 198.51.100.2", "10.0.0.7"]).as_deref(),
+            Some("198.51.100.2")
+        );
+        assert_eq!(
+            forwarded("10.0.0.5", &["198.51.100.2:4711"]).as_deref(),
+            Some("198.51.100.2")
+        );
+        assert_eq!(
+            forwarded("10.0.0.5", &["[2001:db8::1]:4711"]).as_deref(),
+            Some("2001:db8::1")
+        );
+        // All trusted: the first.
+        assert_eq!(
+            forwarded("10.0.0.5", &["10.0.0.8, 10.0.0.7"]).as_deref(),
+            Some("10.0.0.8")
+        );
+        // Garbage ends the walk.
+        assert_eq!(
+            forwarded("10.0.0.5", &["198.51.100.2, unknown, 10.0.0.7"]).as_deref(),
+            Some("10.0.0.7")
+        );
+        assert_eq!(forwarded("10.0.0.5", &["nonsense"]), None);
+        assert_eq!(forwarded("10.0.0.5", &[]), None);
+        // Forged by anyone else: nothing.
+        assert_eq!(forwarded("192.0.2.1", &["198.51.100.2"]), None);
+        // IPv4-mapped peers count as their IPv4 address.
+        assert_eq!(
+            forwarded("::ffff:10.0.0.5", &["198.51.100.2"]).as_deref(),
+            Some("198.51.100.2")
+        );
+    }
     use bytes::Bytes;
     use http_body_util::{BodyExt, Empty, Full};
 

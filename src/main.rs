@@ -172,6 +172,10 @@ fn serve(path: PathBuf) -> Result<(), String> {
     );
     let admin = Arc::new(Admin::new(Arc::clone(&app), &config.admin));
     let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let drain = Drain {
+        app: Arc::clone(&app),
+        time: Duration::from_secs(config.drain_secs),
+    };
     let mut reloader = Reloader::new(path, Arc::clone(&app), config);
     reloader.add(Box::new(CallerRules(Arc::clone(&app))));
     if let Some(tls) = &tls {
@@ -183,21 +187,33 @@ fn serve(path: PathBuf) -> Result<(), String> {
         app,
         tls,
         server::ConnectionSlots::new(max_connections),
-        move || control(admin, admin_listener, reloader, signals),
+        move || control(admin, admin_listener, reloader, signals, drain),
         grace,
     )
     .map_err(|error| format!("cannot serve: {error}"))
 }
 
+/// How the facade leaves on SIGTERM.
+struct Drain {
+    app: Arc<App>,
+    /// How long it goes on serving once not ready.
+    time: Duration,
+}
+
 /// The main thread while the workers serve: the admin listener, and a
-/// reload on each SIGHUP, until SIGTERM or Ctrl-C; then readiness turns
-/// false before the workers stop accepting (the admin listener goes on
-/// answering 503 while in-flight requests drain).
+/// reload on each SIGHUP, until SIGTERM or Ctrl-C. Then readiness turns
+/// false (the admin listener goes on answering 503 to the end). On SIGTERM
+/// the workers go on serving for the drain's time, every answer closing
+/// its connection, so that load balancers see the facade leave and their
+/// connections end on their own (Envoy's drain); a second SIGTERM or
+/// Ctrl-C cuts the drain short. Then the workers stop accepting, close
+/// what is idle, and give in-flight requests the grace period.
 fn control(
     admin: Arc<Admin>,
     listener: std::net::TcpListener,
     reloader: Reloader,
     signals: Signals,
+    drain: Drain,
 ) -> impl std::future::Future<Output = ()> {
     match tokio::net::TcpListener::from_std(listener) {
         Ok(listener) => {
@@ -218,11 +234,25 @@ fn control(
                 let _ = reloader.reload();
             }
         };
-        tokio::select! {
-            () = reloads => {}
-            () = shutdown_requested(terminate.as_mut(), interrupt.as_mut()) => {}
-        }
+        let draining = tokio::select! {
+            () = reloads => false,
+            () = received(terminate.as_mut()) => true,
+            () = received(interrupt.as_mut()) => false,
+        };
         admin.stop_being_ready();
+        if draining && !drain.time.is_zero() {
+            drain.app.start_draining();
+            tracing::info!(
+                drain_secs = drain.time.as_secs(),
+                "draining: not ready, every answer closes its connection; then the workers stop accepting"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(drain.time) => {}
+                () = received(terminate.as_mut()) => {}
+                () = received(interrupt.as_mut()) => {}
+            }
+        }
+        tracing::info!("shutting down");
     }
 }
 
@@ -311,6 +341,7 @@ impl Signals {
 }
 
 /// SIGTERM or Ctrl-C.
+#[cfg(feature = "demo")]
 async fn shutdown_requested(terminate: Option<&mut Signal>, interrupt: Option<&mut Signal>) {
     tokio::select! {
         () = received(terminate) => {}

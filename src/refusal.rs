@@ -121,6 +121,8 @@ refusals! {
     CallerRateLimited { retry_after: u32 } => "caller_rate_limited",
     /// An environment over its rate (`limits.environment_rate_per_sec`, 429).
     EnvironmentRateLimited { retry_after: u32 } => "environment_rate_limited",
+    /// The replicas' rate buckets cannot be reached and `shared_cache.fail_closed` (503).
+    SharedRateUnavailable => "shared_rate_unavailable",
     /// Every slot to Glance taken and `limits.max_queued_calls` waiting (503).
     GlanceQueueFull => "glance_queue_full",
     /// No slot to Glance within `limits.queue_timeout_ms` (503).
@@ -151,7 +153,8 @@ impl Refusal {
             | Refusal::GlanceQueueFull
             | Refusal::GlanceQueueTimeout
             | Refusal::KeystoneQueueFull
-            | Refusal::KeystoneQueueTimeout => 503,
+            | Refusal::KeystoneQueueTimeout
+            | Refusal::SharedRateUnavailable => 503,
         })
     }
 
@@ -191,6 +194,9 @@ impl Refusal {
             Refusal::CallerNotAllowed { denial } => denial.message().to_owned(),
             Refusal::CallerRateLimited { .. } => "too many requests for this caller; retry later".to_owned(),
             Refusal::EnvironmentRateLimited { .. } => "too many requests for this environment; retry later".to_owned(),
+            Refusal::SharedRateUnavailable => {
+                "the rates shared by the replicas cannot be checked now; retry later".to_owned()
+            }
             Refusal::GlanceQueueFull | Refusal::GlanceQueueTimeout => queue(Service::Image),
             Refusal::KeystoneQueueFull | Refusal::KeystoneQueueTimeout => queue(Service::Identity),
         }
@@ -207,7 +213,8 @@ impl Refusal {
             | Refusal::GlanceQueueFull
             | Refusal::GlanceQueueTimeout
             | Refusal::KeystoneQueueFull
-            | Refusal::KeystoneQueueTimeout => Some(1),
+            | Refusal::KeystoneQueueTimeout
+            | Refusal::SharedRateUnavailable => Some(1),
             Refusal::BodyTooLarge { .. }
             | Refusal::BodyTimeout { .. }
             | Refusal::UriTooLong { .. }
@@ -260,6 +267,7 @@ mod tests {
         },
         Refusal::CallerRateLimited { retry_after: 2 },
         Refusal::EnvironmentRateLimited { retry_after: 2 },
+        Refusal::SharedRateUnavailable,
         Refusal::GlanceQueueFull,
         Refusal::GlanceQueueTimeout,
         Refusal::KeystoneQueueFull,

@@ -43,7 +43,8 @@ pub struct CallerRules(pub Arc<App>);
 
 impl ReloadAction for CallerRules {
     fn prepare(&self, config: &Config) -> Result<Commit, String> {
-        let callers = Callers::from_config(config).map_err(|error| error.to_string())?;
+        let callers =
+            Callers::from_config(config, self.0.clouds().shared_cache()).map_err(|error| error.to_string())?;
         let app = Arc::clone(&self.0);
         Ok(Box::new(move || app.install_callers(callers)))
     }
@@ -142,6 +143,8 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
             "shutdown_grace_secs",
             running.shutdown_grace_secs != new.shutdown_grace_secs,
         ),
+        ("drain_secs", running.drain_secs != new.drain_secs),
+        ("shared_cache", running.shared_cache != new.shared_cache),
         ("max_body_bytes", running.max_body_bytes != new.max_body_bytes),
         ("client", running.client != new.client),
         ("upstream", running.upstream != new.upstream),

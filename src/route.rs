@@ -16,6 +16,7 @@ use crate::limits::rate::EnvironmentRates;
 use crate::limits::single_flight::SingleFlight;
 use crate::metrics::{Metrics, NamespaceMetrics};
 use crate::refusal::Service;
+use crate::shared_cache::SharedCache;
 use crate::upstream::auth::TrustedAuth;
 use crate::upstream::glance;
 use crate::upstream::keystone::KeystoneAuth;
@@ -99,24 +100,19 @@ pub struct Cloud {
     /// Shows by id being answered, by environment and image (the body of
     /// the image, or the refusal; see `ops::show`).
     pub shows: SingleFlight<Result<Bytes, AllianceError>>,
+    /// The cache shared with the other replicas, if any.
+    shared_cache: Option<Arc<SharedCache>>,
 }
 
 impl Cloud {
-    /// `budget`: the process's memory for upstream answers, shared by every namespace.
-    pub fn from_config(
-        name: &str,
-        config: &NamespaceConfig,
-        metrics: &Metrics,
-        budget: &AnswerBudget,
-    ) -> Result<Self, ConfigError> {
-        Self::from_spec(name, CloudSpec::resolve(name, config)?, metrics, budget)
-    }
-
+    /// `budget`: the process's memory for upstream answers, shared by every
+    /// namespace; `shared`: the cache shared with the other replicas, if any.
     pub fn from_spec(
         name: &str,
         spec: CloudSpec,
         metrics: &Metrics,
         budget: &AnswerBudget,
+        shared: Option<&Arc<SharedCache>>,
     ) -> Result<Self, ConfigError> {
         let fail = |message: String| ConfigError(format!("namespace {name}: {message}"));
         let config = &spec.config;
@@ -148,6 +144,7 @@ impl Cloud {
                     config.glance_url.clone(),
                     metrics.clone(),
                     gate(Service::Identity, limits.keystone_max_in_flight),
+                    shared.cloned(),
                 ));
                 let callers = CallerTokens::new(Arc::clone(&keystone));
                 (Authenticator::Keystone(keystone), Some(callers))
@@ -170,7 +167,7 @@ impl Cloud {
             import_methods: ImportMethods::default(),
             copy_from_fallback: config.copy_from_fallback.clone(),
             metrics,
-            rates: EnvironmentRates::new(limits, config.environment_id_format),
+            rates: EnvironmentRates::new(limits, config.environment_id_format, shared.map(|cache| (cache, name))),
             glance_gate: Arc::new(gate(Service::Image, limits.glance_max_in_flight)),
             shows: SingleFlight::new(
                 limits.coalesce_window(),
@@ -178,6 +175,7 @@ impl Cloud {
                 limits.coalesce_max_bytes,
             ),
             spec,
+            shared_cache: shared.cloned(),
         })
     }
 
@@ -198,6 +196,12 @@ impl Cloud {
     /// and, in keystone mode, Keystone issues the namespace's token. Why
     /// not, in a few words.
     pub async fn check_ready(&self, request_id: &str) -> Result<(), String> {
+        if let Some(shared) = &self.shared_cache
+            && shared.fail_closed
+            && !shared.reachable().await
+        {
+            return Err("the shared cache (memcached) cannot be reached, and its rates fail closed".into());
+        }
         let endpoint = self
             .auth
             .ready_endpoint(request_id)
@@ -217,6 +221,9 @@ pub struct Clouds {
     by_name: HashMap<String, Arc<Cloud>>,
     /// The process's memory for upstream answers, shared by every namespace.
     budget: AnswerBudget,
+    /// The cache shared with the other replicas (`[shared_cache]`; kept
+    /// across reloads, a change takes effect at restart).
+    shared_cache: Option<Arc<SharedCache>>,
     /// The series of requests naming no configured namespace.
     unknown_namespace: NamespaceMetrics,
 }
@@ -242,6 +249,15 @@ impl Clouds {
         metrics: &Metrics,
         previous: Option<&Clouds>,
     ) -> Result<(Self, Changes), ConfigError> {
+        let shared_cache = match previous {
+            Some(previous) => previous.shared_cache.clone(),
+            None => config
+                .shared_cache
+                .as_ref()
+                .map(|shared| SharedCache::from_config(shared, metrics))
+                .transpose()
+                .map_err(ConfigError)?,
+        };
         // The memory for upstream answers is the process's: kept across reloads.
         let budget = previous.map_or_else(
             || {
@@ -268,7 +284,7 @@ impl Clouds {
                     } else {
                         changes.added.push(name.clone());
                     }
-                    Arc::new(Cloud::from_spec(name, spec, metrics, &budget)?)
+                    Arc::new(Cloud::from_spec(name, spec, metrics, &budget, shared_cache.as_ref())?)
                 }
             };
             by_name.insert(name.clone(), cloud);
@@ -286,10 +302,16 @@ impl Clouds {
             Clouds {
                 by_name,
                 budget,
+                shared_cache,
                 unknown_namespace: metrics.unknown_namespace(),
             },
             changes,
         ))
+    }
+
+    /// The cache shared with the other replicas, if any.
+    pub fn shared_cache(&self) -> Option<&Arc<SharedCache>> {
+        self.shared_cache.as_ref()
     }
 
     pub fn get(&self, namespace: &str) -> Option<&Arc<Cloud>> {

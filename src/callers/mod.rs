@@ -30,6 +30,7 @@ use crate::connection::Peer;
 use crate::error::AllianceError;
 use crate::ids;
 use crate::refusal::{Denial, Refusal};
+use crate::shared_cache::SharedCache;
 use crate::upstream::keystone::client::TokenFacts;
 
 pub use rules::Act;
@@ -60,14 +61,15 @@ pub struct Callers {
 impl Callers {
     /// Compiles the rules, reading `bearer_secret_file`s (only their
     /// hashes are kept).
-    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+    /// `shared`: the cache the replicas share their rules' rates in.
+    pub fn from_config(config: &Config, shared: Option<&Arc<SharedCache>>) -> Result<Self, ConfigError> {
         let mut bearer = BearerHashes::default();
         let rules = config
             .callers
             .iter()
             .enumerate()
             .map(|(index, rule)| {
-                Rule::compile(index, rule, config, &mut bearer)
+                Rule::compile(index, rule, config, &mut bearer, shared)
                     .map_err(|message| ConfigError(format!("callers[{index}]{message}")))
             })
             .collect::<Result<_, _>>()?;
@@ -96,7 +98,7 @@ impl Callers {
         for (index, rule) in self.rules.iter().enumerate() {
             if rule.recognises(index, peer, &bearer_rules) {
                 match rule.permits(act) {
-                    Ok(()) => return rule.admit(peer, None).map(|()| Some(Arc::clone(&rule.name))),
+                    Ok(()) => return rule.admit(peer, None).await.map(|()| Some(Arc::clone(&rule.name))),
                     Err(reason) => denial = denial.max(Some(reason)),
                 }
             }
@@ -115,7 +117,12 @@ impl Callers {
             if let Some(facts) = &token_facts {
                 for rule in &token_rules {
                     match rule.permits_token(act, facts) {
-                        Ok(()) => return rule.admit(peer, Some(facts)).map(|()| Some(Arc::clone(&rule.name))),
+                        Ok(()) => {
+                            return rule
+                                .admit(peer, Some(facts))
+                                .await
+                                .map(|()| Some(Arc::clone(&rule.name)));
+                        }
                         Err(reason) => denial = denial.max(Some(reason)),
                     }
                 }
@@ -243,7 +250,7 @@ mod tests {
             "#
         ))
         .unwrap();
-        Callers::from_config(&config).unwrap()
+        Callers::from_config(&config, None).unwrap()
     }
 
     const RULES: &str = r#"
@@ -306,7 +313,7 @@ mod tests {
     #[test]
     fn the_example_rules_compile() {
         let example = Config::parse(include_str!("../../config/alliance-glance.example.toml")).unwrap();
-        assert_eq!(Callers::from_config(&example).unwrap().rules.len(), 5);
+        assert_eq!(Callers::from_config(&example, None).unwrap().rules.len(), 5);
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ use crate::ids;
 use crate::limits::rate::CallerRates;
 use crate::operation::Operation;
 use crate::refusal::Denial;
+use crate::shared_cache::SharedCache;
 use crate::upstream::keystone::client::TokenFacts;
 
 /// How a rule recognises its caller.
@@ -61,13 +62,15 @@ pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
 }
 
 impl Rule {
-    /// Rule `index` of `config`; a bearer rule's hash goes into `bearer`.
+    /// Rule `index` of `config`; a bearer rule's hash goes into `bearer`;
+    /// `shared`: the cache the replicas share the rule's rate in.
     /// The error starts with the field at fault (`.field: ...`).
     pub fn compile(
         index: usize,
         rule: &CallerConfig,
         config: &Config,
         bearer: &mut BearerHashes,
+        shared: Option<&Arc<SharedCache>>,
     ) -> Result<Self, String> {
         let identity = match rule.identity()? {
             CallerIdentity::CertSha256(text) => Identity::CertSha256(
@@ -134,7 +137,10 @@ impl Rule {
             namespaces,
             environments,
             read_only: rule.read_only,
-            rate: rule.rate.and_then(|rate| rate.limited()).map(CallerRates::new),
+            rate: rule
+                .rate
+                .and_then(|rate| rate.limited())
+                .map(|rate| CallerRates::new(rate, shared.map(|cache| (cache, rule.name.as_str())))),
         })
     }
 
@@ -165,9 +171,9 @@ impl Rule {
     /// Counts one request the rule lets through against its caller's
     /// rate: 429 when the caller is over it. `token`: what Keystone said of
     /// the caller's token, for a `keystone_token` rule.
-    pub fn admit(&self, peer: &Peer, token: Option<&TokenFacts>) -> Result<(), AllianceError> {
+    pub async fn admit(&self, peer: &Peer, token: Option<&TokenFacts>) -> Result<(), AllianceError> {
         match &self.rate {
-            Some(rate) => rate.admit(&self.name, &self.caller(peer, token)),
+            Some(rate) => rate.admit(&self.name, &self.caller(peer, token)).await,
             None => Ok(()),
         }
     }
@@ -267,7 +273,7 @@ mod tests {
             .callers
             .iter()
             .enumerate()
-            .map(|(index, rule)| Rule::compile(index, rule, &config, &mut bearer))
+            .map(|(index, rule)| Rule::compile(index, rule, &config, &mut bearer, None))
             .collect::<Result<_, _>>()
             .unwrap();
         (rules, bearer)
@@ -275,7 +281,7 @@ mod tests {
 
     fn compile_error(callers: &str) -> String {
         let config = config(callers);
-        Rule::compile(0, &config.callers[0], &config, &mut BearerHashes::default()).unwrap_err()
+        Rule::compile(0, &config.callers[0], &config, &mut BearerHashes::default(), None).unwrap_err()
     }
 
     fn peer(address: &str, certificate: Option<ClientCertificate>) -> Peer {

@@ -14,10 +14,19 @@
 //! A `[[callers]]` rule's rate is the same mechanism ([`CallerRates`]): one
 //! bucket per caller the rule lets through, for the [`TRACKED_CALLERS`]
 //! most recently seen.
+//!
+//! With a shared cache (`[shared_cache]`) a bucket is the replicas' one,
+//! in memcached: a replica leases `rate_lease_ms`' worth of its tokens at a
+//! time (at least one) and spends them without asking again, so that most
+//! requests cost memcached nothing and the replicas together admit what one
+//! process would (tokens leased and not spent within the lease are lost:
+//! the error is on the side of refusing). memcached lost: each replica's
+//! own bucket (fail open), or 503 (`fail_closed`).
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota};
@@ -27,6 +36,7 @@ use super::{Throttled, retry_after};
 use crate::config::{EnvironmentIdFormat, LimitsConfig, Rate};
 use crate::error::AllianceError;
 use crate::refusal::Refusal;
+use crate::shared_cache::{Lease, SharedCache};
 
 fn quota(rate: Rate) -> Quota {
     Quota::per_second(rate.per_sec).allow_burst(rate.burst)
@@ -37,31 +47,121 @@ pub fn bucket(rate: Rate) -> DefaultDirectRateLimiter {
     DefaultDirectRateLimiter::direct(quota(rate))
 }
 
-/// One bucket per key, for the most recently seen keys.
+/// Why no token was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Empty {
+    /// The bucket is empty: one comes in this many seconds.
+    Wait(u32),
+    /// The shared bucket cannot be reached and rates fail closed.
+    Unreachable,
+}
+
+/// One bucket per key, for the most recently seen keys: the process's, or
+/// the replicas' (leased).
 pub struct Buckets {
     quota: Quota,
     by_key: Mutex<LruCache<String, DefaultDirectRateLimiter>>,
+    shared: Option<SharedBuckets>,
+}
+
+/// The replicas' buckets, and this replica's leases of their tokens.
+struct SharedBuckets {
+    cache: Arc<SharedCache>,
+    /// Whose buckets (a namespace's environments, a rule's callers).
+    scope: String,
+    rate: Rate,
+    /// Tokens asked for at a time.
+    lease_tokens: u32,
+    leases: Mutex<LruCache<String, Leased>>,
+}
+
+/// Tokens leased and not spent yet.
+struct Leased {
+    tokens: u32,
+    until: Instant,
+}
+
+fn lru<V>(capacity: usize) -> Mutex<LruCache<String, V>> {
+    Mutex::new(LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)))
 }
 
 impl Buckets {
-    pub fn new(rate: Rate, capacity: usize) -> Self {
+    /// `shared`: the replicas' cache and whose buckets these are.
+    pub fn new(rate: Rate, capacity: usize, shared: Option<(&Arc<SharedCache>, &str)>) -> Self {
         Buckets {
             quota: quota(rate),
-            by_key: Mutex::new(LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN))),
+            by_key: lru(capacity),
+            shared: shared.map(|(cache, scope)| {
+                let per_lease = u128::from(rate.per_sec.get()) * cache.lease.as_millis() / 1000;
+                SharedBuckets {
+                    cache: Arc::clone(cache),
+                    scope: scope.to_owned(),
+                    rate,
+                    lease_tokens: u32::try_from(per_lease).unwrap_or(u32::MAX).clamp(1, rate.burst.get()),
+                    leases: lru(capacity),
+                }
+            }),
         }
     }
 
-    /// Takes a token from `key`'s bucket; `Err(seconds until one is there)`
-    /// if it is empty.
-    pub fn take(&self, key: &str) -> Result<(), u32> {
+    /// Takes a token from `key`'s bucket.
+    pub async fn take(&self, key: &str) -> Result<(), Empty> {
+        let Some(shared) = &self.shared else {
+            return self.take_here(key);
+        };
+        if shared.spend(key) {
+            return Ok(());
+        }
+        match shared
+            .cache
+            .lease(
+                &[b"rate", shared.scope.as_bytes(), key.as_bytes()],
+                shared.rate,
+                shared.lease_tokens,
+            )
+            .await
+        {
+            Lease::Granted(tokens) => {
+                shared.keep(key, tokens - 1);
+                Ok(())
+            }
+            Lease::Refused { retry_after } => Err(Empty::Wait(retry_after)),
+            Lease::Unavailable if shared.cache.fail_closed => Err(Empty::Unreachable),
+            Lease::Unavailable => self.take_here(key),
+        }
+    }
+
+    /// Takes a token from this process's own bucket of `key`.
+    fn take_here(&self, key: &str) -> Result<(), Empty> {
         let mut by_key = self.by_key.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         // One look-up; the key is copied only for a new bucket.
-        take(by_key.get_or_insert_ref(key, || DefaultDirectRateLimiter::direct(self.quota)))
+        take(by_key.get_or_insert_ref(key, || DefaultDirectRateLimiter::direct(self.quota))).map_err(Empty::Wait)
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
         self.by_key.lock().unwrap().len()
+    }
+}
+
+impl SharedBuckets {
+    /// Spends a leased token of `key`, if one is left and its lease runs.
+    fn spend(&self, key: &str) -> bool {
+        let mut leases = self.leases.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match leases.get_mut(key) {
+            Some(leased) if leased.tokens > 0 && Instant::now() < leased.until => {
+                leased.tokens -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Keeps `tokens` just leased for `key`.
+    fn keep(&self, key: &str, tokens: u32) {
+        let until = Instant::now() + self.cache.lease.max(Duration::from_millis(1));
+        let mut leases = self.leases.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        leases.put(key.to_owned(), Leased { tokens, until });
     }
 }
 
@@ -73,28 +173,37 @@ pub fn take(bucket: &DefaultDirectRateLimiter) -> Result<(), u32> {
         .map_err(|not_until| retry_after(not_until.wait_time_from(DefaultClock::default().now())))
 }
 
+/// The refusal of a request whose bucket was `empty`.
+fn refusal(empty: Empty, over_rate: fn(u32) -> Refusal) -> Refusal {
+    match empty {
+        Empty::Wait(retry_after) => over_rate(retry_after),
+        Empty::Unreachable => Refusal::SharedRateUnavailable,
+    }
+}
+
 /// The rates of a namespace's environments.
 pub struct EnvironmentRates {
     /// For environments without a rate of their own; `None`: no limit.
     shared: Option<Buckets>,
     /// Environments with a rate of their own (`None`: no limit).
-    own: HashMap<String, Option<DefaultDirectRateLimiter>>,
+    own: HashMap<String, Option<Buckets>>,
     warnings: Throttled,
 }
 
 impl EnvironmentRates {
     /// The rates of `config`; its environment ids are taken in the form
-    /// `format` gives them (the configuration was checked).
-    pub fn new(config: &LimitsConfig, format: EnvironmentIdFormat) -> Self {
+    /// `format` gives them (the configuration was checked). `shared`: the
+    /// replicas' cache and the namespace's name.
+    pub fn new(config: &LimitsConfig, format: EnvironmentIdFormat, shared: Option<(&Arc<SharedCache>, &str)>) -> Self {
         EnvironmentRates {
             shared: config
                 .environment_rate()
-                .map(|rate| Buckets::new(rate, config.tracked_environments)),
+                .map(|rate| Buckets::new(rate, config.tracked_environments, shared)),
             own: config
                 .environments
                 .iter()
                 .filter_map(|(id, rate)| {
-                    let bucket = rate.limited().map(|rate| DefaultDirectRateLimiter::direct(quota(rate)));
+                    let bucket = rate.limited().map(|rate| Buckets::new(rate, 1, shared));
                     Some((format.normalise(id)?, bucket))
                 })
                 .collect(),
@@ -102,15 +211,19 @@ impl EnvironmentRates {
         }
     }
 
-    /// Admits one request of `environment`, or refuses it (429).
-    pub fn admit(&self, environment: &str) -> Result<(), AllianceError> {
+    /// Admits one request of `environment`, or refuses it (429; 503 when
+    /// the replicas' buckets cannot be reached and rates fail closed).
+    pub async fn admit(&self, environment: &str) -> Result<(), AllianceError> {
         let taken = match self.own.get(environment) {
-            Some(Some(bucket)) => take(bucket),
+            Some(Some(buckets)) => buckets.take(environment).await,
             Some(None) => Ok(()),
-            None => self.shared.as_ref().map_or(Ok(()), |buckets| buckets.take(environment)),
+            None => match &self.shared {
+                Some(buckets) => buckets.take(environment).await,
+                None => Ok(()),
+            },
         };
-        taken.map_err(|retry_after| {
-            let refusal = Refusal::EnvironmentRateLimited { retry_after };
+        taken.map_err(|empty| {
+            let refusal = refusal(empty, |retry_after| Refusal::EnvironmentRateLimited { retry_after });
             if let Some(refused) = self.warnings.due() {
                 tracing::warn!(
                     reason = refusal.label(),
@@ -136,18 +249,19 @@ pub struct CallerRates {
 }
 
 impl CallerRates {
-    pub fn new(rate: Rate) -> Self {
+    /// `shared`: the replicas' cache and the rule's name.
+    pub fn new(rate: Rate, shared: Option<(&Arc<SharedCache>, &str)>) -> Self {
         CallerRates {
-            buckets: Buckets::new(rate, TRACKED_CALLERS),
+            buckets: Buckets::new(rate, TRACKED_CALLERS, shared),
             warnings: Throttled::default(),
         }
     }
 
     /// Admits one request of `caller` (as rule `rule` knows it), or refuses
-    /// it (429).
-    pub fn admit(&self, rule: &str, caller: &str) -> Result<(), AllianceError> {
-        self.buckets.take(caller).map_err(|retry_after| {
-            let refusal = Refusal::CallerRateLimited { retry_after };
+    /// it (429; 503 as for environments).
+    pub async fn admit(&self, rule: &str, caller: &str) -> Result<(), AllianceError> {
+        self.buckets.take(caller).await.map_err(|empty| {
+            let refusal = refusal(empty, |retry_after| Refusal::CallerRateLimited { retry_after });
             if let Some(refused) = self.warnings.due() {
                 tracing::warn!(
                     reason = refusal.label(),
@@ -191,41 +305,45 @@ mod tests {
         }
     }
 
-    fn admitted(rates: &EnvironmentRates, environment: &str, requests: usize) -> usize {
-        (0..requests).filter(|_| rates.admit(environment).is_ok()).count()
+    async fn admitted(rates: &EnvironmentRates, environment: &str, requests: usize) -> usize {
+        let mut admitted = 0;
+        for _ in 0..requests {
+            admitted += usize::from(rates.admit(environment).await.is_ok());
+        }
+        admitted
     }
 
-    #[test]
-    fn a_burst_then_refusals_with_retry_after_per_environment() {
-        let rates = EnvironmentRates::new(&limits(1, Some(3)), EnvironmentIdFormat::Hex32OrUuid);
-        assert_eq!(admitted(&rates, ENV_A, 3), 3);
-        let refused = rates.admit(ENV_A).unwrap_err();
+    #[tokio::test]
+    async fn a_burst_then_refusals_with_retry_after_per_environment() {
+        let rates = EnvironmentRates::new(&limits(1, Some(3)), EnvironmentIdFormat::Hex32OrUuid, None);
+        assert_eq!(admitted(&rates, ENV_A, 3).await, 3);
+        let refused = rates.admit(ENV_A).await.unwrap_err();
         assert_eq!(
             (refused.status.as_u16(), refused.retry_after, refused.refusal),
             (429, Some(1), Some(Refusal::EnvironmentRateLimited { retry_after: 1 }))
         );
         assert_eq!(refused.message, "too many requests for this environment; retry later");
         // Another environment has a bucket of its own.
-        assert_eq!(admitted(&rates, ENV_B, 4), 3);
+        assert_eq!(admitted(&rates, ENV_B, 4).await, 3);
     }
 
-    #[test]
-    fn the_burst_is_one_seconds_worth_by_default_and_refills() {
-        let rates = EnvironmentRates::new(&limits(20, None), EnvironmentIdFormat::Hex32OrUuid);
-        assert_eq!(admitted(&rates, ENV_A, 25), 20);
+    #[tokio::test]
+    async fn the_burst_is_one_seconds_worth_by_default_and_refills() {
+        let rates = EnvironmentRates::new(&limits(20, None), EnvironmentIdFormat::Hex32OrUuid, None);
+        assert_eq!(admitted(&rates, ENV_A, 25).await, 20);
         // One token every 50 ms.
-        std::thread::sleep(Duration::from_millis(120));
-        assert!(rates.admit(ENV_A).is_ok());
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(rates.admit(ENV_A).await.is_ok());
     }
 
-    #[test]
-    fn no_rate_is_no_limit() {
-        let rates = EnvironmentRates::new(&LimitsConfig::default(), EnvironmentIdFormat::Hex32OrUuid);
-        assert_eq!(admitted(&rates, ENV_A, 10_000), 10_000);
+    #[tokio::test]
+    async fn no_rate_is_no_limit() {
+        let rates = EnvironmentRates::new(&LimitsConfig::default(), EnvironmentIdFormat::Hex32OrUuid, None);
+        assert_eq!(admitted(&rates, ENV_A, 10_000).await, 10_000);
     }
 
-    #[test]
-    fn environments_with_a_rate_of_their_own() {
+    #[tokio::test]
+    async fn environments_with_a_rate_of_their_own() {
         let config = LimitsConfig {
             environments: BTreeMap::from([
                 // Written in the dashed form: the same project as ENV_A.
@@ -246,44 +364,48 @@ mod tests {
             ]),
             ..limits(1, Some(1))
         };
-        let rates = EnvironmentRates::new(&config, EnvironmentIdFormat::Hex32OrUuid);
-        assert_eq!(admitted(&rates, ENV_A, 10), 5);
-        assert_eq!(admitted(&rates, ENV_B, 1_000), 1_000, "rate 0: no limit");
-        assert_eq!(admitted(&rates, "c3c3c3c3c3c34c3c8c3cc3c3c3c3c3c3", 10), 1);
+        let rates = EnvironmentRates::new(&config, EnvironmentIdFormat::Hex32OrUuid, None);
+        assert_eq!(admitted(&rates, ENV_A, 10).await, 5);
+        assert_eq!(admitted(&rates, ENV_B, 1_000).await, 1_000, "rate 0: no limit");
+        assert_eq!(admitted(&rates, "c3c3c3c3c3c34c3c8c3cc3c3c3c3c3c3", 10).await, 1);
     }
 
-    #[test]
-    fn callers_have_a_bucket_each() {
-        let rates = CallerRates::new(Rate {
-            per_sec: std::num::NonZeroU32::MIN,
-            burst: std::num::NonZeroU32::new(2).unwrap(),
-        });
-        assert!(rates.admit("gateway", "10.0.0.1").is_ok());
-        assert!(rates.admit("gateway", "10.0.0.1").is_ok());
-        let refused = rates.admit("gateway", "10.0.0.1").unwrap_err();
+    #[tokio::test]
+    async fn callers_have_a_bucket_each() {
+        let rates = CallerRates::new(
+            Rate {
+                per_sec: std::num::NonZeroU32::MIN,
+                burst: std::num::NonZeroU32::new(2).unwrap(),
+            },
+            None,
+        );
+        assert!(rates.admit("gateway", "10.0.0.1").await.is_ok());
+        assert!(rates.admit("gateway", "10.0.0.1").await.is_ok());
+        let refused = rates.admit("gateway", "10.0.0.1").await.unwrap_err();
         assert_eq!(
             (refused.status.as_u16(), refused.retry_after, refused.refusal),
             (429, Some(1), Some(Refusal::CallerRateLimited { retry_after: 1 }))
         );
         assert_eq!(refused.message, "too many requests for this caller; retry later");
-        assert!(rates.admit("gateway", "10.0.0.2").is_ok());
+        assert!(rates.admit("gateway", "10.0.0.2").await.is_ok());
     }
 
-    #[test]
-    fn buckets_of_random_environments_are_bounded() {
+    #[tokio::test]
+    async fn buckets_of_random_environments_are_bounded() {
         let buckets = Buckets::new(
             Rate {
                 per_sec: std::num::NonZeroU32::MIN,
                 burst: std::num::NonZeroU32::MIN,
             },
             100,
+            None,
         );
-        assert_eq!(buckets.take(ENV_A), Ok(()));
+        assert_eq!(buckets.take(ENV_A).await, Ok(()));
         for index in 0..10_000 {
-            let _ = buckets.take(&format!("{index:032x}"));
+            let _ = buckets.take(&format!("{index:032x}")).await;
             // A busy environment is never the least recently seen.
             if index % 50 == 0 {
-                assert_eq!(buckets.take(ENV_A), Err(1), "its bucket is kept");
+                assert_eq!(buckets.take(ENV_A).await, Err(Empty::Wait(1)), "its bucket is kept");
             }
         }
         assert_eq!(buckets.len(), 100);

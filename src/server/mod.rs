@@ -13,6 +13,7 @@
 
 mod io;
 mod listen;
+mod proxy;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -156,14 +157,31 @@ pub async fn serve(
 /// A new client connection, through the TLS handshake when the listener
 /// has TLS (within its timeout, the slot held), then served.
 async fn open_connection(
-    stream: TcpStream,
-    address: std::net::IpAddr,
+    mut stream: TcpStream,
+    peer: std::net::IpAddr,
     tls: Option<Arc<Tls>>,
     app: Arc<App>,
     slot: OwnedSemaphorePermit,
     phase: watch::Receiver<Phase>,
 ) {
     let _ = stream.set_nodelay(true);
+    let limits = app.client_limits();
+    let address = if limits.proxy_protocol && limits.trusts_proxy(peer) {
+        let header = proxy::read_header(&mut stream, peer);
+        match tokio::time::timeout(Duration::from_secs(limits.header_timeout_secs), header).await {
+            Ok(Ok(client)) => client,
+            Ok(Err(error)) => {
+                tracing::info!(reason = "proxy_header_invalid", %error, %peer, "connection closed");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(reason = "proxy_header_timeout", %peer, "no PROXY header in time; connection closed");
+                return;
+            }
+        }
+    } else {
+        peer
+    };
     match tls {
         None => serve_connection(stream, Peer::from_address(address), app, slot, phase).await,
         Some(tls) => match tls.accept(stream, address).await {

@@ -18,6 +18,7 @@ mod isolation;
 mod keystone;
 mod list;
 mod serving;
+mod shared_cache;
 mod show;
 mod update;
 mod upstream_errors;

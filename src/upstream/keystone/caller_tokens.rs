@@ -83,11 +83,25 @@ impl CallerTokens {
             .get_admitted(
                 &key,
                 || self.admit_new_token(request_id),
-                || self.fetch_validation(token, request_id),
+                || self.judge(token, &key, request_id),
                 |_| FAILURE_TTL,
             )
             .await?;
         Ok(judged.facts.clone())
+    }
+
+    /// The replicas' judgement of the token (by its SHA-256 `digest`) when
+    /// one has it, else Keystone's, which is then shared.
+    async fn judge(&self, token: &str, digest: &str, request_id: &str) -> Result<CallerToken, AllianceError> {
+        let validate = || async {
+            let judged = self.fetch_validation(token, request_id).await?;
+            Ok((judged.facts, judged.refresh_at))
+        };
+        let (facts, refresh_at) = match self.auth.shared() {
+            None => validate().await?,
+            Some(shared) => shared.judgement(digest, validate).await?,
+        };
+        Ok(CallerToken { facts, refresh_at })
     }
 
     /// A token the facade has not judged yet costs a Keystone validation:

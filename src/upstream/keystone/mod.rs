@@ -25,6 +25,7 @@ pub mod caller_tokens;
 pub mod catalog;
 pub mod client;
 pub mod settings;
+pub mod shared;
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +40,7 @@ use url::Url;
 use self::cache::{Expiring, ExpiringSet, SingleFlightCache};
 use self::client::{IssuedToken, KeystoneClient, TokenFailure};
 use self::settings::{Identity, KeystoneSettings, Secret};
+use self::shared::{SharedKeystone, TokenRecord};
 use super::auth::{AfterRejection, Credentials, UpstreamAuth};
 use super::{IDENTITY_ROOM, UpstreamHttp};
 use crate::config::{Rate, ScopeMethod};
@@ -47,6 +49,7 @@ use crate::limits::gate::Gate;
 use crate::limits::rate;
 use crate::metrics::{NamespaceMetrics, TokenCacheResult, TokenKind};
 use crate::refusal::Refusal;
+use crate::shared_cache::SharedCache;
 
 const AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
 
@@ -124,6 +127,8 @@ pub struct KeystoneAuth {
     /// An application credential's project, once Keystone has named it:
     /// other environments are refused without asking again.
     bound_project: OnceLock<String>,
+    /// What the replicas share, when they share (`[shared_cache]`).
+    shared: Option<SharedKeystone>,
 }
 
 /// A token bucket of `per_sec` and `burst` (both checked positive by the
@@ -142,6 +147,10 @@ impl KeystoneAuth {
 
     pub(super) fn settings(&self) -> &KeystoneSettings {
         &self.settings
+    }
+
+    pub(super) fn shared(&self) -> Option<&SharedKeystone> {
+        self.shared.as_ref()
     }
 
     /// The environment's token: cached, or obtained once however many
@@ -187,20 +196,26 @@ impl KeystoneAuth {
         })
     }
 
-    /// Forgets `rejected` if it is still the environment's token.
+    /// Forgets `rejected` if it is still the environment's token (and the
+    /// replicas' copy: a token refused early is refused everywhere).
     pub(super) async fn drop_token(&self, environment: &str, rejected: &ScopedToken) {
         self.scoped
             .invalidate_where(environment, |token| token.id == rejected.id)
             .await;
+        if let Some(shared) = &self.shared {
+            shared.forget_token("scoped", environment).await;
+        }
     }
 
-    /// `gate`: the calls in flight to this Keystone.
+    /// `gate`: the calls in flight to this Keystone; `shared`: the cache
+    /// shared with the other replicas, if any.
     pub fn new(
         settings: KeystoneSettings,
         http: Arc<UpstreamHttp>,
         explicit_endpoint: Option<Url>,
         metrics: NamespaceMetrics,
         gate: Gate,
+        shared: Option<Arc<SharedCache>>,
     ) -> Self {
         KeystoneAuth {
             client: KeystoneClient::new(http, settings.auth_url.clone(), metrics.clone(), gate),
@@ -211,6 +226,8 @@ impl KeystoneAuth {
             refused: ExpiringSet::new(settings.refused_environments_size, settings.refused_environment_ttl),
             new_environments: token_bucket(settings.new_environments_per_sec, settings.new_environments_burst),
             bound_project: OnceLock::new(),
+            shared: shared
+                .map(|cache| SharedKeystone::new(cache, &settings, explicit_endpoint.as_ref(), REFRESH_MARGIN)),
             settings,
             explicit_endpoint,
         }
@@ -243,7 +260,34 @@ impl KeystoneAuth {
         })
     }
 
+    /// The environment's token from the replicas' shared cache when one
+    /// has it, else from Keystone (then shared); a refusal a replica
+    /// learned a moment ago is shared too.
     async fn fetch_scoped(&self, environment: &str, request_id: &str) -> Result<ScopedToken, AllianceError> {
+        let record = match &self.shared {
+            None => self.issue_scoped(environment, request_id).await?,
+            Some(shared) => {
+                if shared.refused(environment).await {
+                    return Err(self.refuse_scope(environment, request_id));
+                }
+                let record = shared
+                    .token("scoped", environment, || self.issue_scoped(environment, request_id))
+                    .await;
+                if let Err(error) = &record
+                    && is_scope_refused(error)
+                {
+                    shared
+                        .remember_refused(environment, self.settings.refused_environment_ttl)
+                        .await;
+                }
+                record?
+            }
+        };
+        self.scoped_from(record)
+    }
+
+    /// A token scoped to the environment, from Keystone.
+    async fn issue_scoped(&self, environment: &str, request_id: &str) -> Result<TokenRecord, AllianceError> {
         let issued = match &self.settings.identity {
             Identity::ApplicationCredential { id, secret } => {
                 if self.bound_project.get().is_some_and(|project| project != environment) {
@@ -289,7 +333,7 @@ impl KeystoneAuth {
                 ScopeMethod::Rescope => self.rescope(environment, request_id).await?,
             },
         };
-        self.scoped_token(issued)
+        self.record_of(issued)
     }
 
     /// Re-scopes the unscoped token. If Keystone refuses, the unscoped
@@ -364,23 +408,13 @@ impl KeystoneAuth {
             .get(
                 "",
                 || async {
-                    let (kind, body) = match &self.settings.identity {
-                        Identity::Password { user, password } => {
-                            (TokenKind::PasswordUnscoped, client::password_body(user, password, None))
-                        }
-                        Identity::ApplicationCredential { id, secret } => (
-                            TokenKind::ApplicationCredential,
-                            client::application_credential_body(id, secret),
-                        ),
+                    let record = match &self.shared {
+                        None => self.issue_unscoped(request_id).await?,
+                        Some(shared) => shared.token("unscoped", "", || self.issue_unscoped(request_id)).await?,
                     };
-                    let issued = self
-                        .client
-                        .issue(kind, &body, request_id)
-                        .await
-                        .map_err(|failure| self.failure(failure, credentials_refused))?;
                     Ok(UnscopedToken {
-                        refresh_at: refresh_at(issued.expires_at, OffsetDateTime::now_utc(), Instant::now()),
-                        id: issued.id,
+                        refresh_at: refresh_at(record.expires_at, OffsetDateTime::now_utc(), Instant::now()),
+                        id: record.id,
                     })
                 },
                 |_| FAILURE_TTL,
@@ -388,31 +422,66 @@ impl KeystoneAuth {
             .await
     }
 
-    fn scoped_token(&self, issued: IssuedToken) -> Result<ScopedToken, AllianceError> {
+    /// The unscoped token (or the application credential's), from Keystone.
+    async fn issue_unscoped(&self, request_id: &str) -> Result<TokenRecord, AllianceError> {
+        let (kind, body) = match &self.settings.identity {
+            Identity::Password { user, password } => {
+                (TokenKind::PasswordUnscoped, client::password_body(user, password, None))
+            }
+            Identity::ApplicationCredential { id, secret } => (
+                TokenKind::ApplicationCredential,
+                client::application_credential_body(id, secret),
+            ),
+        };
+        let issued = self
+            .client
+            .issue(kind, &body, request_id)
+            .await
+            .map_err(|failure| self.failure(failure, credentials_refused))?;
+        Ok(TokenRecord {
+            id: issued.id,
+            expires_at: issued.expires_at,
+            endpoint: None,
+        })
+    }
+
+    /// An issued token with the Glance endpoint its catalog names (or the
+    /// configured one).
+    fn record_of(&self, issued: IssuedToken) -> Result<TokenRecord, AllianceError> {
         let endpoint = match &self.explicit_endpoint {
             Some(endpoint) => endpoint.clone(),
-            None => {
-                let endpoint = catalog::image_endpoint(
-                    &issued.catalog,
-                    &self.settings.interface,
-                    self.settings.region.as_deref(),
-                )
-                .ok_or_else(|| {
-                    tracing::warn!(
-                        reason = "no_image_endpoint",
-                        interface = %self.settings.interface,
-                        region = ?self.settings.region,
-                        "no image endpoint in the catalog"
-                    );
-                    AllianceError::bad_gateway("no image endpoint in the service catalog")
-                })?;
-                *self.catalog_endpoint.lock().unwrap_or_else(PoisonError::into_inner) = Some(endpoint.clone());
-                endpoint
-            }
+            None => catalog::image_endpoint(
+                &issued.catalog,
+                &self.settings.interface,
+                self.settings.region.as_deref(),
+            )
+            .ok_or_else(|| {
+                tracing::warn!(
+                    reason = "no_image_endpoint",
+                    interface = %self.settings.interface,
+                    region = ?self.settings.region,
+                    "no image endpoint in the catalog"
+                );
+                AllianceError::bad_gateway("no image endpoint in the service catalog")
+            })?,
         };
-        Ok(ScopedToken {
-            refresh_at: refresh_at(issued.expires_at, OffsetDateTime::now_utc(), Instant::now()),
+        Ok(TokenRecord {
             id: issued.id,
+            expires_at: issued.expires_at,
+            endpoint: Some(endpoint),
+        })
+    }
+
+    fn scoped_from(&self, record: TokenRecord) -> Result<ScopedToken, AllianceError> {
+        let endpoint = record
+            .endpoint
+            .ok_or_else(|| AllianceError::bad_gateway("no image endpoint in the service catalog"))?;
+        if self.explicit_endpoint.is_none() {
+            *self.catalog_endpoint.lock().unwrap_or_else(PoisonError::into_inner) = Some(endpoint.clone());
+        }
+        Ok(ScopedToken {
+            refresh_at: refresh_at(record.expires_at, OffsetDateTime::now_utc(), Instant::now()),
+            id: record.id,
             endpoint,
         })
     }
@@ -445,6 +514,9 @@ impl UpstreamAuth for KeystoneAuth {
             self.scoped
                 .invalidate_where(environment, |token| token.id.expose().as_bytes() == value.as_bytes())
                 .await;
+            if let Some(shared) = &self.shared {
+                shared.forget_token("scoped", environment).await;
+            }
         }
         AfterRejection::Retry
     }
