@@ -206,7 +206,7 @@ async fn sighup_reloads_certificates_and_callers_and_keeps_open_connections() {
     };
     let (port, admin_port) = (free_port(), free_port());
     let text = format!(
-        "listen = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n{}[tls]\ncert_chain_file = \"{}\"\nkey_file = \"{}\"\n",
+        "listen = \"127.0.0.1:{port}\"\ndrain_secs = 1\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n{}[tls]\ncert_chain_file = \"{}\"\nkey_file = \"{}\"\n",
         namespace(&glance.url()),
         dir.0.join("chain.pem").display(),
         dir.0.join("key.pem").display(),

@@ -117,7 +117,7 @@ impl Service {
 /// Namespace `ccsr1`, and copies of it under `extra_namespaces`.
 fn config_text(port: u16, admin_port: u16, glance_url: &str, extra_namespaces: &[&str]) -> String {
     let mut text = format!(
-        "listen = \"127.0.0.1:{port}\"\nshutdown_grace_secs = 5\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nreadiness_cache_ms = 0\n"
+        "listen = \"127.0.0.1:{port}\"\nshutdown_grace_secs = 5\ndrain_secs = 2\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nreadiness_cache_ms = 0\n"
     );
     for name in std::iter::once(&"ccsr1").chain(extra_namespaces) {
         text.push_str(&format!(
@@ -345,8 +345,27 @@ async fn sigterm_turns_readiness_false_while_requests_drain() {
     let body = drained_ready.expect("readiness turned false while the request was in flight");
     assert_eq!(body, r#"{"ready":false,"shutting_down":true}"#);
     assert!(!in_flight.is_finished(), "readiness turned false first");
+    let signalled = std::time::Instant::now();
     assert_eq!(in_flight.await.expect("task").expect("answered"), 200);
+    // The drain: new requests are still served, each closing its
+    // connection, so that balancers and clients leave on their own.
+    let during = service
+        .client
+        .get(format!("http://127.0.0.1:{}/images", service.port))
+        .header("X-Target-Ns", "ccsr1")
+        .header("X-Environment-Id", ENV)
+        .send()
+        .await
+        .expect("served during the drain");
+    assert_eq!(during.status(), 200);
+    assert_eq!(during.headers()["connection"], "close");
     let status = service.child.wait().expect("exits");
     assert!(status.success(), "{}", service.log());
+    assert!(
+        signalled.elapsed() >= Duration::from_millis(1_500),
+        "served for the drain's 2 s before stopping"
+    );
+    // Then it accepts no more.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", service.port)).is_err());
     glance.shutdown().await;
 }

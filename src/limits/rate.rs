@@ -72,13 +72,28 @@ struct SharedBuckets {
     rate: Rate,
     /// Tokens asked for at a time.
     lease_tokens: u32,
-    leases: Mutex<LruCache<String, Leased>>,
+    /// Each key's leased tokens, behind an async lock held while a lease is
+    /// asked for: the requests of one key in this replica ask memcached
+    /// once between them, then share what came.
+    leases: Mutex<LruCache<String, Arc<tokio::sync::Mutex<Leased>>>>,
 }
 
-/// Tokens leased and not spent yet.
+/// Tokens leased and not spent yet; or, after a refusal, when the shared
+/// bucket has a token again (no use asking memcached before: a replica
+/// flooded with requests asks it once per token, not once per request).
+#[derive(Default)]
 struct Leased {
     tokens: u32,
-    until: Instant,
+    until: Option<Instant>,
+    empty_until: Option<Instant>,
+}
+
+/// What the leases of a key say without asking memcached.
+enum Local {
+    Spent,
+    /// The shared bucket is empty for this long yet.
+    Empty(Duration),
+    Ask,
 }
 
 fn lru<V>(capacity: usize) -> Mutex<LruCache<String, V>> {
@@ -109,25 +124,43 @@ impl Buckets {
         let Some(shared) = &self.shared else {
             return self.take_here(key);
         };
-        if shared.spend(key) {
-            return Ok(());
+        let slot = shared.slot(key);
+        let mut leased = slot.lock().await;
+        match leased.spend() {
+            Local::Spent => return Ok(()),
+            Local::Empty(wait) => return Err(Empty::Wait(retry_after(wait))),
+            Local::Ask => {}
         }
-        match shared
+        let lease = shared
             .cache
             .lease(
                 &[b"rate", shared.scope.as_bytes(), key.as_bytes()],
                 shared.rate,
                 shared.lease_tokens,
             )
-            .await
-        {
+            .await;
+        let now = Instant::now();
+        match lease {
             Lease::Granted(tokens) => {
-                shared.keep(key, tokens - 1);
+                *leased = Leased {
+                    tokens: tokens - 1,
+                    until: Some(now + shared.cache.lease),
+                    empty_until: None,
+                };
                 Ok(())
             }
-            Lease::Refused { retry_after } => Err(Empty::Wait(retry_after)),
+            Lease::Refused { retry_after, wait } => {
+                *leased = Leased {
+                    empty_until: Some(now + wait),
+                    ..Leased::default()
+                };
+                Err(Empty::Wait(retry_after))
+            }
             Lease::Unavailable if shared.cache.fail_closed => Err(Empty::Unreachable),
-            Lease::Unavailable => self.take_here(key),
+            Lease::Unavailable => {
+                drop(leased);
+                self.take_here(key)
+            }
         }
     }
 
@@ -145,23 +178,25 @@ impl Buckets {
 }
 
 impl SharedBuckets {
-    /// Spends a leased token of `key`, if one is left and its lease runs.
-    fn spend(&self, key: &str) -> bool {
+    /// The lock and leases of `key` (a key forgotten comes back with none).
+    fn slot(&self, key: &str) -> Arc<tokio::sync::Mutex<Leased>> {
         let mut leases = self.leases.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        match leases.get_mut(key) {
-            Some(leased) if leased.tokens > 0 && Instant::now() < leased.until => {
-                leased.tokens -= 1;
-                true
-            }
-            _ => false,
-        }
+        Arc::clone(leases.get_or_insert_ref(key, Arc::default))
     }
+}
 
-    /// Keeps `tokens` just leased for `key`.
-    fn keep(&self, key: &str, tokens: u32) {
-        let until = Instant::now() + self.cache.lease.max(Duration::from_millis(1));
-        let mut leases = self.leases.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        leases.put(key.to_owned(), Leased { tokens, until });
+impl Leased {
+    /// Spends a leased token, if one is left and its lease runs.
+    fn spend(&mut self) -> Local {
+        let now = Instant::now();
+        match (self.until, self.empty_until) {
+            (Some(until), _) if self.tokens > 0 && now < until => {
+                self.tokens -= 1;
+                Local::Spent
+            }
+            (_, Some(until)) if now < until => Local::Empty(until - now),
+            _ => Local::Ask,
+        }
     }
 }
 

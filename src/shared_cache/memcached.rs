@@ -60,6 +60,7 @@ thread_local! {
 }
 
 /// An operation on one key.
+#[derive(Clone, Copy)]
 pub enum Op<'a> {
     /// The value and its CAS token.
     Get,
@@ -116,18 +117,25 @@ impl Servers {
             return Err(Failure::Resting);
         }
         let exchange = async {
-            let mut client = match self.checkout(index) {
-                Some(client) => client,
-                None => Client::new(format!("tcp://{}", server.address))
-                    .await
-                    .map_err(|error| error.to_string())?,
-            };
-            let answer = exchange(&mut client, key, op).await;
-            // A connection that failed an exchange is not used again.
-            if answer.is_ok() {
-                self.check_in(index, client);
+            if let Some(mut pooled) = self.checkout(index) {
+                match exchange(&mut pooled, key, op).await {
+                    Ok(answer) => {
+                        self.check_in(index, pooled);
+                        return Ok(answer);
+                    }
+                    // An idle connection the server closed (it restarted,
+                    // say): so are the others likely; once more, on a new one.
+                    Err(_) => self.drop_idle(index),
+                }
             }
-            answer.map_err(|error| error.to_string())
+            let mut client = Client::new(format!("tcp://{}", server.address))
+                .await
+                .map_err(|error| error.to_string())?;
+            let answer = exchange(&mut client, key, op)
+                .await
+                .map_err(|error| error.to_string())?;
+            self.check_in(index, client);
+            Ok(answer)
         };
         let result = match tokio::time::timeout(self.timeout, exchange).await {
             Ok(result) => result,
@@ -150,6 +158,19 @@ impl Servers {
                 .and_then(|(_, servers)| servers.get_mut(index))
                 .and_then(Vec::pop)
         })
+    }
+
+    /// Closes this thread's idle connections to server `index`.
+    fn drop_idle(&self, index: usize) {
+        POOLS.with_borrow_mut(|pools| {
+            if let Some(idle) = pools
+                .iter_mut()
+                .find(|(alive, _)| std::ptr::eq(alive.as_ptr(), Arc::as_ptr(&self.alive)))
+                .and_then(|(_, servers)| servers.get_mut(index))
+            {
+                idle.clear();
+            }
+        });
     }
 
     fn check_in(&self, index: usize, client: Client) {
@@ -180,7 +201,9 @@ impl Servers {
 
 /// One exchange on one connection.
 async fn exchange(client: &mut Client, key: &str, op: Op<'_>) -> Result<Answer, Error> {
-    let ttl = |ttl: Duration| format!("T{}", ttl.as_secs().max(1));
+    // memcached counts expiry in whole seconds of a clock that ticks once a
+    // second: rounded up, and a second more, so nothing goes early.
+    let ttl = |ttl: Duration| format!("T{}", ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0) + 1);
     let stored = |result: Result<_, Error>| match result {
         Ok(_) => Ok(Answer::Stored),
         Err(Error::Protocol(Status::NotStored | Status::Exists | Status::NotFound)) => Ok(Answer::NotStored),

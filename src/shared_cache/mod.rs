@@ -32,9 +32,9 @@ const LOCK_TTL: Duration = Duration::from_secs(5);
 const LOCK_WAIT: Duration = Duration::from_secs(3);
 /// ... looking this often.
 const LOCK_POLL: Duration = Duration::from_millis(40);
-/// Compare-and-set rounds a lease tries before giving up (other replicas
-/// leasing from the same bucket at the same moment).
-const LEASE_ATTEMPTS: usize = 4;
+/// Compare-and-set rounds a lease tries (other replicas leasing from the
+/// same bucket at the same moment) before it counts as refused for now.
+const LEASE_ATTEMPTS: usize = 8;
 
 pub struct SharedCache {
     servers: Servers,
@@ -52,8 +52,8 @@ pub struct SharedCache {
 pub enum Lease {
     /// This many tokens, to spend within the lease.
     Granted(u32),
-    /// None left; one comes in this many seconds.
-    Refused { retry_after: u32 },
+    /// None left: one comes in `wait` (`retry_after` whole seconds).
+    Refused { retry_after: u32, wait: Duration },
     /// memcached could not say.
     Unavailable,
 }
@@ -229,6 +229,7 @@ impl SharedCache {
             let Some((granted, next_arrival)) = grant.granted else {
                 return Lease::Refused {
                     retry_after: grant.retry_after,
+                    wait: Duration::from_micros(grant.wait),
                 };
             };
             let ttl = Duration::from_micros(next_arrival.saturating_sub(now)) + Duration::from_secs(1);
@@ -244,7 +245,12 @@ impl SharedCache {
                 None => return self.lease_fallback(),
             }
         }
-        self.lease_fallback()
+        // The bucket is that busy: nothing for this request (memcached
+        // answered, so no fallback to the replica's own bucket).
+        Lease::Refused {
+            retry_after: 1,
+            wait: Duration::ZERO,
+        }
     }
 
     fn lease_fallback(&self) -> Lease {
@@ -272,7 +278,8 @@ pub fn now_micros() -> u64 {
 struct Grant {
     /// How many tokens, and the bucket's theoretical arrival time after them.
     granted: Option<(u32, u64)>,
-    /// When none: whole seconds until one (at least 1).
+    /// When none: microseconds until one, and as whole seconds (at least 1).
+    wait: u64,
     retry_after: u32,
 }
 
@@ -289,11 +296,13 @@ fn gcra(rate: Rate, want: u32, arrival: u64, now: u64) -> Grant {
         let wait = base.saturating_add(interval).saturating_sub(horizon);
         return Grant {
             granted: None,
+            wait,
             retry_after: u32::try_from(wait.div_ceil(1_000_000).max(1)).unwrap_or(u32::MAX),
         };
     }
     Grant {
         granted: Some((granted, base + u64::from(granted) * interval)),
+        wait: 0,
         retry_after: 0,
     }
 }

@@ -312,3 +312,50 @@ async fn rates_fail_closed_when_asked_and_open_by_default() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_of_many_replicas_at_once_grant_one_buckets_tokens() {
+    use alliance_glance::config::{Rate, SharedCacheConfig};
+    use alliance_glance::metrics::Metrics;
+    use alliance_glance::shared_cache::{Lease, SharedCache};
+    use std::num::NonZeroU32;
+
+    let memcached = Memcached::start();
+    let config = SharedCacheConfig {
+        servers: vec![format!("127.0.0.1:{}", memcached.port)],
+        secret_file: Some(memcached.secret.0.clone()),
+        ..SharedCacheConfig::default()
+    };
+    let rate = Rate {
+        per_sec: NonZeroU32::new(10).unwrap(),
+        burst: NonZeroU32::new(20).unwrap(),
+    };
+    // Three replicas, eight requests each at once, for a second.
+    let replicas: Vec<_> = (0..3)
+        .map(|_| SharedCache::from_config(&config, &Metrics::disabled()).unwrap())
+        .collect();
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for replica in &replicas {
+        for _ in 0..8 {
+            let replica = Arc::clone(replica);
+            tasks.push(tokio::spawn(async move {
+                let mut granted = 0;
+                while started.elapsed() < Duration::from_secs(1) {
+                    match replica.lease(&[b"rate", b"test", b"e"], rate, 2).await {
+                        Lease::Granted(tokens) => granted += tokens,
+                        Lease::Refused { .. } => tokio::time::sleep(Duration::from_millis(5)).await,
+                        Lease::Unavailable => panic!("memcached is there"),
+                    }
+                }
+                granted
+            }));
+        }
+    }
+    let mut granted = 0;
+    for task in tasks {
+        granted += task.await.unwrap();
+    }
+    // The burst, and ten a second for the second.
+    assert!((20..=31).contains(&granted), "{granted} tokens granted");
+}

@@ -2,6 +2,7 @@
 //! facade, and helpers to call the Alliance API.
 #![allow(dead_code)]
 
+pub mod counting_proxy;
 pub mod memcached;
 pub mod pki;
 pub mod real_env;
