@@ -24,7 +24,11 @@ fn environments(count: usize) -> Vec<String> {
 
 /// A mock Keystone whose catalog sends the image service to `image_url`,
 /// with the service user a member of every environment.
-async fn start_keystone(image_url: &str, environments: &[String], delay: Duration) -> Result<keystone::Handle, String> {
+pub async fn start_keystone(
+    image_url: &str,
+    environments: &[String],
+    delay: Duration,
+) -> Result<keystone::Handle, String> {
     let mut options = keystone::Options::standard(image_url).with_password_check_delay(delay);
     for id in environments {
         options.projects.push(Project {
@@ -41,7 +45,7 @@ async fn start_keystone(image_url: &str, environments: &[String], delay: Duratio
     keystone::spawn(listener, options).await.map_err(|e| e.to_string())
 }
 
-fn password_file(ctx: &Ctx) -> Result<std::path::PathBuf, String> {
+pub fn password_file(ctx: &Ctx) -> Result<std::path::PathBuf, String> {
     let path = ctx.dir.join("keystone-password");
     std::fs::write(&path, format!("{SERVICE_PASSWORD}\n")).map_err(|e| e.to_string())?;
     Ok(path)

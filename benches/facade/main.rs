@@ -12,7 +12,8 @@
 //! the load tool, and prints one Markdown table. Parts: `show` (1), `list`
 //! (2), `keystone` (3), `memory` (4), `copy_from` (5), `scoping` (6),
 //! `real` (7: against real Glance 33, `--openstack-env`), `tls` (8),
-//! `backpressure` (9: shared shows and rate limits against real Glance 33).
+//! `backpressure` (9: shared shows and rate limits against real Glance 33),
+//! `replicas` (10: the shared cache's latency and a restart's cost to Keystone).
 //! Missed targets are reported in the table, not by the exit status: it is
 //! non-zero only when a part could not run.
 
@@ -27,6 +28,7 @@ mod load;
 mod memory;
 mod procs;
 mod real;
+mod replicas;
 mod report;
 mod show;
 mod tls;
@@ -54,10 +56,11 @@ enum Part {
     Real,
     Tls,
     Backpressure,
+    Replicas,
 }
 
 impl Part {
-    const ALL: [Part; 9] = [
+    const ALL: [Part; 10] = [
         Part::Show,
         Part::List,
         Part::Keystone,
@@ -67,6 +70,7 @@ impl Part {
         Part::Real,
         Part::Tls,
         Part::Backpressure,
+        Part::Replicas,
     ];
 
     fn name(self) -> &'static str {
@@ -80,6 +84,7 @@ impl Part {
             Part::Real => "real",
             Part::Tls => "tls",
             Part::Backpressure => "backpressure",
+            Part::Replicas => "replicas",
         }
     }
 }
@@ -222,6 +227,7 @@ async fn run(args: Args) -> std::process::ExitCode {
             Part::Real => async { real::run(&mut ctx, openstack_env()?).await }.await,
             Part::Tls => tls::run(&mut ctx).await,
             Part::Backpressure => async { backpressure::run(&mut ctx, openstack_env()?).await }.await,
+            Part::Replicas => replicas::run(&mut ctx).await,
         };
         if let Err(error) = outcome {
             eprintln!("bench: part {name} failed: {error}");
