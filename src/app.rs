@@ -121,6 +121,9 @@ impl App {
         } else {
             None
         };
+        if forwarded.is_some() {
+            log.proto = forwarded_proto(request.headers());
+        }
         let peer = forwarded.as_ref().unwrap_or(connection.peer());
         log.client = Some(peer.address);
         if self.draining.load(Ordering::Relaxed) {
@@ -187,6 +190,18 @@ impl App {
         let session = cloud.session(&alliance.environment, request_id);
         log.upstream = Some(session.record());
         ops::apply(alliance.input, cloud, session).await
+    }
+}
+
+/// `X-Forwarded-Proto` of a trusted proxy, when it is one of the two schemes.
+fn forwarded_proto(headers: &http::HeaderMap) -> Option<&'static str> {
+    let value = headers.get("x-forwarded-proto")?.as_bytes();
+    if value.eq_ignore_ascii_case(b"https") {
+        Some("https")
+    } else if value.eq_ignore_ascii_case(b"http") {
+        Some("http")
+    } else {
+        None
     }
 }
 
@@ -258,6 +273,8 @@ struct RequestLog {
     method: Option<Method>,
     /// The client's address (behind a trusted proxy, the client it names).
     client: Option<std::net::IpAddr>,
+    /// The scheme the client used, as a trusted proxy says (`X-Forwarded-Proto`).
+    proto: Option<&'static str>,
     /// The facade was draining when the request came: its answer closes
     /// the connection.
     draining: bool,
@@ -289,6 +306,7 @@ impl RequestLog {
             request_id: request_id.to_owned(),
             method: method.cloned(),
             client: None,
+            proto: None,
             draining: false,
             target: Target::default(),
             rule: None,
@@ -394,6 +412,7 @@ impl Drop for RequestLog {
             request_id = self.request_id.as_str(),
             method = self.method.as_ref().map_or("-", Method::as_str),
             client = self.client.map(tracing::field::display),
+            proto = self.proto,
             namespace = self.target.namespace.as_deref().unwrap_or("-"),
             environment = self.target.environment.as_deref().unwrap_or("-"),
             caller = self.rule.as_deref().unwrap_or("-"),

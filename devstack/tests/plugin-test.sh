@@ -218,6 +218,10 @@ listen = "127.0.0.1:$FACADE_PORT"
 [admin]
 listen = "127.0.0.1:$ADMIN_PORT"
 
+[client]
+trusted_proxies = ["127.0.0.1/32"]
+x_forwarded_for = true
+
 [namespaces.devstack]
 
 [namespaces.devstack.auth]

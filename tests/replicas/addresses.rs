@@ -211,3 +211,25 @@ async fn tls_fleet(
     let haproxy = Haproxy::start(dir, &replicas.iter().collect::<Vec<_>>(), Balancing::TcpProxyProtocol);
     (replicas, haproxy, glance)
 }
+
+#[test]
+fn the_contrib_haproxy_configuration_is_valid() {
+    let dir = TempDir::new();
+    let ca = Ca::new("contrib check");
+    let server = ca.server("alliance.example");
+    let pem = dir.write("alliance.pem", &format!("{}{}", server.cert_pem, server.key_pem));
+    let config =
+        include_str!("../../contrib/haproxy.cfg").replace("/etc/haproxy/alliance.pem", &pem.display().to_string());
+    let path = dir.write("haproxy.cfg", &config);
+    let output = std::process::Command::new("haproxy")
+        .args(["-c", "-f"])
+        .arg(&path)
+        .output()
+        .expect("haproxy");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
