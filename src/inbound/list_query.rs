@@ -4,29 +4,58 @@
 
 use crate::error::AllianceError;
 
-const FILTERS: &[&str] = &[
-    "name",
-    "status",
-    "visibility",
-    "owner",
-    "tag",
-    "disk_format",
-    "container_format",
-    "sort_key",
-    "sort_dir",
-];
+/// One list filter a client may give, as Glance takes it.
+pub struct Filter {
+    pub name: &'static str,
+    /// May appear more than once (Glance then requires every value).
+    pub repeatable: bool,
+    /// The values Glance checks, and the only ones it takes; `None`: any.
+    /// Glance itself ignores an empty `visibility` and trims spaces; the
+    /// facade refuses anything else, so that no filter is silently dropped.
+    pub values: Option<&'static [&'static str]>,
+    /// Glance reads `op:value` as an operator (`in:a,b`) and refuses an
+    /// unknown one: a value with a colon goes as `eq:value`, taken literally.
+    pub operators: bool,
+}
 
-/// Only `tag` may repeat (Glance then requires every tag).
-const REPEATABLE: &[&str] = &["tag"];
+const fn filter(name: &'static str) -> Filter {
+    Filter {
+        name,
+        repeatable: false,
+        values: None,
+        operators: false,
+    }
+}
 
-/// The filters whose values Glance checks, and the values it takes. Glance
-/// itself ignores an empty `visibility` and trims spaces; the facade
-/// refuses anything else, so that no filter is silently dropped.
-const CLOSED_VALUES: &[(&str, &[&str])] = &[
-    ("visibility", &["public", "private", "shared", "community", "all"]),
-    (
-        "sort_key",
-        &[
+/// Every list filter, once.
+pub const FILTERS: &[Filter] = &[
+    Filter {
+        operators: true,
+        ..filter("name")
+    },
+    Filter {
+        operators: true,
+        ..filter("status")
+    },
+    Filter {
+        values: Some(&["public", "private", "shared", "community", "all"]),
+        ..filter("visibility")
+    },
+    filter("owner"),
+    Filter {
+        repeatable: true,
+        ..filter("tag")
+    },
+    Filter {
+        operators: true,
+        ..filter("disk_format")
+    },
+    Filter {
+        operators: true,
+        ..filter("container_format")
+    },
+    Filter {
+        values: Some(&[
             "name",
             "status",
             "container_format",
@@ -35,10 +64,19 @@ const CLOSED_VALUES: &[(&str, &[&str])] = &[
             "id",
             "created_at",
             "updated_at",
-        ],
-    ),
-    ("sort_dir", &["asc", "desc"]),
+        ]),
+        ..filter("sort_key")
+    },
+    Filter {
+        values: Some(&["asc", "desc"]),
+        ..filter("sort_dir")
+    },
 ];
+
+/// The filter named `name`, if there is one.
+pub fn named(name: &str) -> Option<&'static Filter> {
+    FILTERS.iter().find(|filter| filter.name == name)
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListQuery {
@@ -50,18 +88,19 @@ impl ListQuery {
     pub fn parse(query: Option<&str>) -> Result<Self, AllianceError> {
         let mut filters: Vec<(String, String)> = Vec::new();
         for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-            if !FILTERS.contains(&name.as_ref()) {
+            let Some(filter) = named(&name) else {
+                let names: Vec<&str> = FILTERS.iter().map(|filter| filter.name).collect();
                 return Err(AllianceError::bad_request(format!(
                     "unknown query parameter \"{name}\"; allowed: {}",
-                    FILTERS.join(", ")
+                    names.join(", ")
                 )));
-            }
-            if !REPEATABLE.contains(&name.as_ref()) && filters.iter().any(|(seen, _)| *seen == name) {
+            };
+            if !filter.repeatable && filters.iter().any(|(seen, _)| *seen == name) {
                 return Err(AllianceError::bad_request(format!(
                     "query parameter \"{name}\" must appear once"
                 )));
             }
-            if let Some((_, allowed)) = CLOSED_VALUES.iter().find(|(filter, _)| *filter == name)
+            if let Some(allowed) = filter.values
                 && !allowed.contains(&value.as_ref())
             {
                 return Err(AllianceError::bad_request(format!(
@@ -115,5 +154,31 @@ mod tests {
         for good in ["visibility=all", "sort_key=size&sort_dir=asc"] {
             assert!(ListQuery::parse(Some(good)).is_ok(), "{good}");
         }
+    }
+
+    #[test]
+    fn docs_openapi_lists_these_filters() {
+        let spec: serde_json::Value = serde_saphyr::from_str(include_str!("../../docs/openapi.yaml")).unwrap();
+        let parameters = spec["paths"]["/images"]["get"]["parameters"].as_array().unwrap();
+        let documented: Vec<(String, Option<Vec<String>>)> = parameters
+            .iter()
+            .filter(|parameter| parameter["in"] == "query")
+            .map(|parameter| {
+                let values = parameter["schema"]["enum"]
+                    .as_array()
+                    .map(|values| values.iter().map(|value| value.as_str().unwrap().to_owned()).collect());
+                (parameter["name"].as_str().unwrap().to_owned(), values)
+            })
+            .collect();
+        let filters: Vec<(String, Option<Vec<String>>)> = FILTERS
+            .iter()
+            .map(|filter| {
+                let values = filter
+                    .values
+                    .map(|values| values.iter().map(|value| (*value).to_owned()).collect());
+                (filter.name.to_owned(), values)
+            })
+            .collect();
+        assert_eq!(documented, filters);
     }
 }

@@ -17,7 +17,7 @@ use super::{import_status, isolation};
 
 use crate::body::{APPLICATION_JSON, ChannelBody, ResponseBody};
 use crate::error::AllianceError;
-use crate::inbound::ListQuery;
+use crate::inbound::{ListQuery, list_query};
 use crate::refusal::Refusal;
 use crate::reshape::message::for_log;
 use crate::reshape::{V2Image, read_image_page};
@@ -357,16 +357,13 @@ impl Pager {
     }
 }
 
-/// Glance reads `op:value` in these filters as an operator (`in:a,b`) and
-/// refuses an unknown one (400): a value with a colon goes as `eq:value`,
-/// which Glance takes literally, so that a name such as `a:b` is found.
-const OPERATOR_FILTERS: &[&str] = &["name", "status", "disk_format", "container_format"];
-
 /// `/v2/images?<filters>&limit=N`.
 pub fn first_page_path(query: &ListQuery, page_size: u32) -> String {
     let mut serializer = url::form_urlencoded::Serializer::new(String::new());
     for (name, value) in &query.filters {
-        if value.contains(':') && OPERATOR_FILTERS.contains(&name.as_str()) {
+        // A value with a colon in a filter Glance reads operators in goes as
+        // `eq:value`, so that a name such as `a:b` is found.
+        if value.contains(':') && list_query::named(name).is_some_and(|filter| filter.operators) {
             serializer.append_pair(name, &format!("eq:{value}"));
         } else {
             serializer.append_pair(name, value);
