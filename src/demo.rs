@@ -38,18 +38,7 @@ pub async fn run(listen: SocketAddr, shutdown: impl Future<Output = ()>) -> Resu
         },
     )
     .await;
-    let config = Config::parse(&format!(
-        r#"
-        listen = "{listen}"
-        [namespaces.{DEMO_NAMESPACE}]
-        glance_url = "{glance_url}"
-        auth = {{ type = "trusted", user_id = "alliance-glance-demo" }}
-        # The demo's copy_from source is on loopback, which the guard refuses by default.
-        copy_from = {{ allow_cidrs = ["127.0.0.1/32"] }}
-        "#,
-        glance_url = glance.url(),
-    ))
-    .map_err(|error| error.to_string())?;
+    let config = demo_config(listen, &glance.url())?;
     let app = Arc::new(App::new(&config).map_err(|error| error.to_string())?);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -68,6 +57,25 @@ pub async fn run(listen: SocketAddr, shutdown: impl Future<Output = ()>) -> Resu
     Ok(())
 }
 
+/// The demo's facade: trusted mode on the mock Glance. Listening beyond
+/// loopback (the demo image's `--listen 0.0.0.0:8080`) is meant: nothing of
+/// the demo is anyone's.
+fn demo_config(listen: SocketAddr, glance_url: &str) -> Result<Config, String> {
+    Config::parse(&format!(
+        r#"
+        listen = "{listen}"
+        allow_open = {open}
+        [namespaces.{DEMO_NAMESPACE}]
+        glance_url = "{glance_url}"
+        auth = {{ type = "trusted", user_id = "alliance-glance-demo" }}
+        # The demo's copy_from source is on loopback, which the guard refuses by default.
+        copy_from = {{ allow_cidrs = ["127.0.0.1/32"] }}
+        "#,
+        open = !listen.ip().is_loopback(),
+    ))
+    .map_err(|error| error.to_string())
+}
+
 fn banner(address: SocketAddr, glance_url: &str, image_url: &str) -> String {
     let base = format!("http://{address}");
     let headers = format!(
@@ -84,4 +92,17 @@ fn banner(address: SocketAddr, glance_url: &str, image_url: &str) -> String {
          curl -s -X PUT {base}/images/cirrosimage {headers} -d '{{\"image\": {{\"name\": \"ubuntu_image\", \"min_ram\": 512}}}}'\n\
          curl -s -X DELETE {base}/images/ubuntu_image {headers} -w '%{{http_code}}\\n'\n"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_serves_beyond_loopback_when_told_to() {
+        for listen in ["127.0.0.1:8080", "0.0.0.0:8080", "[::]:8080"] {
+            let config = demo_config(listen.parse().unwrap(), "http://127.0.0.1:9292/image").unwrap();
+            assert_eq!(config.allow_open, !config.listen.ip().is_loopback(), "{listen}");
+        }
+    }
 }
