@@ -144,7 +144,7 @@ install_packages() {
         fail "missing: $*; install them (Debian: apt-get install $*) and run again"
     fi
     say "installing Debian packages: $*"
-    if ! { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"; } \
+    if ! { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"; } \
         >"$CACHE/apt.log" 2>&1; then
         tail -n 20 "$CACHE/apt.log"
         fail "apt-get install $* failed (log: $CACHE/apt.log)"
@@ -185,7 +185,9 @@ else
     command -v docker >/dev/null && say "a docker CLI is here but no docker engine answers: podman it is"
     ENGINE=podman
     missing=()
-    command -v podman >/dev/null || missing+=(podman catatonit netavark aardvark-dns uidmap)
+    # netavark (with aardvark-dns, its recommendation) names the services
+    # inside the compose network; it publishes ports with iptables.
+    command -v podman >/dev/null || missing+=(podman netavark iptables)
     python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
     ((${#missing[@]} == 0)) || install_packages "${missing[@]}"
 
