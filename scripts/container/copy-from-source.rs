@@ -29,15 +29,15 @@ fn main() {
     let listener = match TcpListener::bind(&address) {
         Ok(listener) => listener,
         Err(error) => {
-            eprintln!("copy-from-source: cannot listen on {address}: {error}");
+            log(&format!("cannot listen on {address}: {error}"));
             std::process::exit(1);
         }
     };
     let image = tiny_qcow2(VIRTUAL_SIZE);
-    eprintln!(
-        "copy-from-source: serving {PATH} ({} bytes, qcow2 of {VIRTUAL_SIZE} bytes) on {address}",
+    log(&format!(
+        "serving {PATH} ({} bytes, qcow2 of {VIRTUAL_SIZE} bytes) on {address}",
         image.len()
-    );
+    ));
     let image: &'static [u8] = Vec::leak(image);
     for stream in listener.incoming().flatten() {
         std::thread::spawn(move || {
@@ -81,8 +81,15 @@ fn answer(mut stream: TcpStream, image: &[u8]) -> std::io::Result<()> {
         stream.write_all(body)?;
     }
     stream.flush()?;
-    eprintln!("copy-from-source: {method} {target} {status}");
+    log(&format!("{method} {target} {status}"));
     Ok(())
+}
+
+/// One line on stderr in one write: `eprintln!` writes its pieces one by
+/// one (stderr is unbuffered), which a container's log shows as broken,
+/// interleaved lines when threads log at once.
+fn log(message: &str) {
+    let _ = std::io::stderr().write_all(format!("copy-from-source: {message}\n").as_bytes());
 }
 
 /// A minimal qcow2 (version 3 header) announcing `virtual_size` bytes: the
