@@ -8,7 +8,7 @@
 #      the demo binary, checked the same way, has them);
 #   2. docker-compose.yml starts (mock Glance, copy_from source, facade), the
 #      three health checks pass, and the facade's fails while the mock Glance
-#      is stopped;
+#      is frozen (compose pause);
 #   3. README's curl lines for the stack, as printed: create with copy_from
 #      (polled until `active`: the bytes come from the copy_from source inside
 #      the compose network), show, list, update, delete; a copy_from to any
@@ -757,25 +757,32 @@ pass "copy_from to another host of the compose network refused (403: ${refused%%
 # --- Health checks ----------------------------------------------------------
 
 phase "health checks"
-stop_service() { "${COMPOSE[@]}" -p "$PROJECT" stop "$1" >"$work/compose-stop.log" 2>&1 || { cat "$work/compose-stop.log"; fail "cannot stop $1"; }; }
-start_service() { "${COMPOSE[@]}" -p "$PROJECT" start "$1" >"$work/compose-start.log" 2>&1 || { cat "$work/compose-start.log"; fail "cannot start $1"; }; }
+# The mock Glance frozen (compose pause: the same container, address and
+# name) rather than stopped: with podman 4.3 a restarted container gets a
+# new address, and once the facade's readiness then kept timing out for 30 s
+# (its name still led to the old address, it seems): a property of the
+# engine's network, not of the health check.
+compose_do() { # COMMAND SERVICE
+    "${COMPOSE[@]}" -p "$PROJECT" "$1" "$2" >"$work/compose-$1.log" 2>&1 ||
+        { cat "$work/compose-$1.log"; fail "${COMPOSE[*]} $1 $2 failed"; }
+}
 run_healthcheck alliance-glance || fail "the facade's health check fails"
 run_healthcheck glance-mock || fail "the mock Glance's health check fails"
-stop_service glance-mock
-# /readyz answers are reused for 5 s.
+compose_do pause glance-mock
+# /readyz answers are reused for 5 s; a check waits 2 s for Glance.
 deadline=$(($(date +%s) + 30))
 while run_healthcheck alliance-glance; do
-    (($(date +%s) < deadline)) || fail "the facade's health check still passes with its Glance stopped"
+    (($(date +%s) < deadline)) || fail "the facade's health check still passes with its Glance frozen"
     sleep 1
 done
-start_service glance-mock
-wait_healthy glance-mock 60 || fail "the mock Glance did not come back"
+compose_do unpause glance-mock
 deadline=$(($(date +%s) + 30))
 until run_healthcheck alliance-glance; do
     (($(date +%s) < deadline)) || fail "the facade's health check did not pass again"
     sleep 1
 done
-pass "health checks: facade (/readyz) and mock Glance pass; the facade's fails while its Glance is stopped, passes again after"
+run_healthcheck glance-mock || fail "the mock Glance's health check fails after the pause"
+pass "health checks: facade (/readyz) and mock Glance pass; the facade's fails while its Glance is frozen (compose pause), passes again after"
 
 # --- Reload -----------------------------------------------------------------
 
