@@ -268,13 +268,12 @@ impl Handle {
         self.shared.addr
     }
 
-    /// Base URL of the API: `http://127.0.0.1:PORT{prefix}`.
+    /// Base URL of the API on the address the server listens on:
+    /// `http://127.0.0.1:PORT{prefix}` on loopback, `http://0.0.0.0:PORT{prefix}`
+    /// on every interface (`mock-glance --listen 0.0.0.0:9292` logs this URL:
+    /// it names where the mock listens, not an address it was reached by).
     pub fn url(&self) -> String {
-        let mut addr = self.shared.addr;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-        }
-        format!("http://{addr}{}", self.shared.options.prefix)
+        format!("http://{}{}", self.shared.addr, self.shared.options.prefix)
     }
 
     /// Every request received so far, in the order their bodies were complete
