@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::fleet::{Balancing, Haproxy, Replica, client_from, wait_ready};
+use crate::fleet::{Balancing, Haproxy, Replica, client_from, three};
 use crate::support::TempDir;
 use crate::support::memcached::Memcached;
 use crate::support::pki::{Ca, self_signed_client};
@@ -56,22 +56,20 @@ async fn status(client: &reqwest::Client, url: &str, forwarded_for: Option<&str>
 }
 
 /// Three replicas behind HAProxy as `balancing` says, with `client` (the
-/// `[client]` table's lines) and the rule, sharing a memcached.
+/// `[client]` table's lines), the rule and `tables`, sharing a memcached.
 async fn fleet(
     dir: &TempDir,
     memcached: &Memcached,
     balancing: Balancing,
     client: &str,
+    tables: &str,
 ) -> (Vec<Replica>, Haproxy, openstack_mock::glance::Handle) {
     let (glance, namespace) = namespace().await;
-    let tables = format!("[client]\n{client}\n{namespace}\n{RULE}\n{}", memcached.table(""));
-    let replicas: Vec<Replica> = (0..3)
-        .map(|index| Replica::start(dir, &format!("r{index}"), &tables))
-        .collect();
-    for replica in &replicas {
-        wait_ready(replica).await;
-    }
-    let haproxy = Haproxy::start(dir, &replicas.iter().collect::<Vec<_>>(), balancing);
+    let tables = format!(
+        "[client]\n{client}\n{namespace}\n{RULE}\n{tables}\n{}",
+        memcached.table("")
+    );
+    let (replicas, haproxy) = three(dir, "r", &tables, balancing).await;
     (replicas, haproxy, glance)
 }
 
@@ -98,7 +96,7 @@ async fn through_a_proxy_header() {
     let dir = TempDir::new();
     let memcached = Memcached::start();
     let client = "trusted_proxies = [\"127.0.0.1/32\"]\nproxy_protocol = true";
-    let (replicas, haproxy, _glance) = fleet(&dir, &memcached, Balancing::HttpProxyProtocol, client).await;
+    let (replicas, haproxy, _glance) = fleet(&dir, &memcached, Balancing::HttpProxyProtocol, client, "").await;
     rules_and_rates_see_the_client(&haproxy.url()).await;
 
     // Straight to a replica from an untrusted address, with a PROXY header
@@ -144,7 +142,7 @@ async fn through_x_forwarded_for() {
     let dir = TempDir::new();
     let memcached = Memcached::start();
     let client = "trusted_proxies = [\"127.0.0.1/32\"]\nx_forwarded_for = true";
-    let (replicas, haproxy, _glance) = fleet(&dir, &memcached, Balancing::Http, client).await;
+    let (replicas, haproxy, _glance) = fleet(&dir, &memcached, Balancing::Http, client, "").await;
     let url = haproxy.url();
     rules_and_rates_see_the_client(&url).await;
     // A client naming another in X-Forwarded-For: HAProxy appends the
@@ -168,7 +166,7 @@ async fn through_tls_passed_through_with_a_client_certificate() {
         dir.write("ca.pem", &ca.pem()).display(),
     );
     let client = "trusted_proxies = [\"127.0.0.1/32\"]\nproxy_protocol = true";
-    let (_replicas, haproxy, _glance) = tls_fleet(&dir, &memcached, client, &tls).await;
+    let (_replicas, haproxy, _glance) = fleet(&dir, &memcached, Balancing::TcpProxyProtocol, client, &tls).await;
     let https = |source: &str, certificate: Option<&crate::support::pki::Issued>| {
         let mut builder = reqwest::Client::builder()
             .no_proxy()
@@ -189,27 +187,6 @@ async fn through_tls_passed_through_with_a_client_certificate() {
     assert_eq!(status(&https("127.0.0.3", None), &url, None).await, 401);
     let stranger = self_signed_client("gw.example");
     assert_eq!(status(&https("127.0.0.3", Some(&stranger)), &url, None).await, 401);
-}
-
-async fn tls_fleet(
-    dir: &TempDir,
-    memcached: &Memcached,
-    client: &str,
-    tls: &str,
-) -> (Vec<Replica>, Haproxy, openstack_mock::glance::Handle) {
-    let (glance, namespace) = namespace().await;
-    let tables = format!(
-        "[client]\n{client}\n{namespace}\n{RULE}\n{tls}\n{}",
-        memcached.table("")
-    );
-    let replicas: Vec<Replica> = (0..3)
-        .map(|index| Replica::start(dir, &format!("t{index}"), &tables))
-        .collect();
-    for replica in &replicas {
-        wait_ready(replica).await;
-    }
-    let haproxy = Haproxy::start(dir, &replicas.iter().collect::<Vec<_>>(), Balancing::TcpProxyProtocol);
-    (replicas, haproxy, glance)
 }
 
 #[test]

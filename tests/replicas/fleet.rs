@@ -195,6 +195,18 @@ impl Drop for Haproxy {
     }
 }
 
+/// Three replicas of `tables` (named `{name}0`...), ready, behind HAProxy.
+pub async fn three(dir: &TempDir, name: &str, tables: &str, balancing: Balancing) -> (Vec<Replica>, Haproxy) {
+    let replicas: Vec<Replica> = (0..3)
+        .map(|index| Replica::start(dir, &format!("{name}{index}"), tables))
+        .collect();
+    for replica in &replicas {
+        wait_ready(replica).await;
+    }
+    let haproxy = Haproxy::start(dir, &replicas.iter().collect::<Vec<_>>(), balancing);
+    (replicas, haproxy)
+}
+
 /// Whether a replica's `/readyz` says ready.
 pub async fn ready(replica: &Replica) -> bool {
     reqwest::get(format!("http://127.0.0.1:{}/readyz", replica.admin))

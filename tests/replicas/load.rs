@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use openstack_mock::glance;
 
-use crate::fleet::{Balancing, Haproxy, Replica, Tally, load, wait_ready};
+use crate::fleet::{Balancing, Replica, Tally, load, three, wait_ready};
 use crate::support::TempDir;
 use crate::support::memcached::Memcached;
 
@@ -65,13 +65,7 @@ async fn a_rolling_restart_and_reloads_under_load_lose_no_request() {
     let (_glance, namespace) = mock_glance("").await;
     let dir = TempDir::new();
     let tables = format!("drain_secs = 2\nshutdown_grace_secs = 5\n{namespace}");
-    let mut replicas: Vec<Replica> = (0..3)
-        .map(|index| Replica::start(&dir, &format!("r{index}"), &tables))
-        .collect();
-    for replica in &replicas {
-        wait_ready(replica).await;
-    }
-    let haproxy = Haproxy::start(&dir, &replicas.iter().collect::<Vec<_>>(), Balancing::Http);
+    let (mut replicas, haproxy) = three(&dir, "r", &tables, Balancing::Http).await;
     let restarts = async {
         tokio::time::sleep(Duration::from_millis(500)).await;
         for replica in &mut replicas {
@@ -138,13 +132,7 @@ async fn three_replicas_admit_what_one_process_admits() {
     // Three behind HAProxy, one bucket in memcached.
     let memcached = Memcached::start();
     let tables = format!("{namespace}\n{}", memcached.table(""));
-    let replicas: Vec<Replica> = (0..3)
-        .map(|index| Replica::start(&dir, &format!("r{index}"), &tables))
-        .collect();
-    for replica in &replicas {
-        wait_ready(replica).await;
-    }
-    let haproxy = Haproxy::start(&dir, &replicas.iter().collect::<Vec<_>>(), Balancing::Http);
+    let (replicas, haproxy) = three(&dir, "r", &tables, Balancing::Http).await;
     let (three, three_summary) = admitted_in_ten_seconds(haproxy.port).await;
     for replica in &replicas {
         eprintln!("{}: {}", replica.port, shared_cache_events(replica).await);
@@ -165,13 +153,7 @@ async fn memcached_lost_under_load_fails_no_request() {
         let mut memcached = Memcached::start();
         let shared = memcached.table(&format!("fail_closed = {fail_closed}\ndead_retry_secs = 1"));
         let tables = format!("{namespace}\n{shared}");
-        let replicas: Vec<Replica> = (0..3)
-            .map(|index| Replica::start(&dir, &format!("r{index}"), &tables))
-            .collect();
-        for replica in &replicas {
-            wait_ready(replica).await;
-        }
-        let haproxy = Haproxy::start(&dir, &replicas.iter().collect::<Vec<_>>(), Balancing::Http);
+        let (_replicas, haproxy) = three(&dir, "r", &tables, Balancing::Http).await;
         let lost_and_back = async {
             tokio::time::sleep(Duration::from_secs(1)).await;
             memcached.stop();

@@ -6,7 +6,7 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::fleet::{Balancing, Haproxy, Replica, wait_ready};
+use crate::fleet::{Balancing, three, wait_ready};
 use crate::support::TempDir;
 use crate::support::counting_proxy::counting_proxy;
 use crate::support::memcached::Memcached;
@@ -44,13 +44,7 @@ async fn real_keystone_tokens_cost_one_per_environment_for_three_replicas() {
         password = password.display(),
         shared = memcached.table(""),
     );
-    let mut replicas: Vec<Replica> = (0..3)
-        .map(|index| Replica::start(&dir, &format!("k{index}"), &tables))
-        .collect();
-    for replica in &replicas {
-        wait_ready(replica).await;
-    }
-    let haproxy = Haproxy::start(&dir, &replicas.iter().collect::<Vec<_>>(), Balancing::Http);
+    let (mut replicas, haproxy) = three(&dir, "k", &tables, Balancing::Http).await;
     let client = crate::fleet::client_from("127.0.0.1");
     let environments = [env.get("OS_PROJECT_ALPHA"), env.get("OS_PROJECT_BETA")];
     let before = counts.token_requests.load(Ordering::SeqCst);
