@@ -124,8 +124,8 @@ impl App {
         if forwarded.is_some() {
             log.proto = forwarded_proto(request.headers());
         }
+        log.forwarded_client = forwarded.as_ref().map(|peer| peer.address);
         let peer = forwarded.as_ref().unwrap_or(connection.peer());
-        log.client = Some(peer.address);
         if self.draining.load(Ordering::Relaxed) {
             log.draining = true;
         }
@@ -271,8 +271,9 @@ struct RequestLog {
     request_id: String,
     /// `None`: the request head could not be parsed.
     method: Option<Method>,
-    /// The client's address (behind a trusted proxy, the client it names).
-    client: Option<std::net::IpAddr>,
+    /// The client a trusted proxy named in `X-Forwarded-For` (else the
+    /// connection's peer is the client).
+    forwarded_client: Option<std::net::IpAddr>,
     /// The scheme the client used, as a trusted proxy says (`X-Forwarded-Proto`).
     proto: Option<&'static str>,
     /// The facade was draining when the request came: its answer closes
@@ -305,7 +306,7 @@ impl RequestLog {
         RequestLog {
             request_id: request_id.to_owned(),
             method: method.cloned(),
-            client: None,
+            forwarded_client: None,
             proto: None,
             draining: false,
             target: Target::default(),
@@ -407,11 +408,15 @@ impl Drop for RequestLog {
             namespace_metrics.refused(refusal);
         }
         let reason = ending.map(Ending::reason);
+        let forwarded_client = self.forwarded_client.map(|address| address.to_string());
+        let client = forwarded_client
+            .as_deref()
+            .unwrap_or_else(|| self.connection.address_text());
         tracing::info!(
             target: "alliance_glance::request",
             request_id = self.request_id.as_str(),
             method = self.method.as_ref().map_or("-", Method::as_str),
-            client = self.client.map(tracing::field::display),
+            client,
             proto = self.proto,
             namespace = self.target.namespace.as_deref().unwrap_or("-"),
             environment = self.target.environment.as_deref().unwrap_or("-"),

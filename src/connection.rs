@@ -19,6 +19,8 @@ use crate::refusal::Refusal;
 #[derive(Debug)]
 pub struct ClientConnection {
     peer: Peer,
+    /// The peer's address as the log lines write it, formatted once.
+    address_text: std::sync::OnceLock<String>,
     requests: AtomicU64,
     input_left_unread: AtomicBool,
     cut: AtomicU8,
@@ -130,6 +132,7 @@ impl ClientConnection {
     pub fn new(peer: Peer) -> Self {
         ClientConnection {
             peer,
+            address_text: std::sync::OnceLock::new(),
             requests: AtomicU64::new(0),
             input_left_unread: AtomicBool::new(false),
             cut: AtomicU8::new(0),
@@ -138,6 +141,12 @@ impl ClientConnection {
 
     pub fn peer(&self) -> &Peer {
         &self.peer
+    }
+
+    /// The peer's address, as text (formatted once per connection, not
+    /// once per request: a log line's cost).
+    pub fn address_text(&self) -> &str {
+        self.address_text.get_or_init(|| self.peer.address.to_string())
     }
 
     /// A request head was received.
