@@ -598,6 +598,23 @@ for subcommand in demo mock-glance; do
 done
 pass "production image refuses 'demo' and 'mock-glance' (the demo image has both)"
 
+# The demo image as README runs it: no arguments, its default command
+# serves the API on port 8080 beyond the container's loopback.
+demo_container=alliance-glance-demo-check-$$
+scratch_containers+=("$demo_container")
+"$ENGINE" run -d --name "$demo_container" -p 127.0.0.1::8080 "$DEMO_IMAGE" >/dev/null
+demo_port=$("$ENGINE" port "$demo_container" 8080/tcp | sed -n 's/.*:\([0-9]*\)$/\1/p' | head -n 1)
+[[ -n $demo_port ]] || fail "the demo container publishes no port for 8080"
+deadline=$(($(date +%s) + 30))
+until demo_list=$(curl -sf "http://127.0.0.1:$demo_port/images" \
+    -H 'X-Target-Ns: ccsr1' -H 'X-Environment-Id: 54915a05b0bb43dcbb218525c426b6a5'); do
+    (($(date +%s) < deadline)) || fail "the demo image's default command serves nothing on 8080: $("$ENGINE" logs "$demo_container" 2>&1 | tail -n 5)"
+    sleep 0.5
+done
+[[ $demo_list == *'"images"'* ]] || fail "the demo image's list answered: $demo_list"
+"$ENGINE" rm -f "$demo_container" >/dev/null
+pass "the demo image's default command serves the API on 8080 (published as 127.0.0.1:$demo_port, list answered)"
+
 # The binaries themselves: the mock crate's source paths and the demo's
 # texts are in the demo binary and must not be in the production one.
 binary_of() { # IMAGE FILE
