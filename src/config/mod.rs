@@ -11,6 +11,7 @@
 //! imports between them (and would find a cycle).
 
 mod admin;
+mod audit;
 mod auth;
 mod callers;
 mod client;
@@ -26,6 +27,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 pub use admin::{AdminConfig, same_port};
+pub use audit::AuditConfig;
 pub use auth::{AuthConfig, KeystoneConfig, ScopeMethod, TrustedConfig};
 pub use callers::{CallerConfig, CallerIdentity, Scope};
 pub use client::ClientLimits;
@@ -60,6 +62,8 @@ pub struct Config {
     /// Who may call, and as which namespaces and environments (`[[callers]]`,
     /// checked by `callers`). None: anyone who reaches the listener.
     pub callers: Vec<CallerConfig>,
+    /// The audit trail (`[audit]`); none without the table.
+    pub audit: Option<AuditConfig>,
     /// Clouds, by the name clients put in `X-Target-Ns`. At least one.
     pub namespaces: BTreeMap<String, NamespaceConfig>,
 }
@@ -76,6 +80,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             tls: None,
             callers: Vec::new(),
+            audit: None,
             namespaces: BTreeMap::new(),
         }
     }
@@ -128,6 +133,9 @@ impl Config {
         }
         if let Some(tls) = &self.tls {
             tls.validate().map_err(ConfigError)?;
+        }
+        if let Some(audit) = &self.audit {
+            audit.validate().map_err(ConfigError)?;
         }
         callers::validate(&self.callers, self.tls.as_ref(), &self.namespaces).map_err(ConfigError)?;
         for (name, namespace) in &self.namespaces {
