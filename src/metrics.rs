@@ -204,6 +204,18 @@ label_values! {
 }
 
 label_values! {
+    /// What became of an audit event (`audit`).
+    AuditOutcome = "outcome" {
+        /// Appended to every configured sink.
+        Written = "written",
+        /// Not queued: the queue was full (the sink not keeping up).
+        QueueFull = "queue_full",
+        /// Given up: the sink refused it (without `required`).
+        WriteFailed = "write_failed",
+    }
+}
+
+label_values! {
     ReloadOutcome = "outcome" {
         Applied = "applied",
         Refused = "refused",
@@ -348,6 +360,7 @@ families! {
         connections_accepted: Counter<()> = "connections_accepted",
             "Client connections accepted on the Alliance listener";
         reloads: Counter<(ReloadOutcome,)> = "config_reloads", "Configuration reloads (SIGHUP), applied or refused";
+        audit_events: Counter<(AuditOutcome,)> = "audit_events", "Audit events written, dropped (queue full) or given up (sink failed)";
     }
 }
 
@@ -565,6 +578,12 @@ impl Metrics {
     pub fn reload(&self, outcome: ReloadOutcome) {
         if let Some(counter) = self.process().and_then(|process| process.reloads.get((outcome,))) {
             counter.inc();
+        }
+    }
+
+    pub fn audit_events(&self, outcome: AuditOutcome, count: u64) {
+        if let Some(counter) = self.process().and_then(|process| process.audit_events.get((outcome,))) {
+            counter.inc_by(count);
         }
     }
 

@@ -128,6 +128,9 @@ refusals! {
     /// The same for Keystone (503).
     KeystoneQueueFull => "keystone_queue_full",
     KeystoneQueueTimeout => "keystone_queue_timeout",
+    /// A change while `[audit] required` and its event could not be
+    /// written (the audit queue full, or the sink failing) (503).
+    AuditUnavailable => "audit_unavailable",
 }
 
 impl Refusal {
@@ -151,7 +154,8 @@ impl Refusal {
             | Refusal::GlanceQueueFull
             | Refusal::GlanceQueueTimeout
             | Refusal::KeystoneQueueFull
-            | Refusal::KeystoneQueueTimeout => 503,
+            | Refusal::KeystoneQueueTimeout
+            | Refusal::AuditUnavailable => 503,
         })
     }
 
@@ -193,6 +197,9 @@ impl Refusal {
             Refusal::EnvironmentRateLimited { .. } => "too many requests for this environment; retry later".to_owned(),
             Refusal::GlanceQueueFull | Refusal::GlanceQueueTimeout => queue(Service::Image),
             Refusal::KeystoneQueueFull | Refusal::KeystoneQueueTimeout => queue(Service::Identity),
+            Refusal::AuditUnavailable => {
+                "changes cannot be recorded in the audit trail at the moment; retry later".to_owned()
+            }
         }
     }
 
@@ -207,7 +214,8 @@ impl Refusal {
             | Refusal::GlanceQueueFull
             | Refusal::GlanceQueueTimeout
             | Refusal::KeystoneQueueFull
-            | Refusal::KeystoneQueueTimeout => Some(1),
+            | Refusal::KeystoneQueueTimeout
+            | Refusal::AuditUnavailable => Some(1),
             Refusal::BodyTooLarge { .. }
             | Refusal::BodyTimeout { .. }
             | Refusal::UriTooLong { .. }
@@ -264,6 +272,7 @@ mod tests {
         Refusal::GlanceQueueTimeout,
         Refusal::KeystoneQueueFull,
         Refusal::KeystoneQueueTimeout,
+        Refusal::AuditUnavailable,
     ];
 
     #[test]
