@@ -9,12 +9,13 @@ use arc_swap::ArcSwap;
 use http::{HeaderValue, Method, header};
 use hyper::body::Body;
 
+use crate::audit::{Audit, Finished, Pending};
 use crate::body::{GuardedBody, OnBodyEnd, ResponseBody};
 use crate::callers::{Act, Callers, Tokens};
 use crate::config::{ClientLimits, Config, ConfigError, EnvironmentIdFormat};
 use crate::connection::{ClientConnection, Cut, Peer, WatchedBody};
 use crate::error::AllianceError;
-use crate::inbound::{self, BodyTimeouts, InboundPolicy, Target};
+use crate::inbound::{self, BodyTimeouts, ImageRef, InboundPolicy, Input, Target};
 use crate::metrics::{Metrics, NamespaceMetrics};
 use crate::operation::Operation;
 use crate::ops;
@@ -33,6 +34,8 @@ pub struct App {
     metrics: Metrics,
     max_body_bytes: usize,
     client: ClientLimits,
+    /// The audit trail (`[audit]`), started with the process.
+    audit: Option<Arc<Audit>>,
 }
 
 impl App {
@@ -45,10 +48,29 @@ impl App {
         Ok(App {
             clouds: ArcSwap::from_pointee(Clouds::from_config(config, &metrics)?),
             callers: ArcSwap::from_pointee(Callers::from_config(config)?),
-            metrics,
             max_body_bytes: config.max_body_bytes,
             client: config.client.clone(),
+            audit: match &config.audit {
+                Some(audit) => Some(Arc::new(Audit::start(audit, &metrics)?)),
+                None => None,
+            },
+            metrics,
         })
+    }
+
+    /// The audit file is reopened before its next write (SIGHUP).
+    pub fn reopen_audit(&self) {
+        if let Some(audit) = &self.audit {
+            audit.reopen();
+        }
+    }
+
+    /// The audit events still queued are written, waiting at most `wait`
+    /// (at shutdown, once the requests are done).
+    pub fn close_audit(&self, wait: Duration) {
+        if let Some(audit) = &self.audit {
+            audit.close(wait);
+        }
     }
 
     /// What clients may take (the server applies the connection limits).
@@ -100,6 +122,7 @@ impl App {
             Arc::clone(connection),
             self.metrics.clone(),
         );
+        log.audit.clone_from(&self.audit);
         let request = request.map(|body| WatchedBody::new(body, connection));
         let result = self
             .process(&clouds, request, connection.peer(), &request_id, &mut log)
@@ -140,18 +163,51 @@ impl App {
     {
         let policy = Policy { app: self, clouds };
         let head = inbound::head(&request, &policy, &mut log.target)?;
+        let operation = head.operation();
+        let audit = self.audit.as_deref();
+        let audited = audit.is_some_and(|audit| audit.covers(operation));
+        if audit.is_some() {
+            log.pending.operation = Some(operation);
+        }
+        if audited {
+            note_path_image(&mut log.pending, head.image());
+        }
         let act = Act {
             namespace: &head.namespace,
             environment: &head.environment,
-            operation: head.operation(),
+            operation,
         };
-        log.rule = self
+        let authorized = self
             .callers
             .load_full()
-            .authorize(peer, request.headers(), &act, clouds, request_id)
-            .await?;
+            .authorize(
+                peer,
+                request.headers(),
+                &act,
+                clouds,
+                request_id,
+                &mut log.pending.caller,
+            )
+            .await;
+        log.rule = match authorized {
+            Ok(rule) => rule,
+            Err(error) => {
+                if audit.is_some() && !audited {
+                    // A refused caller's event names what it tried to act on.
+                    note_path_image(&mut log.pending, head.image());
+                }
+                return Err(error);
+            }
+        };
+        if let Some(audit) = audit {
+            // Before anything is sent upstream.
+            log.pending.permit = audit.reserve(operation)?;
+        }
         let alliance = inbound::parse(request, head, &policy).await?;
         log.operation = Some(alliance.input.operation());
+        if let Input::Create(image) = &alliance.input {
+            log.pending.copy_from = image.copy_from.is_some();
+        }
         let cloud = clouds
             .get(&alliance.namespace)
             .ok_or_else(|| AllianceError::bad_request("X-Target-Ns does not name a known namespace"))?;
@@ -159,8 +215,20 @@ impl App {
         // Decided before anything is sent upstream.
         cloud.rates.admit(&alliance.environment)?;
         let session = cloud.session(&alliance.environment, request_id);
+        if audited {
+            session.audit().want();
+        }
         log.upstream = Some(session.record());
         ops::apply(alliance.input, cloud, session).await
+    }
+}
+
+/// The image a request's path names, for its audit event.
+fn note_path_image(pending: &mut Pending, image: Option<&ImageRef>) {
+    match image {
+        Some(ImageRef::Id(id)) => pending.path_id = Some(id.clone()),
+        Some(ImageRef::Name(name)) => pending.path_name = Some(name.clone()),
+        None => {}
     }
 }
 
@@ -249,6 +317,10 @@ struct RequestLog {
     metrics: Metrics,
     /// The namespace's series, once known.
     namespace_metrics: Option<NamespaceMetrics>,
+    /// The audit trail, when there is one, and what the request's event
+    /// will say.
+    audit: Option<Arc<Audit>>,
+    pending: Pending,
 }
 
 impl RequestLog {
@@ -269,6 +341,8 @@ impl RequestLog {
             connection,
             metrics,
             namespace_metrics: None,
+            audit: None,
+            pending: Pending::default(),
         }
     }
 
@@ -371,5 +445,17 @@ impl Drop for RequestLog {
             coalesced_with,
             reason,
         );
+        if let Some(audit) = self.audit.take() {
+            let finished = Finished {
+                request_id: &self.request_id,
+                namespace: self.target.namespace.as_deref(),
+                environment: self.target.environment.as_deref(),
+                status: self.status,
+                refusal: self.refusal,
+                peer: self.connection.peer(),
+                record: self.upstream.as_deref().map(|upstream| &upstream.audit),
+            };
+            audit.finish(&finished, std::mem::take(&mut self.pending));
+        }
     }
 }

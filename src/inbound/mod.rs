@@ -90,6 +90,11 @@ impl Head {
     pub fn operation(&self) -> Operation {
         self.route.operation
     }
+
+    /// The image the path names (`None` on the collection).
+    pub fn image(&self) -> Option<&ImageRef> {
+        self.route.image.as_ref()
+    }
 }
 
 /// The first part: the target, the method and the two headers.
