@@ -213,7 +213,12 @@ impl App {
             .ok_or_else(|| AllianceError::bad_request("X-Target-Ns does not name a known namespace"))?;
         log.namespace_metrics = Some(cloud.metrics.clone());
         // Decided before anything is sent upstream.
-        cloud.rates.admit(&alliance.environment)?;
+        if let Err(refused) = cloud.rates.admit(&alliance.environment) {
+            if audit.is_some() && !audited {
+                note_path_image(&mut log.pending, alliance.input.image());
+            }
+            return Err(refused);
+        }
         let session = cloud.session(&alliance.environment, request_id);
         if audited {
             session.audit().want();

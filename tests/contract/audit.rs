@@ -427,6 +427,65 @@ async fn keystone_tokens() -> Trail {
     trail
 }
 
+/// `syslog`: each event one message, as `syslog(3)` sends it.
+#[tokio::test]
+async fn events_go_to_syslog() {
+    let trail = Trail::new();
+    let socket = trail.0.0.join("log.socket");
+    let daemon = tokio::net::UnixDatagram::bind(&socket).unwrap();
+    let harness = Harness::start_with_tables(format!(
+        "[audit]\nsyslog = \"{}\"\nsyslog_facility = \"local4\"\n",
+        socket.display()
+    ))
+    .await;
+    let created = create_answer(&harness, "logged").await;
+    let mut buffer = vec![0u8; 64 * 1024];
+    let length = tokio::time::timeout(Duration::from_secs(10), daemon.recv(&mut buffer))
+        .await
+        .expect("a message within 10 s")
+        .unwrap();
+    let message = String::from_utf8(buffer[..length].to_vec()).unwrap();
+    // local4 (20) * 8 + info (6)
+    assert!(message.starts_with("<166>"), "{message}");
+    let (head, event) = message.split_once(": ").unwrap();
+    assert!(
+        head.ends_with(&format!(" alliance-glance-audit[{}]", std::process::id())),
+        "{head}"
+    );
+    let event: Value = serde_json::from_str(event).unwrap();
+    assert_eq!(summary(&event), "create success 201");
+    assert_eq!(target(&event).0, created_id(&created));
+    eventually("the event to be counted", || async {
+        audit_events(&harness.app, "written") == 1
+    })
+    .await;
+}
+
+/// A show refused by its environment's rate: recorded (reads are not),
+/// naming the image of the path.
+#[tokio::test]
+async fn a_request_over_its_environments_rate_is_audited() {
+    let trail = Trail::new();
+    let harness = Harness::start_with(
+        glance::Options::default(),
+        FacadeOptions {
+            namespace_extra: "limits = { environment_rate_per_sec = 1, environment_burst = 1 }".into(),
+            tables: trail.table(""),
+            ..FacadeOptions::default()
+        },
+    )
+    .await;
+    let id = "9be5a037-ef2f-4ac8-9534-28719f0fecaf";
+    let show = || send(harness.call(Method::GET, &format!("/images/{id}")));
+    assert_eq!(show().await.status, 404);
+    let refused = show().await;
+    assert_eq!(refused.status, 429);
+    let events = events(&trail.file(), 1).await;
+    assert_eq!(summary(&events[0]), "read failure 429");
+    assert_eq!(target(&events[0]).0, id);
+    assert_eq!(event_request_id(&events[0]), request_id_of(&refused));
+}
+
 #[tokio::test]
 async fn every_kind_of_caller_is_audited() {
     certificates_and_bearer_secrets().await;
