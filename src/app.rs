@@ -460,7 +460,7 @@ impl Drop for RequestLog {
                 peer: self.connection.peer(),
                 record: self.upstream.as_deref().map(|upstream| &upstream.audit),
             };
-            audit.finish(&finished, std::mem::take(&mut self.pending));
+            audit.finish(&finished, &mut self.pending);
         }
     }
 }

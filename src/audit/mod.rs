@@ -21,6 +21,7 @@ pub mod event;
 pub mod sink;
 
 use std::borrow::Cow;
+use std::net::IpAddr;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -30,7 +31,7 @@ use ipnet::IpNet;
 use lru::LruCache;
 use tokio::sync::mpsc;
 
-use self::event::{Attachment, CallerFacts, Content, Event, Host, ImageFacts, Observer, Outcome, Reason, Resource};
+use self::event::{CallerFacts, Content, Event, ImageFacts, Observer, Outcome, Reason, Resource};
 use self::sink::{Item, Shared};
 use crate::config::{AuditConfig, ConfigError};
 use crate::connection::Peer;
@@ -149,7 +150,7 @@ impl Audit {
 
     /// The request's end: its event (if it has one) and the `killed`
     /// reports its operation made, queued.
-    pub fn finish(&self, request: &Finished<'_>, pending: Pending) {
+    pub fn finish(&self, request: &Finished<'_>, pending: &mut Pending) {
         if let Some(record) = request.record {
             self.report_killed(request, record);
         }
@@ -171,8 +172,8 @@ impl Audit {
         {
             return;
         }
-        let line = self.request_event(request, &pending, operation).line(&self.observer);
-        match pending.permit {
+        let line = self.request_event(request, pending, operation).line(&self.observer);
+        match pending.permit.take() {
             Some(permit) => {
                 permit.send(Item::Line(line));
             }
@@ -231,8 +232,8 @@ impl Audit {
                 type_uri: event::IMAGE_SERVICE,
                 id: Cow::Owned(event::derived_id("image_service", namespace)),
                 name: Some(namespace),
-                host: None,
-                attachments: Vec::new(),
+                address: None,
+                attachment: None,
             };
             let event = Event {
                 action: "create/copy_from",
@@ -285,15 +286,11 @@ fn image<'a>(
         type_uri: event::IMAGE,
         id: Cow::Borrowed(id.unwrap_or(event::UNKNOWN)),
         name,
-        host: None,
-        attachments: vec![Attachment {
-            type_uri: "application/json",
-            name: "image",
-            content: Content::Image(ImageFacts {
-                namespace: namespace.unwrap_or("-"),
-                project_id: environment.unwrap_or("-"),
-            }),
-        }],
+        address: None,
+        attachment: Some(Content::Image(ImageFacts {
+            namespace: namespace.unwrap_or("-"),
+            project_id: environment.unwrap_or("-"),
+        })),
     }
 }
 
@@ -381,7 +378,7 @@ impl Caller {
         let certificate = peer.certificate.as_deref();
         let fingerprint = certificate.map(|certificate| ids::hex(&certificate.sha256));
         let address = peer.address.to_canonical();
-        let by_address = || Cow::Owned(event::derived_id("address", &address.to_string()));
+        let by_address = || Cow::Owned(address_id(address));
         let id = match (&self.credential, &self.token, &self.rule) {
             (Credential::KeystoneToken, Some(token), _) => Cow::Borrowed(token.user_id.as_str()),
             (Credential::BearerSecret, _, Some(rule)) => Cow::Owned(event::derived_id("bearer_secret", rule)),
@@ -415,14 +412,29 @@ impl Caller {
             type_uri: event::ACCOUNT_USER,
             id,
             name: self.rule.as_deref(),
-            host: Some(Host { address }),
-            attachments: vec![Attachment {
-                type_uri: "application/json",
-                name: "caller",
-                content: Content::Caller(facts),
-            }],
+            address: Some(address),
+            attachment: Some(Content::Caller(facts)),
         }
     }
+}
+
+/// [`event::derived_id`] of an address; the last one a serving thread
+/// derived is kept (callers repeat: a SHA-256 was a fifth of an event).
+fn address_id(address: IpAddr) -> String {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(IpAddr, String)>> = const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((known, id)) if *known == address => id.clone(),
+            _ => {
+                let id = event::derived_id("address", &address.to_string());
+                *last = Some((address, id.clone()));
+                id
+            }
+        }
+    })
 }
 
 /// What the ops learn of the image that the event names, kept with the

@@ -156,6 +156,37 @@ impl<'o> JsonObject<'o> {
         });
     }
 
+    /// A nested object, written by `fill`.
+    pub fn object(&mut self, key: &str, fill: impl FnOnce(&mut JsonObject<'_>)) {
+        self.key(key);
+        let mut inner = JsonObject::new(self.out);
+        fill(&mut inner);
+        inner.end();
+    }
+
+    /// An array of one object, written by `fill`.
+    pub fn one_object_array(&mut self, key: &str, fill: impl FnOnce(&mut JsonObject<'_>)) {
+        self.key(key);
+        self.out.push(b'[');
+        let mut inner = JsonObject::new(self.out);
+        fill(&mut inner);
+        inner.end();
+        self.out.push(b']');
+    }
+
+    /// An array of strings.
+    pub fn strings<'s>(&mut self, key: &str, values: impl IntoIterator<Item = &'s str>) {
+        self.key(key);
+        self.out.push(b'[');
+        for (index, text) in values.into_iter().enumerate() {
+            if index > 0 {
+                self.out.push(b',');
+            }
+            write_json_string(self.out, text);
+        }
+        self.out.push(b']');
+    }
+
     pub fn end(self) {
         self.out.push(b'}');
     }
