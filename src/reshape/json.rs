@@ -122,19 +122,13 @@ impl<'o> JsonObject<'o> {
     }
 
     pub fn texts(&mut self, key: &str, values: Option<&[Text<'_>]>) {
-        self.key(key);
-        let Some(values) = values else {
-            self.out.extend_from_slice(b"null");
-            return;
-        };
-        self.out.push(b'[');
-        for (index, text) in values.iter().enumerate() {
-            if index > 0 {
-                self.out.push(b',');
+        match values {
+            Some(values) => self.strings(key, values.iter().map(|text| &**text)),
+            None => {
+                self.key(key);
+                self.out.extend_from_slice(b"null");
             }
-            write_json_string(self.out, text);
         }
-        self.out.push(b']');
     }
 
     pub fn number(&mut self, key: &str, value: Option<u64>) {
