@@ -3,7 +3,7 @@
 # callgrind: repeatable for the same binary and inputs, whatever else the
 # machine does. The recipe of bench/README.md ("Profiling") as one command:
 #
-#   bench/callgrind.sh [--runs N] [--requests N] [--binary PATH] [--extra-config FILE]
+#   bench/callgrind.sh [--runs N] [--requests N] [--binary PATH] [--extra-config FILE] [--change]
 #
 # Builds the profiling binary (release with symbols) and the benchmark
 # driver, serves part 1's static upstream (`--serve-upstream`), starts the
@@ -11,7 +11,10 @@
 # sends 200 requests to warm it up, zeroes the counters, sends N more
 # (default 2,000) on one keep-alive connection, dumps the counters and
 # prints the total divided by N. `--extra-config` appends a file to the
-# facade's configuration (e.g. a [shared_cache] table). Needs valgrind.
+# facade's configuration (e.g. a [shared_cache] table). `--change` sends
+# `DELETE /images/{id}` instead: a change (the image read, then the DELETE,
+# which the static upstream answers 404, as the facade then does), for what
+# changes cost (an [audit] table's events). Needs valgrind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,12 +22,15 @@ runs=1
 requests=2000
 binary=""
 extra=""
+method=GET
+expect=200
 while (($#)); do
     case $1 in
     --runs) runs=$2; shift 2 ;;
     --requests) requests=$2; shift 2 ;;
     --binary) binary=$2; shift 2 ;;
     --extra-config) extra=$2; shift 2 ;;
+    --change) method=DELETE; expect=404; shift ;;
     *) echo "callgrind.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -57,18 +63,19 @@ read -r _ upstream _ image _ environment <"$work/upstream.out"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# Requests on one keep-alive connection; fails on any answer but 200.
+# Requests on one keep-alive connection; fails on any answer but the expected one.
 send() {
-    python3 - "$1" "$2" "$image" "$environment" <<'EOF'
+    python3 - "$1" "$2" "$image" "$environment" "$method" "$expect" <<'EOF'
 import http.client, sys
 port, count, image, environment = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+method, expect = sys.argv[5], int(sys.argv[6])
 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 headers = {"X-Target-Ns": "ccsr1", "X-Environment-Id": environment}
 for _ in range(count):
-    connection.request("GET", "/images/" + image, headers=headers)
+    connection.request(method, "/images/" + image, headers=headers)
     answer = connection.getresponse()
     answer.read()
-    if answer.status != 200:
+    if answer.status != expect:
         sys.exit("status %d" % answer.status)
 EOF
 }
@@ -105,5 +112,5 @@ EOF
     # The dump after zeroing: the file with the highest part number.
     dump=$(ls -v "$out"* | grep -v "^$out$" | tail -1)
     total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')
-    awk -v t="$total" -v n="$requests" 'BEGIN { printf "run %d: %.2fk instructions per GET /images/{id} (%d requests)\n", 0, t / n / 1000, n }' | sed "s/run 0/run $run/"
+    awk -v t="$total" -v n="$requests" -v m="$method" 'BEGIN { printf "run %d: %.2fk instructions per %s /images/{id} (%d requests)\n", 0, t / n / 1000, m, n }' | sed "s/run 0/run $run/"
 done

@@ -10,12 +10,13 @@ use arc_swap::ArcSwap;
 use http::{HeaderValue, Method, header};
 use hyper::body::Body;
 
+use crate::audit::{Audit, Finished, Pending};
 use crate::body::{GuardedBody, OnBodyEnd, ResponseBody};
 use crate::callers::{Act, Callers, Tokens};
 use crate::config::{ClientLimits, Config, ConfigError, EnvironmentIdFormat};
 use crate::connection::{ClientConnection, Cut, Peer, WatchedBody};
 use crate::error::AllianceError;
-use crate::inbound::{self, BodyTimeouts, InboundPolicy, Target};
+use crate::inbound::{self, BodyTimeouts, ImageRef, InboundPolicy, Input, Target};
 use crate::metrics::{Metrics, NamespaceMetrics};
 use crate::operation::Operation;
 use crate::ops;
@@ -36,6 +37,8 @@ pub struct App {
     client: ClientLimits,
     /// Leaving (SIGTERM): answers close their connections.
     draining: AtomicBool,
+    /// The audit trail (`[audit]`), started with the process.
+    audit: Option<Arc<Audit>>,
 }
 
 impl App {
@@ -50,10 +53,14 @@ impl App {
         Ok(App {
             clouds: ArcSwap::from_pointee(clouds),
             callers: ArcSwap::from_pointee(callers),
-            metrics,
             max_body_bytes: config.max_body_bytes,
             client: config.client.clone(),
             draining: AtomicBool::new(false),
+            audit: match &config.audit {
+                Some(audit) => Some(Arc::new(Audit::start(audit, &metrics)?)),
+                None => None,
+            },
+            metrics,
         })
     }
 
@@ -61,6 +68,21 @@ impl App {
     /// and load balancers leave while the facade still serves (a drain).
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// The audit file is reopened before its next write (SIGHUP).
+    pub fn reopen_audit(&self) {
+        if let Some(audit) = &self.audit {
+            audit.reopen();
+        }
+    }
+
+    /// The audit events still queued are written, waiting at most `wait`
+    /// (at shutdown, once the requests are done).
+    pub fn close_audit(&self, wait: Duration) {
+        if let Some(audit) = &self.audit {
+            audit.close(wait);
+        }
     }
 
     /// What clients may take (the server applies the connection limits).
@@ -112,6 +134,7 @@ impl App {
             Arc::clone(connection),
             self.metrics.clone(),
         );
+        log.audit.clone_from(&self.audit);
         let request = request.map(|body| WatchedBody::new(body, connection));
         // Behind a trusted proxy, the client it names.
         let forwarded = if self.client.x_forwarded_for {
@@ -124,7 +147,7 @@ impl App {
         if forwarded.is_some() {
             log.proto = forwarded_proto(request.headers());
         }
-        log.forwarded_client = forwarded.as_ref().map(|peer| peer.address);
+        log.forwarded.clone_from(&forwarded);
         let peer = forwarded.as_ref().unwrap_or(connection.peer());
         if self.draining.load(Ordering::Relaxed) {
             log.draining = true;
@@ -169,25 +192,66 @@ impl App {
     {
         let policy = Policy { app: self, clouds };
         let head = inbound::head(&request, &policy, &mut log.target)?;
+        let operation = head.operation();
+        let audit = self.audit.as_deref();
+        let audited = audit.is_some_and(|audit| audit.covers(operation));
+        if audit.is_some() {
+            log.pending.operation = Some(operation);
+        }
+        if audited {
+            note_path_image(&mut log.pending, head.image());
+        }
         let act = Act {
             namespace: &head.namespace,
             environment: &head.environment,
-            operation: head.operation(),
+            operation,
         };
-        log.rule = self
+        let authorized = self
             .callers
             .load_full()
-            .authorize(peer, request.headers(), &act, clouds, request_id)
-            .await?;
+            .authorize(
+                peer,
+                request.headers(),
+                &act,
+                clouds,
+                request_id,
+                &mut log.pending.caller,
+            )
+            .await;
+        log.rule = match authorized {
+            Ok(rule) => rule,
+            Err(error) => {
+                if audit.is_some() && !audited {
+                    // A refused caller's event names what it tried to act on.
+                    note_path_image(&mut log.pending, head.image());
+                }
+                return Err(error);
+            }
+        };
+        if let Some(audit) = audit {
+            // Before anything is sent upstream.
+            log.pending.permit = audit.reserve(operation)?;
+        }
         let alliance = inbound::parse(request, head, &policy).await?;
         log.operation = Some(alliance.input.operation());
+        if let Input::Create(image) = &alliance.input {
+            log.pending.copy_from = image.copy_from.is_some();
+        }
         let cloud = clouds
             .get(&alliance.namespace)
             .ok_or_else(|| AllianceError::bad_request("X-Target-Ns does not name a known namespace"))?;
         log.namespace_metrics = Some(cloud.metrics.clone());
         // Decided before anything is sent upstream.
-        cloud.rates.admit(&alliance.environment).await?;
+        if let Err(refused) = cloud.rates.admit(&alliance.environment).await {
+            if audit.is_some() && !audited {
+                note_path_image(&mut log.pending, alliance.input.image());
+            }
+            return Err(refused);
+        }
         let session = cloud.session(&alliance.environment, request_id);
+        if audited {
+            session.audit().want();
+        }
         log.upstream = Some(session.record());
         ops::apply(alliance.input, cloud, session).await
     }
@@ -202,6 +266,15 @@ fn forwarded_proto(headers: &http::HeaderMap) -> Option<&'static str> {
         Some("http")
     } else {
         None
+    }
+}
+
+/// The image a request's path names, for its audit event.
+fn note_path_image(pending: &mut Pending, image: Option<&ImageRef>) {
+    match image {
+        Some(ImageRef::Id(id)) => pending.path_id = Some(id.clone()),
+        Some(ImageRef::Name(name)) => pending.path_name = Some(name.clone()),
+        None => {}
     }
 }
 
@@ -272,8 +345,8 @@ struct RequestLog {
     /// `None`: the request head could not be parsed.
     method: Option<Method>,
     /// The client a trusted proxy named in `X-Forwarded-For` (else the
-    /// connection's peer is the client).
-    forwarded_client: Option<std::net::IpAddr>,
+    /// connection's peer is the client), for the log line and the audit.
+    forwarded: Option<Peer>,
     /// The scheme the client used, as a trusted proxy says (`X-Forwarded-Proto`).
     proto: Option<&'static str>,
     /// The facade was draining when the request came: its answer closes
@@ -298,6 +371,10 @@ struct RequestLog {
     metrics: Metrics,
     /// The namespace's series, once known.
     namespace_metrics: Option<NamespaceMetrics>,
+    /// The audit trail, when there is one, and what the request's event
+    /// will say.
+    audit: Option<Arc<Audit>>,
+    pending: Pending,
 }
 
 impl RequestLog {
@@ -306,7 +383,7 @@ impl RequestLog {
         RequestLog {
             request_id: request_id.to_owned(),
             method: method.cloned(),
-            forwarded_client: None,
+            forwarded: None,
             proto: None,
             draining: false,
             target: Target::default(),
@@ -321,6 +398,8 @@ impl RequestLog {
             connection,
             metrics,
             namespace_metrics: None,
+            audit: None,
+            pending: Pending::default(),
         }
     }
 
@@ -408,7 +487,7 @@ impl Drop for RequestLog {
             namespace_metrics.refused(refusal);
         }
         let reason = ending.map(Ending::reason);
-        let forwarded_client = self.forwarded_client.map(|address| address.to_string());
+        let forwarded_client = self.forwarded.as_ref().map(|peer| peer.address.to_string());
         let client = forwarded_client
             .as_deref()
             .unwrap_or_else(|| self.connection.address_text());
@@ -429,5 +508,17 @@ impl Drop for RequestLog {
             coalesced_with,
             reason,
         );
+        if let Some(audit) = self.audit.take() {
+            let finished = Finished {
+                request_id: &self.request_id,
+                namespace: self.target.namespace.as_deref(),
+                environment: self.target.environment.as_deref(),
+                status: self.status,
+                refusal: self.refusal,
+                peer: self.forwarded.as_ref().unwrap_or(self.connection.peer()),
+                record: self.upstream.as_deref().map(|upstream| &upstream.audit),
+            };
+            audit.finish(&finished, &mut self.pending);
+        }
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod body;
 pub mod callers;
 pub mod config;

@@ -181,7 +181,8 @@ fn serve(path: PathBuf) -> Result<(), String> {
     if let Some(tls) = &tls {
         reloader.add(Box::new(TlsFiles(Arc::clone(tls))));
     }
-    server::serve_on_workers(
+    let audit = Arc::clone(&app);
+    let served = server::serve_on_workers(
         main,
         sockets,
         app,
@@ -190,7 +191,10 @@ fn serve(path: PathBuf) -> Result<(), String> {
         move || control(admin, admin_listener, reloader, signals, drain),
         grace,
     )
-    .map_err(|error| format!("cannot serve: {error}"))
+    .map_err(|error| format!("cannot serve: {error}"));
+    // The requests are done: their audit events are all queued.
+    audit.close_audit(AUDIT_CLOSE_WAIT);
+    served
 }
 
 /// How the facade leaves on SIGTERM.
@@ -199,6 +203,9 @@ struct Drain {
     /// How long it goes on serving once not ready.
     time: Duration,
 }
+
+/// How long the audit writer may take, at exit, to write what is queued.
+const AUDIT_CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// The main thread while the workers serve: the admin listener, and a
 /// reload on each SIGHUP, until SIGTERM or Ctrl-C. Then readiness turns

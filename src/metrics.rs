@@ -220,6 +220,18 @@ label_values! {
 }
 
 label_values! {
+    /// What became of an audit event (`audit`).
+    AuditOutcome = "outcome" {
+        /// Appended to every configured sink.
+        Written = "written",
+        /// Not queued: the queue was full (the sink not keeping up).
+        QueueFull = "queue_full",
+        /// Given up: the sink refused it (without `required`).
+        WriteFailed = "write_failed",
+    }
+}
+
+label_values! {
     ReloadOutcome = "outcome" {
         Applied = "applied",
         Refused = "refused",
@@ -366,6 +378,7 @@ families! {
         reloads: Counter<(ReloadOutcome,)> = "config_reloads", "Configuration reloads (SIGHUP), applied or refused";
         shared_cache: Counter<(SharedCacheEvent,)> = "shared_cache_events",
             "What the cache shared with the other replicas in memcached did: hits, misses, stores, errors, fallbacks, rejected entries";
+        audit_events: Counter<(AuditOutcome,)> = "audit_events", "Audit events written, dropped (queue full) or given up (sink failed)";
     }
 }
 
@@ -589,6 +602,12 @@ impl Metrics {
     pub fn reload(&self, outcome: ReloadOutcome) {
         if let Some(counter) = self.process().and_then(|process| process.reloads.get((outcome,))) {
             counter.inc();
+        }
+    }
+
+    pub fn audit_events(&self, outcome: AuditOutcome, count: u64) {
+        if let Some(counter) = self.process().and_then(|process| process.audit_events.get((outcome,))) {
+            counter.inc_by(count);
         }
     }
 

@@ -130,6 +130,9 @@ refusals! {
     /// The same for Keystone (503).
     KeystoneQueueFull => "keystone_queue_full",
     KeystoneQueueTimeout => "keystone_queue_timeout",
+    /// A change while `[audit] required` and its event could not be
+    /// written (the audit queue full, or the sink failing) (503).
+    AuditUnavailable => "audit_unavailable",
 }
 
 impl Refusal {
@@ -154,7 +157,8 @@ impl Refusal {
             | Refusal::GlanceQueueTimeout
             | Refusal::KeystoneQueueFull
             | Refusal::KeystoneQueueTimeout
-            | Refusal::SharedRateUnavailable => 503,
+            | Refusal::SharedRateUnavailable
+            | Refusal::AuditUnavailable => 503,
         })
     }
 
@@ -199,6 +203,9 @@ impl Refusal {
             }
             Refusal::GlanceQueueFull | Refusal::GlanceQueueTimeout => queue(Service::Image),
             Refusal::KeystoneQueueFull | Refusal::KeystoneQueueTimeout => queue(Service::Identity),
+            Refusal::AuditUnavailable => {
+                "changes cannot be recorded in the audit trail at the moment; retry later".to_owned()
+            }
         }
     }
 
@@ -214,7 +221,8 @@ impl Refusal {
             | Refusal::GlanceQueueTimeout
             | Refusal::KeystoneQueueFull
             | Refusal::KeystoneQueueTimeout
-            | Refusal::SharedRateUnavailable => Some(1),
+            | Refusal::SharedRateUnavailable
+            | Refusal::AuditUnavailable => Some(1),
             Refusal::BodyTooLarge { .. }
             | Refusal::BodyTimeout { .. }
             | Refusal::UriTooLong { .. }
@@ -272,6 +280,7 @@ mod tests {
         Refusal::GlanceQueueTimeout,
         Refusal::KeystoneQueueFull,
         Refusal::KeystoneQueueTimeout,
+        Refusal::AuditUnavailable,
     ];
 
     #[test]

@@ -10,8 +10,8 @@
 //! namespaces they started with.
 //!
 //! `listen`, `allow_open`, `shutdown_grace_secs`, `max_body_bytes`,
-//! `[client]`, `[upstream]`, `[admin]` and whether there is a `[tls]` take
-//! effect at restart: a reload that changes them says so in the log and
+//! `[client]`, `[upstream]`, `[admin]`, `[audit]` and whether there is a
+//! `[tls]` take effect at restart (SIGHUP reopens the audit file): a reload that changes them says so in the log and
 //! applies the rest (the namespaces, the `[[callers]]` rules, the TLS
 //! files - [`CallerRules`], [`TlsFiles`]).
 //!
@@ -91,6 +91,8 @@ impl Reloader {
     /// Reads the configuration file again and applies it, or keeps the
     /// running one; either way a log line says what happened.
     pub fn reload(&self) -> Result<Changes, String> {
+        // Whatever becomes of the file: log rotation's signal.
+        self.app.reopen_audit();
         let outcome = self.try_reload();
         let metrics = self.app.metrics();
         match &outcome {
@@ -149,6 +151,7 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
         ("client", running.client != new.client),
         ("upstream", running.upstream != new.upstream),
         ("admin", running.admin != new.admin),
+        ("audit", running.audit != new.audit),
     ]
     .into_iter()
     .filter_map(|(setting, changed)| changed.then_some(setting))

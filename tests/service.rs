@@ -33,10 +33,16 @@ struct Service {
 
 impl Service {
     async fn start(glance_url: &str, extra_namespaces: &[&str]) -> Service {
+        Self::start_with(glance_url, extra_namespaces, "").await
+    }
+
+    /// `tables`: more TOML after the configuration's own.
+    async fn start_with(glance_url: &str, extra_namespaces: &[&str], tables: &str) -> Service {
         let dir = std::env::temp_dir().join(format!("alliance-service-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let (config, port, admin_port) = (dir.join("alliance-glance.toml"), free_port(), free_port());
-        std::fs::write(&config, config_text(port, admin_port, glance_url, extra_namespaces)).expect("config");
+        let text = config_text(port, admin_port, glance_url, extra_namespaces) + tables;
+        std::fs::write(&config, text).expect("config");
         let log = std::fs::File::create(dir.join("log")).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_alliance-glance"))
             .args(["serve", "--config"])
@@ -367,5 +373,47 @@ async fn sigterm_turns_readiness_false_while_requests_drain() {
     );
     // Then it accepts no more.
     assert!(std::net::TcpStream::connect(("127.0.0.1", service.port)).is_err());
+    glance.shutdown().await;
+}
+
+/// logrotate's way - the audit file renamed, then SIGHUP - loses nothing:
+/// the events before are in the old file, those after in the new one; and
+/// SIGTERM writes every queued event before the process exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reopens_the_audit_file_and_sigterm_writes_what_is_queued() {
+    let glance = mock_glance().await;
+    let trail = support::TempDir::new();
+    let file = trail.0.join("audit.jsonl");
+    let rotated = trail.0.join("audit.jsonl.1");
+    let mut service =
+        Service::start_with(&glance.url(), &[], &format!("[audit]\nfile = \"{}\"\n", file.display())).await;
+    let create = || {
+        service
+            .client
+            .post(format!("http://127.0.0.1:{}/images", service.port))
+            .header("X-Target-Ns", "ccsr1")
+            .header("X-Environment-Id", ENV)
+            .header("Content-Type", "application/json")
+            .body(r#"{"image": {"name": "rotated"}}"#)
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(create().await.expect("answered").status(), 201);
+    }
+    assert_eq!(support::trail::events(&file, 3).await.len(), 3);
+    std::fs::rename(&file, &rotated).expect("rotated");
+    service.signal("HUP");
+    eventually("the reload", || async {
+        service.log().contains("configuration reloaded")
+    })
+    .await;
+    for _ in 0..20 {
+        assert_eq!(create().await.expect("answered").status(), 201);
+    }
+    service.signal("TERM");
+    let status = service.child.wait().expect("exits");
+    assert!(status.success(), "{}", service.log());
+    assert_eq!(support::trail::trail_lines(&rotated).len(), 3);
+    assert_eq!(support::trail::trail_lines(&file).len(), 20, "{}", service.log());
     glance.shutdown().await;
 }

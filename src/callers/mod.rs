@@ -25,6 +25,7 @@ use http::{HeaderMap, header};
 
 use self::bearer::BearerHashes;
 use self::rules::{Identity, Rule};
+use crate::audit::{Caller, Credential};
 use crate::config::{Config, ConfigError};
 use crate::connection::Peer;
 use crate::error::AllianceError;
@@ -78,7 +79,8 @@ impl Callers {
 
     /// The name of the rule that lets the request through (`None`: no
     /// rules, anyone may), or the 401 or 403 refusal, or 429 when the
-    /// caller is over that rule's `rate`.
+    /// caller is over that rule's `rate`. `caller` says who the caller
+    /// was found to be (for the audit trail; never a secret or token).
     pub async fn authorize(
         &self,
         peer: &Peer,
@@ -86,11 +88,15 @@ impl Callers {
         act: &Act<'_>,
         tokens: &impl Tokens,
         request_id: &str,
+        caller: &mut Caller,
     ) -> Result<Option<Arc<str>>, AllianceError> {
         if self.rules.is_empty() {
             return Ok(None);
         }
         let bearer_secret = bearer_secret(headers);
+        caller.presented_bearer = bearer_secret.is_some();
+        caller.presented_token = headers.contains_key(AUTH_TOKEN);
+        caller.credential = Credential::Unrecognised;
         let bearer_rules = bearer_secret
             .map(|secret| self.bearer.matching(secret))
             .unwrap_or_default();
@@ -98,8 +104,16 @@ impl Callers {
         for (index, rule) in self.rules.iter().enumerate() {
             if rule.recognises(index, peer, &bearer_rules) {
                 match rule.permits(act) {
-                    Ok(()) => return rule.admit(peer, None).await.map(|()| Some(Arc::clone(&rule.name))),
-                    Err(reason) => denial = denial.max(Some(reason)),
+                    Ok(()) => {
+                        rule.describe(peer, None, caller);
+                        return rule.admit(peer, None).await.map(|()| Some(Arc::clone(&rule.name)));
+                    }
+                    Err(reason) => {
+                        if denial < Some(reason) {
+                            rule.describe(peer, None, caller);
+                        }
+                        denial = denial.max(Some(reason));
+                    }
                 }
             }
         }
@@ -118,12 +132,18 @@ impl Callers {
                 for rule in &token_rules {
                     match rule.permits_token(act, facts) {
                         Ok(()) => {
+                            rule.describe(peer, Some(facts), caller);
                             return rule
                                 .admit(peer, Some(facts))
                                 .await
                                 .map(|()| Some(Arc::clone(&rule.name)));
                         }
-                        Err(reason) => denial = denial.max(Some(reason)),
+                        Err(reason) => {
+                            if denial < Some(reason) {
+                                rule.describe(peer, Some(facts), caller);
+                            }
+                            denial = denial.max(Some(reason));
+                        }
                     }
                 }
             }
@@ -291,7 +311,7 @@ mod tests {
             operation: if write { Operation::Create } else { Operation::List },
         };
         let decision = callers
-            .authorize(peer, &headers, &act, &keystone, "req-1")
+            .authorize(peer, &headers, &act, &keystone, "req-1", &mut Caller::default())
             .await
             .map(|rule| rule.map(|rule| rule.to_string()))
             .map_err(|error| error.status.as_u16());

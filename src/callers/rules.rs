@@ -8,6 +8,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use super::bearer::{BearerHashes, SaltedHash};
+use crate::audit::{Caller, Credential, TokenUser};
 use crate::config::{AuthConfig, CallerConfig, CallerIdentity, Config, Scope};
 use crate::connection::Peer;
 use crate::error::AllianceError;
@@ -176,6 +177,28 @@ impl Rule {
             Some(rate) => rate.admit(&self.name, &self.caller(peer, token)).await,
             None => Ok(()),
         }
+    }
+
+    /// Says in `caller` that this rule recognised it, and how (`token`:
+    /// what Keystone said of its token, for a `keystone_token` rule).
+    pub fn describe(&self, peer: &Peer, token: Option<&TokenFacts>, caller: &mut Caller) {
+        caller.rule = Some(Arc::clone(&self.name));
+        caller.credential = match &self.identity {
+            Identity::CertSha256(_) | Identity::CertName(_) => Credential::ClientCertificate,
+            Identity::Source(networks) => {
+                let address = peer.address.to_canonical();
+                networks
+                    .iter()
+                    .find(|network| network.contains(&address))
+                    .map_or(Credential::Unrecognised, |network| Credential::SourceNetwork(*network))
+            }
+            Identity::Bearer => Credential::BearerSecret,
+            Identity::KeystoneToken => Credential::KeystoneToken,
+        };
+        caller.token = token.map(|facts| TokenUser {
+            user_id: facts.user_id.clone(),
+            project_id: facts.project_id.clone(),
+        });
     }
 
     /// The caller, as the rule's rate tells callers apart: a certificate

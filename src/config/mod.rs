@@ -11,6 +11,7 @@
 //! imports between them (and would find a cycle).
 
 mod admin;
+mod audit;
 mod auth;
 mod callers;
 mod client;
@@ -27,6 +28,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 pub use admin::{AdminConfig, same_port};
+pub use audit::AuditConfig;
 pub use auth::{AuthConfig, KeystoneConfig, ScopeMethod, TrustedConfig};
 pub use callers::{CallerConfig, CallerIdentity, Scope};
 pub use client::ClientLimits;
@@ -71,6 +73,8 @@ pub struct Config {
     /// Who may call, and as which namespaces and environments (`[[callers]]`,
     /// checked by `callers`). None: anyone who reaches the listener.
     pub callers: Vec<CallerConfig>,
+    /// The audit trail (`[audit]`); none without the table.
+    pub audit: Option<AuditConfig>,
     /// Clouds, by the name clients put in `X-Target-Ns`. At least one.
     pub namespaces: BTreeMap<String, NamespaceConfig>,
 }
@@ -89,6 +93,7 @@ impl Default for Config {
             tls: None,
             shared_cache: None,
             callers: Vec::new(),
+            audit: None,
             namespaces: BTreeMap::new(),
         }
     }
@@ -144,6 +149,9 @@ impl Config {
         }
         if let Some(shared_cache) = &self.shared_cache {
             shared_cache.validate().map_err(ConfigError)?;
+        }
+        if let Some(audit) = &self.audit {
+            audit.validate().map_err(ConfigError)?;
         }
         callers::validate(&self.callers, self.tls.as_ref(), &self.namespaces).map_err(ConfigError)?;
         for (name, namespace) in &self.namespaces {

@@ -46,6 +46,14 @@ pub enum Input {
 }
 
 impl Input {
+    /// The image the path names (`None` for list and create).
+    pub fn image(&self) -> Option<&ImageRef> {
+        match self {
+            Input::Show(image) | Input::Update(image, _) | Input::Delete(image) => Some(image),
+            Input::List(_) | Input::Create(_) => None,
+        }
+    }
+
     pub fn operation(&self) -> Operation {
         match self {
             Input::List(_) => Operation::List,
@@ -89,6 +97,11 @@ pub struct Head {
 impl Head {
     pub fn operation(&self) -> Operation {
         self.route.operation
+    }
+
+    /// The image the path names (`None` on the collection).
+    pub fn image(&self) -> Option<&ImageRef> {
+        self.route.image.as_ref()
     }
 }
 

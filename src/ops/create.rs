@@ -46,6 +46,7 @@ pub async fn apply(
     let body = serde_json::to_vec(&fields::create_body(&image.fields)).unwrap_or_default();
     let reply = glance::create_image(session, body).await?;
     let created: V2Image = glance::parse_json(&reply, CREATE_IMAGE.call)?;
+    session.audit().image(&created.id, created.name.as_deref());
     // A client-chosen id may have been shown (404) a moment ago.
     show::forget(cloud, &session.environment, &created.id);
     if let (Some(url), Some(transfer)) = (image.copy_from, transfer) {

@@ -35,6 +35,7 @@ pub async fn report_failed_imports(session: &Session, images: &mut [V2Image<'_>]
         if image.import_outcome_unknown() && image.alliance_copy_from_error.is_some() {
             image.status = Some("killed".into());
             session.metrics.copy_from(CopyFromEvent::ReportedKilled);
+            session.audit().killed(&image.id, image.name.as_deref());
         }
     }
     let lookups: Vec<_> = images
@@ -54,6 +55,7 @@ pub async fn report_failed_imports(session: &Session, images: &mut [V2Image<'_>]
         if failed && let Some(image) = images.get_mut(index) {
             image.status = Some("killed".into());
             session.metrics.copy_from(CopyFromEvent::ReportedKilled);
+            session.audit().killed(&image.id, image.name.as_deref());
         }
     }
 }

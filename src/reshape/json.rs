@@ -122,19 +122,13 @@ impl<'o> JsonObject<'o> {
     }
 
     pub fn texts(&mut self, key: &str, values: Option<&[Text<'_>]>) {
-        self.key(key);
-        let Some(values) = values else {
-            self.out.extend_from_slice(b"null");
-            return;
-        };
-        self.out.push(b'[');
-        for (index, text) in values.iter().enumerate() {
-            if index > 0 {
-                self.out.push(b',');
+        match values {
+            Some(values) => self.strings(key, values.iter().map(|text| &**text)),
+            None => {
+                self.key(key);
+                self.out.extend_from_slice(b"null");
             }
-            write_json_string(self.out, text);
         }
-        self.out.push(b']');
     }
 
     pub fn number(&mut self, key: &str, value: Option<u64>) {
@@ -154,6 +148,37 @@ impl<'o> JsonObject<'o> {
             Some(false) => b"false",
             None => b"null",
         });
+    }
+
+    /// A nested object, written by `fill`.
+    pub fn object(&mut self, key: &str, fill: impl FnOnce(&mut JsonObject<'_>)) {
+        self.key(key);
+        let mut inner = JsonObject::new(self.out);
+        fill(&mut inner);
+        inner.end();
+    }
+
+    /// An array of one object, written by `fill`.
+    pub fn one_object_array(&mut self, key: &str, fill: impl FnOnce(&mut JsonObject<'_>)) {
+        self.key(key);
+        self.out.push(b'[');
+        let mut inner = JsonObject::new(self.out);
+        fill(&mut inner);
+        inner.end();
+        self.out.push(b']');
+    }
+
+    /// An array of strings.
+    pub fn strings<'s>(&mut self, key: &str, values: impl IntoIterator<Item = &'s str>) {
+        self.key(key);
+        self.out.push(b'[');
+        for (index, text) in values.into_iter().enumerate() {
+            if index > 0 {
+                self.out.push(b',');
+            }
+            write_json_string(self.out, text);
+        }
+        self.out.push(b']');
     }
 
     pub fn end(self) {

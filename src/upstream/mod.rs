@@ -25,6 +25,7 @@ pub use authenticator::Authenticator;
 pub use membership::Memberships;
 pub use transport::{AnswerBudget, HttpOptions, IDENTITY_ROOM, TransportError, UpstreamHttp, is_idempotent};
 
+use crate::audit::AuditRecord;
 use crate::error::AllianceError;
 use crate::limits::gate::Gate;
 use crate::metrics::{NamespaceMetrics, UpstreamOutcome};
@@ -104,11 +105,13 @@ pub fn record_call(
 }
 
 /// What a request's log line says of its upstream side: the time spent
-/// waiting for Glance, and whose call answered it if another request's.
+/// waiting for Glance, and whose call answered it if another request's;
+/// and what its audit event names of the image.
 #[derive(Debug, Default)]
 pub struct UpstreamRecord {
     micros: AtomicU64,
     shared_from: OnceLock<Arc<str>>,
+    pub audit: AuditRecord,
 }
 
 impl UpstreamRecord {
@@ -170,6 +173,11 @@ impl Session {
     /// A shared view of what the request did upstream, for its log line.
     pub fn record(&self) -> Arc<UpstreamRecord> {
         Arc::clone(&self.record)
+    }
+
+    /// What the request's audit event names of the image, filled by the ops.
+    pub fn audit(&self) -> &AuditRecord {
+        &self.record.audit
     }
 
     /// Sends `call` with the environment's credentials. Transport failures

@@ -26,15 +26,6 @@ struct Sample {
     value: f64,
 }
 
-/// The venv `scripts/openstack/up.sh` builds (prometheus_client comes with
-/// oslo.metrics).
-fn venv_python() -> std::path::PathBuf {
-    std::env::var_os("ALLIANCE_OPENSTACK_VENV")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/openstack/33/venv"))
-        .join("bin/python")
-}
-
 /// `text` read by prometheus_client's OpenMetrics parser, which refuses
 /// anything the format does not allow (a missing `# EOF`, a counter
 /// without `_total`, buckets out of order, bad escaping).

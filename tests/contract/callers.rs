@@ -262,14 +262,7 @@ async fn require_refuses_connections_without_a_certificate() {
 
 /// A plain-HTTP facade on loopback with `callers` (the local gateway's case).
 async fn plain_with_callers(callers: String) -> Harness {
-    Harness::start_with(
-        glance::Options::default(),
-        FacadeOptions {
-            tables: callers,
-            ..FacadeOptions::default()
-        },
-    )
-    .await
+    Harness::start_with_tables(callers).await
 }
 
 #[tokio::test]

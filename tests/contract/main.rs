@@ -7,6 +7,7 @@
 mod support;
 
 mod admin;
+mod audit;
 mod backpressure;
 mod callers;
 mod client_limits;

@@ -6,6 +6,7 @@ pub mod counting_proxy;
 pub mod memcached;
 pub mod pki;
 pub mod real_env;
+pub mod trail;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,15 @@ use openstack_mock::glance::{self, Handle, RecordedRequest};
 use serde_json::Value;
 
 pub const NAMESPACE: &str = "ccsr1";
+
+/// The Python of the venv `scripts/openstack/up.sh` builds (it holds
+/// prometheus_client, with oslo.metrics, and pycadf, with keystonemiddleware).
+pub fn venv_python() -> std::path::PathBuf {
+    std::env::var_os("ALLIANCE_OPENSTACK_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/openstack/33/venv"))
+        .join("bin/python")
+}
 /// Environments (projects) used by the tests.
 pub const ENV_A: &str = "a1a1a1a1a1a14a1a8a1aa1a1a1a1a1a1";
 pub const ENV_B: &str = "b2b2b2b2b2b24b2b8b2bb2b2b2b2b2b2";
@@ -123,6 +133,19 @@ pub struct Harness {
 impl Harness {
     pub async fn start() -> Self {
         Self::start_with(glance::Options::default(), FacadeOptions::default()).await
+    }
+
+    /// The default mock, and `tables` (`[[callers]]`, `[audit]`, ...) in
+    /// the facade's configuration.
+    pub async fn start_with_tables(tables: String) -> Self {
+        Self::start_with(
+            glance::Options::default(),
+            FacadeOptions {
+                tables,
+                ..FacadeOptions::default()
+            },
+        )
+        .await
     }
 
     pub async fn start_with(mut glance_options: glance::Options, facade_options: FacadeOptions) -> Self {
@@ -543,6 +566,11 @@ impl std::io::Write for LogWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// Every request log line captured so far (see [`capture_request_log`]).
+pub fn captured_log() -> String {
+    String::from_utf8_lossy(&captured_lines().lock().expect("log lock")).into_owned()
 }
 
 /// The request log line with this request id (waits for it: a line is
