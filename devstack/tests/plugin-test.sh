@@ -245,7 +245,7 @@ environments = "*"
 EOF
 )"
 check "post-config: the facade's configuration (keystone mode, Glance from the catalog)" "$want" "$(cat "$CONF")"
-check "post-config: the configuration holds no password" 0 "$(grep -c -F "$(cat "$WORK/service.password")" "$CONF" || true)"
+check "post-config: the configuration holds no password" 0 "$(grep -c -F -e "$(cat "$WORK/service.password")" "$CONF" || true)"
 check "apache: the site write_local_proxy_http_config wrote" \
     "$(printf 'KeepAlive Off\nSetEnv proxy-sendchunked 1\nProxyPass "/alliance-image" "%s" retry=0 acquire=1 ' "$FACADE")" \
     "$(cat "$OS_APACHE_DIR/sites-available/alliance-glance.conf")"
