@@ -154,17 +154,7 @@ async fn certificates_and_bearer_secrets() -> Trail {
         },
     )
     .await;
-    let client = |certificate: Option<&crate::support::pki::Issued>| {
-        let mut builder = reqwest::Client::builder()
-            .no_proxy()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
-            .timeout(Duration::from_secs(10));
-        if let Some(certificate) = certificate {
-            builder = builder.identity(certificate.identity());
-        }
-        builder.build().unwrap()
-    };
+    let client = |certificate| ca.client_builder(certificate).build().unwrap();
     let gateway_certificate = ca.client("gateway.test", &[]);
     let gateway = client(Some(&gateway_certificate));
     let anonymous = client(None);

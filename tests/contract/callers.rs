@@ -54,16 +54,7 @@ impl Secure {
 
     /// A client that trusts the test CA, presenting `certificate`.
     fn client(&self, certificate: Option<&Issued>) -> reqwest::Client {
-        let mut builder = reqwest::Client::builder()
-            .no_proxy()
-            .https_only(true)
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(self.ca.pem().as_bytes()).unwrap())
-            .timeout(Duration::from_secs(10));
-        if let Some(certificate) = certificate {
-            builder = builder.identity(certificate.identity());
-        }
-        builder.build().unwrap()
+        self.ca.client_builder(certificate).https_only(true).build().unwrap()
     }
 
     fn call(&self, client: &reqwest::Client, environment: &str, method: Method, path: &str) -> reqwest::RequestBuilder {

@@ -167,17 +167,11 @@ async fn through_tls_passed_through_with_a_client_certificate() {
     );
     let client = "trusted_proxies = [\"127.0.0.1/32\"]\nproxy_protocol = true";
     let (_replicas, haproxy, _glance) = fleet(&dir, &memcached, Balancing::TcpProxyProtocol, client, &tls).await;
-    let https = |source: &str, certificate: Option<&crate::support::pki::Issued>| {
-        let mut builder = reqwest::Client::builder()
-            .no_proxy()
+    let https = |source: &str, certificate| {
+        ca.client_builder(certificate)
             .local_address(source.parse::<std::net::IpAddr>().unwrap())
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
-            .timeout(Duration::from_secs(10));
-        if let Some(certificate) = certificate {
-            builder = builder.identity(certificate.identity());
-        }
-        builder.build().unwrap()
+            .build()
+            .unwrap()
     };
     let url = format!("https://localhost:{}", haproxy.port);
     let gateway = ca.client("gw.example", &[]);

@@ -67,6 +67,20 @@ impl Ca {
         self.issuer.pem()
     }
 
+    /// An HTTPS client builder that trusts this CA alone, presenting
+    /// `certificate`.
+    pub fn client_builder(&self, certificate: Option<&Issued>) -> reqwest::ClientBuilder {
+        let builder = reqwest::Client::builder()
+            .no_proxy()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(self.pem().as_bytes()).expect("the CA's PEM"))
+            .timeout(std::time::Duration::from_secs(10));
+        match certificate {
+            Some(certificate) => builder.identity(certificate.identity()),
+            None => builder,
+        }
+    }
+
     /// A server certificate for `127.0.0.1` and `localhost`, named `common_name`.
     pub fn server(&self, common_name: &str) -> Issued {
         let mut params = params(common_name, &["localhost"]);
