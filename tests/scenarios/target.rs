@@ -377,9 +377,6 @@ pub async fn real(mode: Mode) -> Ctx {
         env.get("OS_SERVICE_PASSWORD_FILE"),
     );
     let facade = start_facade(&config).await;
-    let image_dir = PathBuf::from(env.get("OS_IMAGE_SERVER_DIR"));
-    let good = std::fs::read(image_dir.join("image.qcow2")).expect("image.qcow2 from up.sh");
-    let server = env.get("OS_IMAGE_SERVER_URL").trim_end_matches('/').to_owned();
     let (env_a, env_b) = match mode {
         Mode::Trusted => (random_project(), random_project()),
         Mode::Keystone => (
@@ -387,23 +384,48 @@ pub async fn real(mode: Mode) -> Ctx {
             env.get("OS_PROJECT_BETA").to_owned(),
         ),
     };
+    let env_without_role = env.get("OS_PROJECT_GAMMA").to_owned();
+    on_up_sh_services(
+        mode,
+        Facade::InProcess(facade),
+        [env_a, env_b, env_without_role],
+        env,
+        Services::Real,
+    )
+}
+
+/// A context on the services `scripts/openstack/up.sh` started: its image
+/// server's files and its Glance release; `projects` are `env_a`, `env_b`
+/// and `env_without_role`.
+fn on_up_sh_services(
+    mode: Mode,
+    facade: Facade,
+    projects: [String; 3],
+    env: RealEnv,
+    services: impl FnOnce(RealEnv) -> Services,
+) -> Ctx {
+    let image_dir = PathBuf::from(env.get("OS_IMAGE_SERVER_DIR"));
+    let good = std::fs::read(image_dir.join("image.qcow2")).expect("image.qcow2 from up.sh");
+    let server = env.get("OS_IMAGE_SERVER_URL").trim_end_matches('/').to_owned();
+    let glance_release = env
+        .get("OS_RELEASE")
+        .parse()
+        .expect("OS_RELEASE is a Glance major version");
+    let [env_a, env_b, env_without_role] = projects;
     Ctx {
         mode,
-        facade: Facade::InProcess(facade),
+        facade,
         client: client(),
         env_a,
         env_b,
-        env_without_role: env.get("OS_PROJECT_GAMMA").to_owned(),
+        env_without_role,
         good_image_url: format!("{server}/image.qcow2"),
         good_image_md5: md5_hex(&good),
         good_image_size: good.len() as u64,
         missing_image_url: format!("{server}/no-such-image.qcow2"),
         garbage_url: format!("{server}/garbage.bin"),
-        glance_release: env
-            .get("OS_RELEASE")
-            .parse()
-            .expect("OS_RELEASE is a Glance major version"),
-        services: Services::Real(env),
+        glance_release,
+        services: services(env),
         _keep: Vec::new(),
     }
 }
@@ -439,32 +461,14 @@ pub async fn external() -> Ctx {
         env.get("OS_INVISIBLE_TO_ADMIN_PROJECT").to_owned(),
     );
     let tokens = caller_tokens(&env, [&env_a, &env_b, &env_without_role]).await;
-    let image_dir = PathBuf::from(env.get("OS_IMAGE_SERVER_DIR"));
-    let good = std::fs::read(image_dir.join("image.qcow2")).expect("image.qcow2 from up.sh");
-    let server = env.get("OS_IMAGE_SERVER_URL").trim_end_matches('/').to_owned();
-    Ctx {
-        mode: Mode::Keystone,
-        facade: Facade::External {
-            url: url.trim_end_matches('/').to_owned(),
-            namespace,
-            tokens,
-        },
-        client: client(),
-        env_a,
-        env_b,
-        env_without_role,
-        good_image_url: format!("{server}/image.qcow2"),
-        good_image_md5: md5_hex(&good),
-        good_image_size: good.len() as u64,
-        missing_image_url: format!("{server}/no-such-image.qcow2"),
-        garbage_url: format!("{server}/garbage.bin"),
-        glance_release: env
-            .get("OS_RELEASE")
-            .parse()
-            .expect("OS_RELEASE is a Glance major version"),
-        services: Services::External { env, service_user_id },
-        _keep: Vec::new(),
-    }
+    let facade = Facade::External {
+        url: url.trim_end_matches('/').to_owned(),
+        namespace,
+        tokens,
+    };
+    on_up_sh_services(Mode::Keystone, facade, [env_a, env_b, env_without_role], env, |env| {
+        Services::External { env, service_user_id }
+    })
 }
 
 /// DevStack's users' tokens, fetched once for every scenario (the facade
