@@ -785,19 +785,21 @@ compose_do() { # COMMAND SERVICE
 }
 run_healthcheck alliance-glance || fail "the facade's health check fails"
 run_healthcheck glance-mock || fail "the mock Glance's health check fails"
+# Waits up to 30 s for the facade's health check to be as asked.
+await_facade_health() { # passes|fails FAILURE-MESSAGE
+    local deadline=$(($(date +%s) + 30)) now
+    while true; do
+        if run_healthcheck alliance-glance; then now=passes; else now=fails; fi
+        [[ $now == "$1" ]] && return 0
+        (($(date +%s) < deadline)) || fail "$2"
+        sleep 1
+    done
+}
 compose_do pause glance-mock
 # /readyz answers are reused for 5 s; a check waits 2 s for Glance.
-deadline=$(($(date +%s) + 30))
-while run_healthcheck alliance-glance; do
-    (($(date +%s) < deadline)) || fail "the facade's health check still passes with its Glance frozen"
-    sleep 1
-done
+await_facade_health fails "the facade's health check still passes with its Glance frozen"
 compose_do unpause glance-mock
-deadline=$(($(date +%s) + 30))
-until run_healthcheck alliance-glance; do
-    (($(date +%s) < deadline)) || fail "the facade's health check did not pass again"
-    sleep 1
-done
+await_facade_health passes "the facade's health check did not pass again"
 run_healthcheck glance-mock || fail "the mock Glance's health check fails after the pause"
 pass "health checks: facade (/readyz) and mock Glance pass; the facade's fails while its Glance is frozen (compose pause), passes again after"
 
