@@ -46,12 +46,10 @@ impl Trail {
 
 /// The value of `alliance_glance_audit_events_total{outcome}`.
 fn audit_events(app: &App, outcome: &str) -> u64 {
-    let text = app.metrics().encode().expect("metrics on");
-    let series = format!("alliance_glance_audit_events_total{{outcome=\"{outcome}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&series))
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("no series {series}"))
+    metric_value(
+        app,
+        &format!("alliance_glance_audit_events_total{{outcome=\"{outcome}\"}}"),
+    )
 }
 
 fn created_id(answer: &Answer) -> String {

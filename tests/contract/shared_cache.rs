@@ -49,12 +49,10 @@ async fn list(harness: &KeystoneHarness, facade: &RunningServer, environment: &s
 
 /// A counter of the shared cache's events in `app`'s metrics.
 fn events(app: &App, event: &str) -> u64 {
-    let text = app.metrics().encode().expect("metrics on");
-    let series = format!("alliance_glance_shared_cache_events_total{{event=\"{event}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&series))
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    metric_value(
+        app,
+        &format!("alliance_glance_shared_cache_events_total{{event=\"{event}\"}}"),
+    )
 }
 
 /// Keystone mode with `[shared_cache]` on `memcached` (and `shared` in its

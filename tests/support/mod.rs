@@ -106,6 +106,17 @@ pub async fn start_facade_with_grace(config: &Config, grace: Duration) -> Runnin
     start_app_with_grace(config, grace).await.1
 }
 
+/// The value of one series of `app`'s metrics, named as the exposition
+/// names it (`family_total{label="value"}`).
+pub fn metric_value(app: &App, series: &str) -> u64 {
+    let text = app.metrics().encode().expect("metrics on");
+    let prefix = format!("{series} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
 /// The facade's app (for its metrics, readiness and reloads) and its server.
 pub async fn start_app(config: &Config) -> (Arc<App>, RunningServer) {
     start_app_with_grace(config, Duration::from_secs(5)).await
