@@ -203,7 +203,7 @@ impl Facade {
         std::fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:{port}\"\nshutdown_grace_secs = 1\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nmetrics = {}\n{namespaces}\n",
+                "listen = \"127.0.0.1:{port}\"\nshutdown_grace_secs = 1\n# No drain: a stop is no measure here.\ndrain_secs = 0\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nmetrics = {}\n{namespaces}\n",
                 settings.metrics
             ),
         )
