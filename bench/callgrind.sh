@@ -41,8 +41,9 @@ if [[ -z $binary ]]; then
     cargo build --profile profiling --locked --bin alliance-glance >&2
     binary=$target_dir/profiling/alliance-glance
 fi
-cargo bench --bench facade --no-run --locked >&2 2>&1
-driver=$(ls -t "$target_dir"/release/deps/facade-* | grep -v '\.d$' | head -1)
+driver=$(cargo bench --bench facade --no-run --locked --message-format=json |
+    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+[[ -x $driver ]] || { echo "callgrind.sh: the benchmark driver was not built" >&2; exit 1; }
 
 work=$(mktemp -d)
 pids=()
@@ -55,11 +56,12 @@ trap cleanup EXIT
 
 "$driver" --serve-upstream >"$work/upstream.out" 2>"$work/upstream.err" &
 pids+=($!)
-for _ in $(seq 100); do
+for _ in $(seq 300); do
     grep -q '^upstream ' "$work/upstream.out" 2>/dev/null && break
     sleep 0.1
 done
-read -r _ upstream _ image _ environment <"$work/upstream.out"
+read -r _ upstream _ image _ environment <"$work/upstream.out" ||
+    { echo "callgrind.sh: the driver's upstream did not start in 30 s: $(cat "$work/upstream.err")" >&2; exit 1; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -110,7 +112,7 @@ EOF
     kill -INT "$facade"
     wait "$facade" 2>/dev/null || true
     # The dump after zeroing: the file with the highest part number.
-    dump=$(ls -v "$out"* | grep -v "^$out$" | tail -1)
+    dump=$(printf '%s\n' "$out".* | sort -V | tail -1)
     total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')
     awk -v t="$total" -v n="$requests" -v m="$method" 'BEGIN { printf "run %d: %.2fk instructions per %s /images/{id} (%d requests)\n", 0, t / n / 1000, m, n }' | sed "s/run 0/run $run/"
 done

@@ -107,6 +107,7 @@ fi
 openstack_env="$root/.cache/openstack/33/env"
 started_openstack=0
 work=""
+# shellcheck disable=SC2317 # called by the trap
 cleanup() {
     # nginx is stopped by the driver; this only covers a driver that died.
     if [[ -n "$work" && -f "$work/nginx/nginx.pid" ]]; then

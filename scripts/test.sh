@@ -61,7 +61,7 @@ phase "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 shellcheck -x devstack/plugin.sh devstack/settings devstack/lib/alliance-glance devstack/tests/*.sh \
-    scripts/*.sh scripts/openstack/*.sh .ci/run
+    scripts/*.sh scripts/openstack/*.sh bench/*.sh .ci/run
 
 phase "build the tests"
 cargo test --workspace --locked --no-run
