@@ -17,7 +17,7 @@ use crate::config::{ClientLimits, Config, ConfigError, EnvironmentIdFormat};
 use crate::connection::{ClientConnection, Cut, Peer, WatchedBody};
 use crate::error::AllianceError;
 use crate::inbound::{self, BodyTimeouts, ImageRef, InboundPolicy, Input, Target};
-use crate::metrics::{Metrics, NamespaceMetrics};
+use crate::metrics::{LabelValue, Metrics, NamespaceMetrics};
 use crate::operation::Operation;
 use crate::ops;
 use crate::refusal::Refusal;
@@ -196,9 +196,8 @@ impl App {
         let audit = self.audit.as_deref();
         let audited = audit.is_some_and(|audit| audit.covers(operation));
         if audit.is_some() {
+            // A refused request's event names what it tried to act on too.
             log.pending.operation = Some(operation);
-        }
-        if audited {
             note_path_image(&mut log.pending, head.image());
         }
         let act = Act {
@@ -206,7 +205,7 @@ impl App {
             environment: &head.environment,
             operation,
         };
-        let authorized = self
+        log.rule = self
             .callers
             .load_full()
             .authorize(
@@ -215,25 +214,15 @@ impl App {
                 &act,
                 clouds,
                 request_id,
-                &mut log.pending.caller,
+                audit.is_some().then_some(&mut log.pending.caller),
             )
-            .await;
-        log.rule = match authorized {
-            Ok(rule) => rule,
-            Err(error) => {
-                if audit.is_some() && !audited {
-                    // A refused caller's event names what it tried to act on.
-                    note_path_image(&mut log.pending, head.image());
-                }
-                return Err(error);
-            }
-        };
+            .await?;
         if let Some(audit) = audit {
             // Before anything is sent upstream.
             log.pending.permit = audit.reserve(operation)?;
         }
         let alliance = inbound::parse(request, head, &policy).await?;
-        log.operation = Some(alliance.input.operation());
+        log.operation = Some(operation);
         if let Input::Create(image) = &alliance.input {
             log.pending.copy_from = image.copy_from.is_some();
         }
@@ -242,12 +231,7 @@ impl App {
             .ok_or_else(|| AllianceError::bad_request("X-Target-Ns does not name a known namespace"))?;
         log.namespace_metrics = Some(cloud.metrics.clone());
         // Decided before anything is sent upstream.
-        if let Err(refused) = cloud.rates.admit(&alliance.environment).await {
-            if audit.is_some() && !audited {
-                note_path_image(&mut log.pending, alliance.input.image());
-            }
-            return Err(refused);
-        }
+        cloud.rates.admit(&alliance.environment).await?;
         let session = cloud.session(&alliance.environment, request_id);
         if audited {
             session.audit().want();
@@ -500,7 +484,7 @@ impl Drop for RequestLog {
             namespace = self.target.namespace.as_deref().unwrap_or("-"),
             environment = self.target.environment.as_deref().unwrap_or("-"),
             caller = self.rule.as_deref().unwrap_or("-"),
-            operation = self.operation.map_or("none", Operation::label),
+            operation = self.operation.label(),
             status = self.status,
             aborted,
             duration_us = micros(took),

@@ -63,7 +63,7 @@ where
 {
     fn format_event(&self, _: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let metadata = event.metadata();
-        write_timestamp(&mut writer, SystemTime::now())?;
+        write_utc_time(&mut writer, SystemTime::now(), "Z")?;
         writer.write_str(match *metadata.level() {
             Level::ERROR => " ERROR ",
             Level::WARN => "  WARN ",
@@ -124,8 +124,9 @@ thread_local! {
     static LAST_SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
 }
 
-/// `2026-11-27T06:28:37.792409Z` (UTC, microseconds).
-fn write_timestamp(writer: &mut impl fmt::Write, now: SystemTime) -> fmt::Result {
+/// `2026-11-27T06:28:37.792409` and `zone` (UTC, microseconds): `Z` for the
+/// log, `+0000` for the audit trail.
+pub fn write_utc_time(writer: &mut impl fmt::Write, now: SystemTime, zone: &str) -> fmt::Result {
     let since_epoch = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let second = since_epoch.as_secs();
     LAST_SECOND.with_borrow_mut(|(last, text)| {
@@ -149,14 +150,15 @@ fn write_timestamp(writer: &mut impl fmt::Write, now: SystemTime) -> fmt::Result
         }
         writer.write_str(text)
     })?;
-    let mut fraction = *b".000000Z";
+    let mut fraction = *b".000000";
     let mut micros = since_epoch.subsec_micros();
-    for digit in fraction[1..7].iter_mut().rev() {
+    for digit in fraction[1..].iter_mut().rev() {
         // `micros % 10` is below 10: the cast cannot truncate.
         *digit = b'0' + (micros % 10) as u8;
         micros /= 10;
     }
-    writer.write_str(std::str::from_utf8(&fraction).map_err(|_| fmt::Error)?)
+    writer.write_str(std::str::from_utf8(&fraction).map_err(|_| fmt::Error)?)?;
+    writer.write_str(zone)
 }
 
 /// This thread's pending lines, when it batches.
@@ -320,11 +322,11 @@ mod tests {
     fn timestamps_are_utc_with_microseconds() {
         let at = |micros: u64| SystemTime::UNIX_EPOCH + Duration::from_micros(micros);
         let mut text = String::new();
-        write_timestamp(&mut text, at(1_795_761_717_792_409)).unwrap();
+        write_utc_time(&mut text, at(1_795_761_717_792_409), "Z").unwrap();
         text.push(' ');
-        write_timestamp(&mut text, at(1_795_761_717_000_007)).unwrap();
+        write_utc_time(&mut text, at(1_795_761_717_000_007), "Z").unwrap();
         text.push(' ');
-        write_timestamp(&mut text, at(1_795_761_718_000_000)).unwrap();
+        write_utc_time(&mut text, at(1_795_761_718_000_000), "Z").unwrap();
         assert_eq!(
             text,
             "2026-11-27T06:41:57.792409Z 2026-11-27T06:41:57.000007Z 2026-11-27T06:41:58.000000Z"

@@ -1,5 +1,6 @@
 //! The five Alliance calls, once: which path and method name each, whether
-//! it changes images, and its name in logs and metrics. Routing
+//! it changes images, its name in logs and metrics and its CADF action in
+//! the audit trail. Routing
 //! (`inbound`), the callers' rules (read-only callers), the request log and
 //! the metric labels all use [`Operation`]; `Allow` is derived from
 //! [`ROUTES`].
@@ -46,10 +47,21 @@ impl Operation {
     ];
 
     /// Its name in the request log and the `operation` metric label.
-    pub fn label(self) -> &'static str {
+    pub const fn label(self) -> &'static str {
         match self {
             Operation::List => "list",
             Operation::Show => "show",
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+        }
+    }
+
+    /// Its CADF action in the audit trail (keystonemiddleware's names).
+    pub fn cadf_action(self) -> &'static str {
+        match self {
+            Operation::List => "read/list",
+            Operation::Show => "read",
             Operation::Create => "create",
             Operation::Update => "update",
             Operation::Delete => "delete",

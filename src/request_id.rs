@@ -29,7 +29,8 @@ pub fn generate() -> String {
     id
 }
 
-fn random_bytes() -> [u8; 16] {
+/// 16 bytes unique per call (per thread: a counter; across threads: keys).
+pub fn random_bytes() -> [u8; 16] {
     use std::cell::Cell;
     use std::hash::{BuildHasher, Hasher, RandomState};
     thread_local! {

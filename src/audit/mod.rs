@@ -49,6 +49,10 @@ const KILLED_REMEMBERED: usize = 10_000;
 /// The place in the queue of a change's event, held through the request.
 pub type Permit = mpsc::OwnedPermit<Item>;
 
+/// The action of a create with `copy_from` and of its import's end: it
+/// refines `create` as keystonemiddleware's `update/<action>` refines `update`.
+const CREATE_COPY_FROM: &str = "create/copy_from";
+
 /// The running trail: its settings, the queue to its writer.
 pub struct Audit {
     reads: bool,
@@ -167,9 +171,7 @@ impl Audit {
                     | Refusal::EnvironmentRateLimited { .. }
             )
         );
-        if request.refusal == Some(Refusal::AuditUnavailable)
-            || !(caller_refused || pending.permit.is_some() || self.covers(operation))
-        {
+        if request.refusal == Some(Refusal::AuditUnavailable) || !(caller_refused || self.covers(operation)) {
             return;
         }
         let line = self.request_event(request, pending, operation).line(&self.observer);
@@ -190,8 +192,8 @@ impl Audit {
         let copy_from = pending.copy_from && operation == Operation::Create;
         let action = match request.refusal {
             Some(Refusal::CallerNotRecognised) => "authenticate",
-            _ if copy_from => "create/copy_from",
-            _ => action(operation),
+            _ if copy_from => CREATE_COPY_FROM,
+            _ => operation.cadf_action(),
         };
         let outcome = match Outcome::of_status(request.status) {
             Outcome::Success if copy_from => Outcome::Pending,
@@ -236,7 +238,7 @@ impl Audit {
                 attachment: None,
             };
             let event = Event {
-                action: "create/copy_from",
+                action: CREATE_COPY_FROM,
                 outcome: Outcome::Failure,
                 reason: Some(Reason {
                     reason_type: "image_status",
@@ -261,17 +263,6 @@ impl Audit {
                 );
             }
         }
-    }
-}
-
-/// The CADF action of an operation (keystonemiddleware's names).
-fn action(operation: Operation) -> &'static str {
-    match operation {
-        Operation::List => "read/list",
-        Operation::Show => "read",
-        Operation::Create => "create",
-        Operation::Update => "update",
-        Operation::Delete => "delete",
     }
 }
 
@@ -387,13 +378,13 @@ impl Caller {
         };
         let mut presented = Vec::new();
         if certificate.is_some() {
-            presented.push("client_certificate");
+            presented.push(Credential::ClientCertificate.name());
         }
         if self.presented_bearer {
-            presented.push("bearer_secret");
+            presented.push(Credential::BearerSecret.name());
         }
         if self.presented_token {
-            presented.push("keystone_token");
+            presented.push(Credential::KeystoneToken.name());
         }
         let facts = CallerFacts {
             credential: self.credential.name(),

@@ -79,8 +79,8 @@ impl Callers {
 
     /// The name of the rule that lets the request through (`None`: no
     /// rules, anyone may), or the 401 or 403 refusal, or 429 when the
-    /// caller is over that rule's `rate`. `caller` says who the caller
-    /// was found to be (for the audit trail; never a secret or token).
+    /// caller is over that rule's `rate`. `caller`, when there is an audit
+    /// trail, says who the caller was found to be (never a secret or token).
     pub async fn authorize(
         &self,
         peer: &Peer,
@@ -88,15 +88,17 @@ impl Callers {
         act: &Act<'_>,
         tokens: &impl Tokens,
         request_id: &str,
-        caller: &mut Caller,
+        mut caller: Option<&mut Caller>,
     ) -> Result<Option<Arc<str>>, AllianceError> {
         if self.rules.is_empty() {
             return Ok(None);
         }
         let bearer_secret = bearer_secret(headers);
-        caller.presented_bearer = bearer_secret.is_some();
-        caller.presented_token = headers.contains_key(AUTH_TOKEN);
-        caller.credential = Credential::Unrecognised;
+        if let Some(caller) = caller.as_deref_mut() {
+            caller.presented_bearer = bearer_secret.is_some();
+            caller.presented_token = headers.contains_key(AUTH_TOKEN);
+            caller.credential = Credential::Unrecognised;
+        }
         let bearer_rules = bearer_secret
             .map(|secret| self.bearer.matching(secret))
             .unwrap_or_default();
@@ -105,12 +107,12 @@ impl Callers {
             if rule.recognises(index, peer, &bearer_rules) {
                 match rule.permits(act) {
                     Ok(()) => {
-                        rule.describe(peer, None, caller);
+                        rule.describe(peer, None, caller.as_deref_mut());
                         return rule.admit(peer, None).await.map(|()| Some(Arc::clone(&rule.name)));
                     }
                     Err(reason) => {
                         if denial < Some(reason) {
-                            rule.describe(peer, None, caller);
+                            rule.describe(peer, None, caller.as_deref_mut());
                         }
                         denial = denial.max(Some(reason));
                     }
@@ -132,7 +134,7 @@ impl Callers {
                 for rule in &token_rules {
                     match rule.permits_token(act, facts) {
                         Ok(()) => {
-                            rule.describe(peer, Some(facts), caller);
+                            rule.describe(peer, Some(facts), caller.as_deref_mut());
                             return rule
                                 .admit(peer, Some(facts))
                                 .await
@@ -140,7 +142,7 @@ impl Callers {
                         }
                         Err(reason) => {
                             if denial < Some(reason) {
-                                rule.describe(peer, Some(facts), caller);
+                                rule.describe(peer, Some(facts), caller.as_deref_mut());
                             }
                             denial = denial.max(Some(reason));
                         }
@@ -311,7 +313,7 @@ mod tests {
             operation: if write { Operation::Create } else { Operation::List },
         };
         let decision = callers
-            .authorize(peer, &headers, &act, &keystone, "req-1", &mut Caller::default())
+            .authorize(peer, &headers, &act, &keystone, "req-1", Some(&mut Caller::default()))
             .await
             .map(|rule| rule.map(|rule| rule.to_string()))
             .map_err(|error| error.status.as_u16());

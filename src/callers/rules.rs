@@ -160,10 +160,7 @@ impl Rule {
                     .iter()
                     .any(|presented| presented.eq_ignore_ascii_case(name))
             }),
-            Identity::Source(networks) => {
-                let address = peer.address.to_canonical();
-                networks.iter().any(|network| network.contains(&address))
-            }
+            Identity::Source(networks) => network_of(networks, peer).is_some(),
             Identity::Bearer => bearer_rules.contains(&index),
             Identity::KeystoneToken => false,
         }
@@ -181,16 +178,13 @@ impl Rule {
 
     /// Says in `caller` that this rule recognised it, and how (`token`:
     /// what Keystone said of its token, for a `keystone_token` rule).
-    pub fn describe(&self, peer: &Peer, token: Option<&TokenFacts>, caller: &mut Caller) {
+    pub fn describe(&self, peer: &Peer, token: Option<&TokenFacts>, caller: Option<&mut Caller>) {
+        let Some(caller) = caller else { return };
         caller.rule = Some(Arc::clone(&self.name));
         caller.credential = match &self.identity {
             Identity::CertSha256(_) | Identity::CertName(_) => Credential::ClientCertificate,
             Identity::Source(networks) => {
-                let address = peer.address.to_canonical();
-                networks
-                    .iter()
-                    .find(|network| network.contains(&address))
-                    .map_or(Credential::Unrecognised, |network| Credential::SourceNetwork(*network))
+                network_of(networks, peer).map_or(Credential::Unrecognised, Credential::SourceNetwork)
             }
             Identity::Bearer => Credential::BearerSecret,
             Identity::KeystoneToken => Credential::KeystoneToken,
@@ -257,6 +251,12 @@ impl Rule {
         }
         Ok(())
     }
+}
+
+/// The first of `networks` the peer's address is in.
+fn network_of(networks: &[IpNet], peer: &Peer) -> Option<IpNet> {
+    let address = peer.address.to_canonical();
+    networks.iter().find(|network| network.contains(&address)).copied()
 }
 
 #[cfg(test)]

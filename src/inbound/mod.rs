@@ -45,15 +45,9 @@ pub enum Input {
     Delete(ImageRef),
 }
 
+#[cfg(test)]
 impl Input {
-    /// The image the path names (`None` for list and create).
-    pub fn image(&self) -> Option<&ImageRef> {
-        match self {
-            Input::Show(image) | Input::Update(image, _) | Input::Delete(image) => Some(image),
-            Input::List(_) | Input::Create(_) => None,
-        }
-    }
-
+    /// The call parsed (the request head's `operation` serves the facade).
     pub fn operation(&self) -> Operation {
         match self {
             Input::List(_) => Operation::List,

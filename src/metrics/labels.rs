@@ -38,7 +38,15 @@ macro_rules! label_values {
 /// The Alliance call of a request (`none`: refused before it was known).
 impl LabelValue for Option<Operation> {
     const NAME: &'static str = "operation";
-    const LABELS: &'static [&'static str] = &["list", "show", "create", "update", "delete", "none"];
+    const LABELS: &'static [&'static str] = &{
+        let mut labels = ["none"; Operation::ALL.len() + 1];
+        let mut index = 0;
+        while index < Operation::ALL.len() {
+            labels[index] = Operation::ALL[index].label();
+            index += 1;
+        }
+        labels
+    };
     fn index(self) -> usize {
         self.map_or(Operation::ALL.len(), |operation| operation as usize)
     }

@@ -22,7 +22,6 @@ pub async fn apply(
     let image = lookup::image(session, cloud, &image_ref)
         .await
         .map_err(as_delete_not_found)?;
-    session.audit().image(&image.id, image.name.as_deref());
     isolation::ensure_writable(session, &image, Write::Delete).await?;
     let deleted = glance::delete_image(session, &image.id).await;
     // Whatever Glance answered: a failed write may have taken effect.

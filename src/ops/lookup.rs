@@ -16,12 +16,15 @@ pub async fn by_name(session: &Session, cloud: &Cloud, name: &str) -> Result<V2I
     single_match(name, matches)
 }
 
-/// The image behind a reference: fetched by id, or found by name.
+/// The image behind a reference: fetched by id, or found by name; the
+/// request's audit event names it.
 pub async fn image(session: &Session, cloud: &Cloud, image_ref: &ImageRef) -> Result<V2Image<'static>, AllianceError> {
-    match image_ref {
+    let image = match image_ref {
         ImageRef::Id(id) => glance::get_image(session, id).await,
         ImageRef::Name(name) => by_name(session, cloud, name).await,
-    }
+    }?;
+    session.audit().image(&image.id, image.name.as_deref());
+    Ok(image)
 }
 
 pub fn single_match<'a>(name: &str, mut matches: Vec<V2Image<'a>>) -> Result<V2Image<'a>, AllianceError> {

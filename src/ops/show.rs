@@ -47,7 +47,6 @@ pub async fn apply(
 
 async fn show(session: &Session, cloud: &Cloud, image_ref: &ImageRef) -> Shown {
     let mut image = lookup::image(session, cloud, image_ref).await?;
-    session.audit().image(&image.id, image.name.as_deref());
     isolation::ensure_visible(session, &image).await?;
     import_status::report_failed_imports(session, std::slice::from_mut(&mut image)).await;
     Ok(Bytes::from(image.alliance_json()))

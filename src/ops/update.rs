@@ -23,7 +23,6 @@ pub async fn apply(
     update: UpdateImage,
 ) -> Result<http::Response<ResponseBody>, AllianceError> {
     let image = lookup::image(session, cloud, &image_ref).await?;
-    session.audit().image(&image.id, image.name.as_deref());
     isolation::ensure_writable(session, &image, Write::Modify).await?;
     let patch = serde_json::to_vec(&fields::json_patch(&update.fields, &image)).unwrap_or_default();
     let reply = glance::patch_image(session, &image.id, patch).await;
