@@ -62,14 +62,21 @@ impl Denial {
     }
 }
 
-/// Declares [`Refusal`] with each variant's label, and [`Refusal::LABELS`]
-/// in the variants' order (the metric's series, registered at start).
+/// Declares [`Refusal`] with each variant's label and answer status, and
+/// [`Refusal::LABELS`] in the variants' order (the metric's series,
+/// registered at start).
 macro_rules! refusals {
-    ($($(#[$doc:meta])* $variant:ident $({ $($field:ident: $type:ty),+ $(,)? })? => $label:literal,)+) => {
+    ($($(#[$doc:meta])* $variant:ident $({ $($field:ident: $type:ty),+ $(,)? })? => $label:literal, $status:expr,)+) => {
         /// A limit or a `[[callers]]` rule refusing a request (or a connection).
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum Refusal {
             $($(#[$doc])* $variant $({ $($field: $type),+ })?,)+
+        }
+
+        /// The variants without their fields, numbered in order.
+        #[allow(dead_code, reason = "only cast to its index")]
+        enum Position {
+            $($variant,)+
         }
 
         impl Refusal {
@@ -82,86 +89,75 @@ macro_rules! refusals {
                     $(Refusal::$variant { .. } => $label,)+
                 }
             }
+
+            /// The answer's status; `None` for a refusal that has no answer
+            /// (a connection waiting or cut).
+            pub fn status(&self) -> Option<u16> {
+                match self {
+                    $(Refusal::$variant { .. } => $status,)+
+                }
+            }
+
+            /// Its position in [`Refusal::LABELS`] (the metric's series).
+            pub fn index(&self) -> usize {
+                match self {
+                    $(Refusal::$variant { .. } => Position::$variant as usize,)+
+                }
+            }
         }
     };
 }
 
 refusals! {
     /// A request body over `max_body_bytes` (413).
-    BodyTooLarge { limit: usize } => "body_too_large",
+    BodyTooLarge { limit: usize } => "body_too_large", Some(413),
     /// A body that stalled or took too long (`[client]` body timeouts, 408).
-    BodyTimeout { idle_secs: u64, total_secs: u64 } => "body_timeout",
+    BodyTimeout { idle_secs: u64, total_secs: u64 } => "body_timeout", Some(408),
     /// A request target over `client.max_uri_bytes` (414); `None`: over
     /// the HTTP layer's own limit.
-    UriTooLong { limit: Option<usize> } => "uri_too_long",
+    UriTooLong { limit: Option<usize> } => "uri_too_long", Some(414),
     /// A request head over `client.max_header_bytes` (431).
-    HeadersTooLarge { limit: usize } => "headers_too_large",
+    HeadersTooLarge { limit: usize } => "headers_too_large", Some(431),
     /// A request line or headers the HTTP layer could not parse (400).
-    MalformedRequest => "malformed_request",
+    MalformedRequest => "malformed_request", Some(400),
     /// A client that did not read its answer in time (connection cut).
-    SendTimeout => "send_timeout",
+    SendTimeout => "send_timeout", None,
     /// A connection that had to wait: `client.max_connections` were open.
-    ConnectionLimit => "connection_limit",
+    ConnectionLimit => "connection_limit", None,
     /// An upstream answer over `upstream.max_answer_bytes` (502).
-    UpstreamAnswerTooLarge { service: Service } => "upstream_answer_too_large",
+    UpstreamAnswerTooLarge { service: Service } => "upstream_answer_too_large", Some(502),
     /// An upstream answer that found no room in `upstream.buffer_bytes` in time (503).
-    UpstreamBufferBudgetExhausted { service: Service } => "upstream_buffer_budget_exhausted",
+    UpstreamBufferBudgetExhausted { service: Service } => "upstream_buffer_budget_exhausted", Some(503),
     /// An environment with no token beyond `new_environments_per_sec` (503).
-    KeystoneNewEnvironmentRate { retry_after: u32 } => "keystone_new_environment_rate_limited",
+    KeystoneNewEnvironmentRate { retry_after: u32 } => "keystone_new_environment_rate_limited", Some(503),
     /// A caller's token not in the cache beyond
     /// `caller_token_validations_per_sec` (503).
-    KeystoneCallerTokenRate { retry_after: u32 } => "keystone_caller_token_rate_limited",
+    KeystoneCallerTokenRate { retry_after: u32 } => "keystone_caller_token_rate_limited", Some(503),
     /// A list needing more than `max_pages` pages (502).
-    TooManyListPages { max_pages: u32 } => "too_many_list_pages",
+    TooManyListPages { max_pages: u32 } => "too_many_list_pages", Some(502),
     /// A caller no `[[callers]]` rule recognises (401).
-    CallerNotRecognised => "caller_not_recognised",
+    CallerNotRecognised => "caller_not_recognised", Some(401),
     /// A recognised caller its rules do not let act so (403).
-    CallerNotAllowed { denial: Denial } => "caller_not_allowed",
+    CallerNotAllowed { denial: Denial } => "caller_not_allowed", Some(403),
     /// A caller over its `[[callers]]` rule's `rate` (429).
-    CallerRateLimited { retry_after: u32 } => "caller_rate_limited",
+    CallerRateLimited { retry_after: u32 } => "caller_rate_limited", Some(429),
     /// An environment over its rate (`limits.environment_rate_per_sec`, 429).
-    EnvironmentRateLimited { retry_after: u32 } => "environment_rate_limited",
+    EnvironmentRateLimited { retry_after: u32 } => "environment_rate_limited", Some(429),
     /// The replicas' rate buckets cannot be reached and `shared_cache.fail_closed` (503).
-    SharedRateUnavailable => "shared_rate_unavailable",
+    SharedRateUnavailable => "shared_rate_unavailable", Some(503),
     /// Every slot to Glance taken and `limits.max_queued_calls` waiting (503).
-    GlanceQueueFull => "glance_queue_full",
+    GlanceQueueFull => "glance_queue_full", Some(503),
     /// No slot to Glance within `limits.queue_timeout_ms` (503).
-    GlanceQueueTimeout => "glance_queue_timeout",
+    GlanceQueueTimeout => "glance_queue_timeout", Some(503),
     /// The same for Keystone (503).
-    KeystoneQueueFull => "keystone_queue_full",
-    KeystoneQueueTimeout => "keystone_queue_timeout",
+    KeystoneQueueFull => "keystone_queue_full", Some(503),
+    KeystoneQueueTimeout => "keystone_queue_timeout", Some(503),
     /// A change while `[audit] required` and its event could not be
     /// written (the audit queue full, or the sink failing) (503).
-    AuditUnavailable => "audit_unavailable",
+    AuditUnavailable => "audit_unavailable", Some(503),
 }
 
 impl Refusal {
-    /// The answer's status; `None` for a refusal that has no answer (a
-    /// connection waiting or cut).
-    pub fn status(&self) -> Option<u16> {
-        Some(match self {
-            Refusal::BodyTooLarge { .. } => 413,
-            Refusal::BodyTimeout { .. } => 408,
-            Refusal::UriTooLong { .. } => 414,
-            Refusal::HeadersTooLarge { .. } => 431,
-            Refusal::MalformedRequest => 400,
-            Refusal::SendTimeout | Refusal::ConnectionLimit => return None,
-            Refusal::UpstreamAnswerTooLarge { .. } | Refusal::TooManyListPages { .. } => 502,
-            Refusal::CallerNotRecognised => 401,
-            Refusal::CallerNotAllowed { .. } => 403,
-            Refusal::CallerRateLimited { .. } | Refusal::EnvironmentRateLimited { .. } => 429,
-            Refusal::UpstreamBufferBudgetExhausted { .. }
-            | Refusal::KeystoneNewEnvironmentRate { .. }
-            | Refusal::KeystoneCallerTokenRate { .. }
-            | Refusal::GlanceQueueFull
-            | Refusal::GlanceQueueTimeout
-            | Refusal::KeystoneQueueFull
-            | Refusal::KeystoneQueueTimeout
-            | Refusal::SharedRateUnavailable
-            | Refusal::AuditUnavailable => 503,
-        })
-    }
-
     /// What the client is told.
     pub fn message(&self) -> String {
         let queue = |service: Service| format!("too many calls to the {} at once; retry later", service.name());
@@ -209,38 +205,16 @@ impl Refusal {
         }
     }
 
-    /// Seconds after which a retry may be let through (`Retry-After`).
+    /// Seconds after which a retry may be let through (`Retry-After`):
+    /// what a rate computed, else 1 s for every 503 (a busy moment).
     pub fn retry_after(&self) -> Option<u32> {
         match *self {
             Refusal::KeystoneNewEnvironmentRate { retry_after }
             | Refusal::KeystoneCallerTokenRate { retry_after }
             | Refusal::CallerRateLimited { retry_after }
             | Refusal::EnvironmentRateLimited { retry_after } => Some(retry_after),
-            Refusal::UpstreamBufferBudgetExhausted { .. }
-            | Refusal::GlanceQueueFull
-            | Refusal::GlanceQueueTimeout
-            | Refusal::KeystoneQueueFull
-            | Refusal::KeystoneQueueTimeout
-            | Refusal::SharedRateUnavailable
-            | Refusal::AuditUnavailable => Some(1),
-            Refusal::BodyTooLarge { .. }
-            | Refusal::BodyTimeout { .. }
-            | Refusal::UriTooLong { .. }
-            | Refusal::HeadersTooLarge { .. }
-            | Refusal::MalformedRequest
-            | Refusal::SendTimeout
-            | Refusal::ConnectionLimit
-            | Refusal::UpstreamAnswerTooLarge { .. }
-            | Refusal::TooManyListPages { .. }
-            | Refusal::CallerNotRecognised
-            | Refusal::CallerNotAllowed { .. } => None,
+            _ => (self.status() == Some(503)).then_some(1),
         }
-    }
-
-    /// Its position in [`Refusal::LABELS`] (the metric's series).
-    pub fn index(&self) -> usize {
-        let label = self.label();
-        Self::LABELS.iter().position(|known| *known == label).unwrap_or(0)
     }
 }
 

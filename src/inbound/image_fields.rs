@@ -27,7 +27,9 @@ pub struct ImageFields {
 }
 
 impl ImageFields {
-    /// Values already validated, in the table's order.
+    /// Values already validated, in the table's order (`read` builds them
+    /// for the facade).
+    #[cfg(test)]
     pub fn new(values: Vec<(&'static Field, Value)>) -> Self {
         ImageFields { values }
     }
@@ -94,15 +96,7 @@ impl UpdateImage {
 /// The fields a client may give on create (`true`) or update, as the
 /// refusals list them: the table's, then the aliases.
 pub fn allowed(create: bool) -> String {
-    let fields = FIELDS
-        .iter()
-        .filter(|field| field.is_alliance() && field.writable_on(create))
-        .map(|field| field.name);
-    let aliases = ALIASES
-        .iter()
-        .filter(|alias| alias.writable == Writable::Always || create)
-        .map(|alias| alias.name);
-    fields.chain(aliases).collect::<Vec<_>>().join(", ")
+    fields::writable_names(create).collect::<Vec<_>>().join(", ")
 }
 
 /// Every key of `image` checked and its value validated; the parsed URL of
@@ -124,7 +118,7 @@ fn read(image: Map<String, Value>, create: bool) -> Result<(ImageFields, Option<
             return Err(if field.writable == Writable::OnCreate {
                 AllianceError::bad_request(format!("{key} can only be given when an image is created"))
             } else {
-                AllianceError::bad_request(format!("field \"{key}\" is read-only"))
+                read_only(&key)
             });
         }
         given.push((field, validate(field.name, field.input, value, &mut url)?));
@@ -147,6 +141,10 @@ fn read(image: Map<String, Value>, create: bool) -> Result<(ImageFields, Option<
     Ok((ImageFields { values: given }, url))
 }
 
+fn read_only(key: &str) -> AllianceError {
+    AllianceError::bad_request(format!("field \"{key}\" is read-only"))
+}
+
 fn unknown(key: &str, create: bool) -> AllianceError {
     AllianceError::bad_request(format!("unknown field \"{key}\"; allowed fields: {}", allowed(create)))
 }
@@ -155,7 +153,7 @@ fn unknown(key: &str, create: bool) -> AllianceError {
 /// parsed URL of a [`Input::Url`] field.
 fn validate(key: &str, input: Input, value: Value, url: &mut Option<Url>) -> Result<Value, AllianceError> {
     match input {
-        Input::ReadOnly => Err(AllianceError::bad_request(format!("field \"{key}\" is read-only"))),
+        Input::ReadOnly => Err(read_only(key)),
         Input::Text => optional_text(key, value).map(|text| text.map_or(Value::Null, Value::String)),
         Input::Count => non_negative_integer(key, &value).map(Value::from),
         Input::Visibility => value

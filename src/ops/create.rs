@@ -98,7 +98,7 @@ async fn plan_transfer(session: &Session, cloud: &Cloud, url: &Url) -> Result<Tr
     let offered = cloud.import_methods.get(session).await?;
     match offered {
         Some(offered) if !methods::offers_web_download(&offered) => {
-            if cloud.copy_from_fallback.enabled {
+            if fallback.enabled {
                 Ok(Transfer::FacadeUpload(vetted))
             } else {
                 Err(no_copy_from_here())

@@ -36,12 +36,7 @@ pub async fn apply(
     cloud: &Cloud,
     query: ListQuery,
 ) -> Result<http::Response<ResponseBody>, AllianceError> {
-    let mut pager = Pager::new(
-        &query,
-        cloud.page_size,
-        cloud.max_pages,
-        session.endpoint().await?.path(),
-    );
+    let mut pager = Pager::for_cloud(&query, &session, cloud).await?;
     let call = pager
         .take_call()?
         .ok_or_else(|| AllianceError::bad_gateway("no page to fetch"))?;
@@ -263,12 +258,7 @@ pub async fn collect(
     cloud: &Cloud,
     query: &ListQuery,
 ) -> Result<Vec<V2Image<'static>>, AllianceError> {
-    let mut pager = Pager::new(
-        query,
-        cloud.page_size,
-        cloud.max_pages,
-        session.endpoint().await?.path(),
-    );
+    let mut pager = Pager::for_cloud(query, session, cloud).await?;
     let mut images = Vec::new();
     while let Some(call) = pager.take_call()? {
         let reply = glance::list_page(session, &call).await?;
@@ -293,6 +283,12 @@ pub struct Pager {
 }
 
 impl Pager {
+    /// The pages of `query` at the namespace's page size and page limit.
+    async fn for_cloud(query: &ListQuery, session: &Session, cloud: &Cloud) -> Result<Self, AllianceError> {
+        let endpoint = session.endpoint().await?;
+        Ok(Pager::new(query, cloud.page_size, cloud.max_pages, endpoint.path()))
+    }
+
     pub fn new(query: &ListQuery, page_size: u32, max_pages: u32, endpoint_path: &str) -> Self {
         Pager {
             community_requested: query

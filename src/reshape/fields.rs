@@ -70,6 +70,31 @@ pub enum Writable {
     Always,
 }
 
+impl Writable {
+    /// Whether it may be given on create (`true`) or update (`false`).
+    pub fn allows(self, create: bool) -> bool {
+        match self {
+            Writable::Never => false,
+            Writable::OnCreate => create,
+            Writable::Always => true,
+        }
+    }
+}
+
+/// The names a client may give on create (`true`) or update: the table's
+/// Alliance fields, then the aliases.
+pub fn writable_names(create: bool) -> impl Iterator<Item = &'static str> {
+    let fields = FIELDS
+        .iter()
+        .filter(move |field| field.is_alliance() && field.writable_on(create))
+        .map(|field| field.name);
+    let aliases = ALIASES
+        .iter()
+        .filter(move |alias| alias.writable.allows(create))
+        .map(|alias| alias.name);
+    fields.chain(aliases)
+}
+
 /// What the field is to Glance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Property {
@@ -106,11 +131,7 @@ pub struct Field {
 impl Field {
     /// Whether a client may give it on create (`true`) or update (`false`).
     pub fn writable_on(&self, create: bool) -> bool {
-        match self.writable {
-            Writable::Never => false,
-            Writable::OnCreate => create,
-            Writable::Always => true,
-        }
+        self.writable.allows(create)
     }
 
     /// An Alliance field (shown, so also refused by name when read-only).
@@ -392,17 +413,7 @@ mod tests {
     }
 
     fn writable(create: bool) -> BTreeSet<String> {
-        FIELDS
-            .iter()
-            .filter(|field| field.is_alliance() && field.writable_on(create))
-            .map(|field| field.name.to_owned())
-            .chain(
-                ALIASES
-                    .iter()
-                    .filter(|alias| alias.writable == Writable::Always || create)
-                    .map(|alias| alias.name.to_owned()),
-            )
-            .collect()
+        writable_names(create).map(str::to_owned).collect()
     }
 
     #[test]
