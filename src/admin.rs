@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::{HeaderValue, Method, StatusCode, header};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -158,13 +159,23 @@ impl Admin {
         body::json_response(status, &document)
     }
 
-    /// Every namespace checked at once, each within the check timeout.
+    /// Every namespace checked at once, each within the check timeout. The
+    /// shared cache, the same for all, is asked once (when there is a
+    /// namespace to check) and its answer counts in each namespace's time.
     async fn check(&self, clouds: Arc<Clouds>) -> Readiness {
         let request_id = request_id::generate();
-        let checks = clouds.all().into_iter().map(|cloud| {
-            let request_id = request_id.as_str();
+        let request_id = request_id.as_str();
+        let shared_cache_problem = clouds.shared_cache_problem().shared();
+        let checks = clouds.all().into_iter().map(move |cloud| {
+            let shared_cache_problem = shared_cache_problem.clone();
+            let ready = async move {
+                if let Some(problem) = shared_cache_problem.await {
+                    return Err(problem);
+                }
+                cloud.check_ready(request_id).await
+            };
             async move {
-                let outcome = match tokio::time::timeout(self.check_timeout, cloud.check_ready(request_id)).await {
+                let outcome = match tokio::time::timeout(self.check_timeout, ready).await {
                     Ok(outcome) => outcome.err(),
                     Err(_) => Some(format!("no answer within {} ms", self.check_timeout.as_millis())),
                 };

@@ -149,9 +149,8 @@ impl App {
         }
         log.forwarded.clone_from(&forwarded);
         let peer = forwarded.as_ref().unwrap_or(connection.peer());
-        if self.draining.load(Ordering::Relaxed) {
-            log.draining = true;
-        }
+        // Draining when the request came: its answer closes the connection.
+        let draining = self.draining.load(Ordering::Relaxed);
         let result = self
             .process(&clouds, request, peer, &request_id, &mut log)
             .await
@@ -160,7 +159,7 @@ impl App {
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(request_id::HEADER, value);
         }
-        if connection.input_left_unread() || log.draining {
+        if connection.input_left_unread() || draining {
             // The client may still be sending the body, or the facade is
             // leaving (a drain): say the connection ends with this answer,
             // as nginx and Envoy do.
@@ -333,9 +332,6 @@ struct RequestLog {
     forwarded: Option<Peer>,
     /// The scheme the client used, as a trusted proxy says (`X-Forwarded-Proto`).
     proto: Option<&'static str>,
-    /// The facade was draining when the request came: its answer closes
-    /// the connection.
-    draining: bool,
     target: Target,
     /// The `[[callers]]` rule that let the request through.
     rule: Option<Arc<str>>,
@@ -369,7 +365,6 @@ impl RequestLog {
             method: method.cloned(),
             forwarded: None,
             proto: None,
-            draining: false,
             target: Target::default(),
             rule: None,
             operation: None,

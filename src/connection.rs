@@ -50,27 +50,23 @@ impl Peer {
     /// the chain names no address (an entry that is not an address ends
     /// the walk: what is left of it cannot be trusted).
     pub fn forwarded(&self, headers: &HeaderMap, trusted: &[IpNet]) -> Option<Peer> {
-        let is_trusted = |address: &IpAddr| {
-            let address = address.to_canonical();
-            trusted.iter().any(|network| network.contains(&address))
-        };
-        if !is_trusted(&self.address) {
+        if !is_trusted_proxy(self.address, trusted) {
             return None;
         }
-        let entries: Vec<&str> = headers
+        let entries = headers
             .get_all("x-forwarded-for")
             .iter()
+            .rev()
             .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .map(str::trim)
-            .collect();
+            .flat_map(|value| value.rsplit(','))
+            .map(str::trim);
         let mut client = None;
-        for entry in entries.iter().rev() {
+        for entry in entries {
             let Some(address) = parse_forwarded_address(entry) else {
                 break;
             };
             client = Some(address);
-            if !is_trusted(&address) {
+            if !is_trusted_proxy(address, trusted) {
                 break;
             }
         }
@@ -79,6 +75,13 @@ impl Peer {
             certificate: self.certificate.clone(),
         })
     }
+}
+
+/// Whether `address` is in one of the `trusted` proxies' networks (an
+/// IPv4-mapped IPv6 address as the IPv4 one).
+pub fn is_trusted_proxy(address: IpAddr, trusted: &[IpNet]) -> bool {
+    let address = address.to_canonical();
+    trusted.iter().any(|network| network.contains(&address))
 }
 
 /// An `X-Forwarded-For` entry: an address, perhaps with a port (`[v6]:port`).

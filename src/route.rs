@@ -100,8 +100,6 @@ pub struct Cloud {
     /// Shows by id being answered, by environment and image (the body of
     /// the image, or the refusal; see `ops::show`).
     pub shows: SingleFlight<Result<Bytes, AllianceError>>,
-    /// The cache shared with the other replicas, if any.
-    shared_cache: Option<Arc<SharedCache>>,
 }
 
 impl Cloud {
@@ -175,7 +173,6 @@ impl Cloud {
                 limits.coalesce_max_bytes,
             ),
             spec,
-            shared_cache: shared.cloned(),
         })
     }
 
@@ -194,14 +191,9 @@ impl Cloud {
 
     /// Whether the namespace can serve: its Glance answers its healthcheck
     /// and, in keystone mode, Keystone issues the namespace's token. Why
-    /// not, in a few words.
+    /// not, in a few words. (The shared cache every namespace depends on is
+    /// checked once for all: [`Clouds::shared_cache_problem`].)
     pub async fn check_ready(&self, request_id: &str) -> Result<(), String> {
-        if let Some(shared) = &self.shared_cache
-            && shared.fail_closed
-            && !shared.reachable().await
-        {
-            return Err("the shared cache (memcached) cannot be reached, and its rates fail closed".into());
-        }
         let endpoint = self
             .auth
             .ready_endpoint(request_id)
@@ -312,6 +304,18 @@ impl Clouds {
     /// The cache shared with the other replicas, if any.
     pub fn shared_cache(&self) -> Option<&Arc<SharedCache>> {
         self.shared_cache.as_ref()
+    }
+
+    /// Why no namespace can serve, if the shared cache is why: its rates
+    /// fail closed and memcached cannot be reached. One question to
+    /// memcached, whatever the number of namespaces.
+    pub async fn shared_cache_problem(&self) -> Option<String> {
+        match &self.shared_cache {
+            Some(shared) if shared.fail_closed && !shared.reachable().await => {
+                Some("the shared cache (memcached) cannot be reached, and its rates fail closed".into())
+            }
+            _ => None,
+        }
     }
 
     pub fn get(&self, namespace: &str) -> Option<&Arc<Cloud>> {

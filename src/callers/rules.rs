@@ -9,7 +9,7 @@ use ipnet::IpNet;
 
 use super::bearer::{BearerHashes, SaltedHash};
 use crate::audit::{Caller, Credential, TokenUser};
-use crate::config::{AuthConfig, CallerConfig, CallerIdentity, Config, Scope};
+use crate::config::{AuthConfig, CallerConfig, CallerIdentity, Config, Scope, read_first_line};
 use crate::connection::Peer;
 use crate::error::AllianceError;
 use crate::ids;
@@ -88,10 +88,9 @@ impl Rule {
                 Identity::Bearer
             }
             CallerIdentity::BearerFile(path) => {
-                let text = std::fs::read_to_string(path)
+                let secret = read_first_line(path)
                     .map_err(|error| format!(".bearer_secret_file: cannot read {}: {error}", path.display()))?;
-                let secret = text.lines().next().unwrap_or_default().trim();
-                let hash = SaltedHash::new(secret)
+                let hash = SaltedHash::new(&secret)
                     .map_err(|error| format!(".bearer_secret_file: {}: {error}", path.display()))?;
                 bearer.push(index, hash);
                 Identity::Bearer

@@ -67,14 +67,6 @@ impl Default for ClientLimits {
     }
 }
 
-impl ClientLimits {
-    /// Whether `peer` is one of `trusted_proxies`.
-    pub fn trusts_proxy(&self, peer: std::net::IpAddr) -> bool {
-        let peer = peer.to_canonical();
-        self.trusted_proxies.iter().any(|network| network.contains(&peer))
-    }
-}
-
 /// A head smaller than this could not carry the Alliance headers.
 const MIN_HEADER_BYTES: usize = 1024;
 

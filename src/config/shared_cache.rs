@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::secret_file::read_first_line;
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SharedCacheConfig {
@@ -91,13 +93,8 @@ impl SharedCacheConfig {
     /// The secret, read now (at start and on a reload check).
     pub fn secret(&self) -> Result<String, String> {
         let secret = match (&self.secret_file, &self.secret_env) {
-            (Some(path), _) => std::fs::read_to_string(path)
-                .map_err(|error| format!("shared_cache.secret_file: cannot read {}: {error}", path.display()))?
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_owned(),
+            (Some(path), _) => read_first_line(path)
+                .map_err(|error| format!("shared_cache.secret_file: cannot read {}: {error}", path.display()))?,
             (None, Some(name)) => std::env::var(name)
                 .map_err(|_| format!("shared_cache.secret_env: {name} is not set"))?
                 .trim()

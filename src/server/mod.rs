@@ -31,7 +31,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::app::App;
-use crate::connection::{ClientConnection, Cut, Peer};
+use crate::connection::{ClientConnection, Cut, Peer, is_trusted_proxy};
 use crate::limits::Throttled;
 use crate::listener_tls::Tls;
 use crate::logging;
@@ -166,7 +166,7 @@ async fn open_connection(
 ) {
     let _ = stream.set_nodelay(true);
     let limits = app.client_limits();
-    let address = if limits.proxy_protocol && limits.trusts_proxy(peer) {
+    let address = if limits.proxy_protocol && is_trusted_proxy(peer, &limits.trusted_proxies) {
         let header = proxy::read_header(&mut stream, peer);
         match tokio::time::timeout(Duration::from_secs(limits.header_timeout_secs), header).await {
             Ok(Ok(client)) => client,

@@ -150,23 +150,25 @@ impl Servers {
         })
     }
 
+    /// Where this set's connections are among a thread's pools, if there.
+    fn own_pools(&self, pools: &ThreadPools) -> Option<usize> {
+        pools
+            .iter()
+            .position(|(alive, _)| std::ptr::eq(alive.as_ptr(), Arc::as_ptr(&self.alive)))
+    }
+
     fn checkout(&self, index: usize) -> Option<Client> {
         POOLS.with_borrow_mut(|pools| {
-            pools
-                .iter_mut()
-                .find(|(alive, _)| std::ptr::eq(alive.as_ptr(), Arc::as_ptr(&self.alive)))
-                .and_then(|(_, servers)| servers.get_mut(index))
-                .and_then(Vec::pop)
+            let own = self.own_pools(pools)?;
+            pools[own].1.get_mut(index)?.pop()
         })
     }
 
     /// Closes this thread's idle connections to server `index`.
     fn drop_idle(&self, index: usize) {
         POOLS.with_borrow_mut(|pools| {
-            if let Some(idle) = pools
-                .iter_mut()
-                .find(|(alive, _)| std::ptr::eq(alive.as_ptr(), Arc::as_ptr(&self.alive)))
-                .and_then(|(_, servers)| servers.get_mut(index))
+            if let Some(own) = self.own_pools(pools)
+                && let Some(idle) = pools[own].1.get_mut(index)
             {
                 idle.clear();
             }
@@ -179,10 +181,7 @@ impl Servers {
         }
         POOLS.with_borrow_mut(|pools| {
             pools.retain(|(alive, _)| alive.strong_count() > 0);
-            let position = match pools
-                .iter()
-                .position(|(alive, _)| std::ptr::eq(alive.as_ptr(), Arc::as_ptr(&self.alive)))
-            {
+            let position = match self.own_pools(pools) {
                 Some(position) => position,
                 None => {
                     let empty = (0..self.servers.len()).map(|_| Vec::new()).collect();

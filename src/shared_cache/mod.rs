@@ -110,21 +110,27 @@ impl SharedCache {
     /// The opened payload and the CAS token of `key`.
     async fn get_sealed(&self, key: &str) -> Option<(Vec<u8>, u64)> {
         match self.run(key, Op::Get).await? {
-            Answer::Found(sealed, cas) => match self.protection.open(key, &sealed) {
-                Some(payload) => {
-                    self.metrics.shared_cache(SharedCacheEvent::Hit);
-                    Some((payload, cas))
-                }
-                None => {
-                    self.rejected();
-                    None
-                }
-            },
+            Answer::Found(sealed, cas) => {
+                let payload = self.open_or_reject(key, &sealed, Some)?;
+                self.metrics.shared_cache(SharedCacheEvent::Hit);
+                Some((payload, cas))
+            }
             _ => {
                 self.metrics.shared_cache(SharedCacheEvent::Miss);
                 None
             }
         }
+    }
+
+    /// The payload of `key`'s entry `sealed` as `decode` reads it; an entry
+    /// that does not open, or that `decode` refuses, is counted and
+    /// reported as rejected, and `None`.
+    fn open_or_reject<T>(&self, key: &str, sealed: &[u8], decode: impl FnOnce(Vec<u8>) -> Option<T>) -> Option<T> {
+        let value = self.protection.open(key, sealed).and_then(decode);
+        if value.is_none() {
+            self.rejected();
+        }
+        value
     }
 
     fn rejected(&self) {
@@ -141,8 +147,13 @@ impl SharedCache {
     /// Stores `payload` under `parts` for `ttl`.
     pub async fn set(&self, parts: &[&[u8]], payload: &[u8], ttl: Duration) {
         let key = self.protection.cache_key(parts);
-        let sealed = self.protection.seal(&key, payload);
-        if self.run(&key, Op::Set(&sealed, ttl)).await == Some(Answer::Stored) {
+        self.store(&key, payload, ttl).await;
+    }
+
+    /// Seals `payload` and stores it under `key` for `ttl`, counted when stored.
+    async fn store(&self, key: &str, payload: &[u8], ttl: Duration) {
+        let sealed = self.protection.seal(key, payload);
+        if self.run(key, Op::Set(&sealed, ttl)).await == Some(Answer::Stored) {
             self.metrics.shared_cache(SharedCacheEvent::Stored);
         }
     }
@@ -192,10 +203,7 @@ impl SharedCache {
         if let Ok(value) = &value
             && let Some((payload, ttl)) = encode(value)
         {
-            let sealed = self.protection.seal(&key, &payload);
-            if self.run(&key, Op::Set(&sealed, ttl)).await == Some(Answer::Stored) {
-                self.metrics.shared_cache(SharedCacheEvent::Stored);
-            }
+            self.store(&key, &payload, ttl).await;
         }
         self.run(&lock, Op::Delete).await;
         value
@@ -213,14 +221,9 @@ impl SharedCache {
             let (arrival, cas) = match self.run(&key, Op::Get).await {
                 None => return self.lease_fallback(),
                 Some(Answer::Found(sealed, cas)) => {
-                    let arrival = self
-                        .protection
-                        .open(&key, &sealed)
-                        .and_then(|payload| <[u8; 8]>::try_from(payload).ok())
-                        .map(u64::from_be_bytes);
-                    if arrival.is_none() {
-                        self.rejected();
-                    }
+                    let arrival = self.open_or_reject(&key, &sealed, |payload| {
+                        <[u8; 8]>::try_from(payload).ok().map(u64::from_be_bytes)
+                    });
                     (arrival.unwrap_or(now), Some(cas))
                 }
                 Some(_) => (now, None),

@@ -295,8 +295,12 @@ async fn rates_fail_closed_when_asked_and_open_by_default() {
         assert_eq!(list(&harness, &harness.facade, ENV_A).await.status, 200);
         memcached.stop();
         let answer = list(&harness, &harness.facade, ENV_B).await;
-        let cloud = Arc::clone(harness.app.clouds().get(NAMESPACE).unwrap());
-        let ready = cloud.check_ready("req-test").await;
+        let clouds = harness.app.clouds();
+        let cloud = Arc::clone(clouds.get(NAMESPACE).unwrap());
+        let ready = match clouds.shared_cache_problem().await {
+            Some(problem) => Err(problem),
+            None => cloud.check_ready("req-test").await,
+        };
         if fail_closed {
             assert_eq!(
                 answer.error_message(503),

@@ -199,11 +199,15 @@ impl KeystoneAuth {
     /// Forgets `rejected` if it is still the environment's token (and the
     /// replicas' copy: a token refused early is refused everywhere).
     pub(super) async fn drop_token(&self, environment: &str, rejected: &ScopedToken) {
-        self.scoped
-            .invalidate_where(environment, |token| token.id == rejected.id)
-            .await;
+        self.forget_scoped(environment, |token| token.id == rejected.id).await;
+    }
+
+    /// Forgets the environment's token if `is_rejected` says it is the one
+    /// refused, and in any case the replicas' copy.
+    async fn forget_scoped(&self, environment: &str, is_rejected: impl FnOnce(&ScopedToken) -> bool) {
+        self.scoped.invalidate_where(environment, is_rejected).await;
         if let Some(shared) = &self.shared {
-            shared.forget_token("scoped", environment).await;
+            shared.forget_scoped_token(environment).await;
         }
     }
 
@@ -271,7 +275,7 @@ impl KeystoneAuth {
                     return Err(self.refuse_scope(environment, request_id));
                 }
                 let record = shared
-                    .token("scoped", environment, || self.issue_scoped(environment, request_id))
+                    .scoped_token(environment, || self.issue_scoped(environment, request_id))
                     .await;
                 if let Err(error) = &record
                     && is_scope_refused(error)
@@ -410,7 +414,7 @@ impl KeystoneAuth {
                 || async {
                     let record = match &self.shared {
                         None => self.issue_unscoped(request_id).await?,
-                        Some(shared) => shared.token("unscoped", "", || self.issue_unscoped(request_id)).await?,
+                        Some(shared) => shared.unscoped_token(|| self.issue_unscoped(request_id)).await?,
                     };
                     Ok(UnscopedToken {
                         refresh_at: refresh_at(record.expires_at, OffsetDateTime::now_utc(), Instant::now()),
@@ -511,12 +515,8 @@ impl UpstreamAuth for KeystoneAuth {
     /// replaced it meanwhile), so the call is made again with another.
     async fn rejected(&self, environment: &str, rejected: &Credentials) -> AfterRejection {
         if let Some(value) = rejected.headers.get(AUTH_TOKEN) {
-            self.scoped
-                .invalidate_where(environment, |token| token.id.expose().as_bytes() == value.as_bytes())
+            self.forget_scoped(environment, |token| token.id.expose().as_bytes() == value.as_bytes())
                 .await;
-            if let Some(shared) = &self.shared {
-                shared.forget_token("scoped", environment).await;
-            }
         }
         AfterRejection::Retry
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
-use crate::config::{KeystoneConfig, ScopeMethod};
+use crate::config::{KeystoneConfig, ScopeMethod, read_first_line};
 
 /// A secret: never printed, never logged.
 #[derive(Clone, PartialEq, Eq)]
@@ -211,9 +211,8 @@ fn secret(
             .ok_or_else(|| format!("the {what} variable {name} is not set"));
     }
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
+        let value = read_first_line(path)
             .map_err(|error| format!("cannot read the {what} file {}: {error}", path.display()))?;
-        let value = text.lines().next().unwrap_or_default().trim().to_owned();
         if value.is_empty() {
             return Err(format!("the {what} file {} is empty", path.display()));
         }

@@ -25,6 +25,11 @@ use super::settings::{DomainRef, Identity, KeystoneSettings, Secret, UserRef};
 use crate::error::AllianceError;
 use crate::shared_cache::{SharedCache, now_micros};
 
+/// Kinds of entry, the first part of their keys (named only in this file).
+const SCOPED: &str = "scoped";
+const UNSCOPED: &str = "unscoped";
+const REFUSED: &str = "refused";
+
 /// A token as the replicas share it.
 #[derive(Serialize, Deserialize)]
 struct SharedToken {
@@ -103,10 +108,29 @@ impl SharedKeystone {
         }
     }
 
+    /// The token scoped to `environment`: the replicas' if one has it with
+    /// time left, else `fetch`'s, which is then shared.
+    pub async fn scoped_token<F, Fut>(&self, environment: &str, fetch: F) -> Result<TokenRecord, AllianceError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<TokenRecord, AllianceError>>,
+    {
+        self.token(SCOPED, environment, fetch).await
+    }
+
+    /// The namespace's unscoped token, as [`Self::scoped_token`].
+    pub async fn unscoped_token<F, Fut>(&self, fetch: F) -> Result<TokenRecord, AllianceError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<TokenRecord, AllianceError>>,
+    {
+        self.token(UNSCOPED, "", fetch).await
+    }
+
     /// A token of `kind` for `key` (an environment; empty for the unscoped
     /// one): the replicas' if one has it with time left, else `fetch`'s,
     /// which is then shared.
-    pub async fn token<F, Fut>(&self, kind: &str, key: &str, fetch: F) -> Result<TokenRecord, AllianceError>
+    async fn token<F, Fut>(&self, kind: &str, key: &str, fetch: F) -> Result<TokenRecord, AllianceError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<TokenRecord, AllianceError>>,
@@ -136,15 +160,17 @@ impl SharedKeystone {
             .await
     }
 
-    /// Forgets the shared token of `kind` for `key` (Glance refused it).
-    pub async fn forget_token(&self, kind: &str, key: &str) {
-        self.cache.delete(&[kind.as_bytes(), &self.scope, key.as_bytes()]).await;
+    /// Forgets the shared token scoped to `environment` (Glance refused it).
+    pub async fn forget_scoped_token(&self, environment: &str) {
+        self.cache
+            .delete(&[SCOPED.as_bytes(), &self.scope, environment.as_bytes()])
+            .await;
     }
 
     /// Whether a replica learned a moment ago that Keystone refuses `environment`.
     pub async fn refused(&self, environment: &str) -> bool {
         self.cache
-            .get(&[b"refused", &self.scope, environment.as_bytes()])
+            .get(&[REFUSED.as_bytes(), &self.scope, environment.as_bytes()])
             .await
             .is_some()
     }
@@ -152,7 +178,7 @@ impl SharedKeystone {
     /// Tells the replicas that Keystone refuses `environment`, for `ttl`.
     pub async fn remember_refused(&self, environment: &str, ttl: Duration) {
         self.cache
-            .set(&[b"refused", &self.scope, environment.as_bytes()], b"1", ttl)
+            .set(&[REFUSED.as_bytes(), &self.scope, environment.as_bytes()], b"1", ttl)
             .await;
     }
 
