@@ -186,7 +186,8 @@ impl SharedCache {
             return Ok(value);
         }
         let lock = format!("{key}:lock");
-        match self.run(&lock, Op::Add(b"1", LOCK_TTL)).await {
+        let added = self.run(&lock, Op::Add(b"1", LOCK_TTL)).await;
+        match added {
             Some(Answer::NotStored) => {
                 let waited = tokio::time::Instant::now() + LOCK_WAIT;
                 while tokio::time::Instant::now() < waited {
@@ -205,7 +206,10 @@ impl SharedCache {
         {
             self.store(&key, &payload, ttl).await;
         }
-        self.run(&lock, Op::Delete).await;
+        // Only the lock this replica took: another's is left to its holder.
+        if matches!(added, Some(Answer::Stored)) {
+            self.run(&lock, Op::Delete).await;
+        }
         value
     }
 
