@@ -49,8 +49,9 @@ impl Replica {
         replica
     }
 
-    /// Starts the process again (same ports, same configuration), and waits
-    /// until it serves.
+    /// Starts the process again (same ports, same configuration); it serves
+    /// once [`wait_readyz`] returns (`/readyz` answers only after the main
+    /// sockets listen).
     pub fn resume(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -66,16 +67,6 @@ impl Replica {
             .spawn()
             .expect("the facade's binary");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "replica on {} did not start: {}",
-                self.port,
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     pub fn url(&self) -> String {
@@ -200,8 +191,10 @@ pub async fn three(dir: &TempDir, name: &str, tables: &str, balancing: Balancing
     let replicas: Vec<Replica> = (0..3)
         .map(|index| Replica::start(dir, &format!("{name}{index}"), tables))
         .collect();
+    // HAProxy starts after them and takes its servers as up from the
+    // start: no wait for its checks.
     for replica in &replicas {
-        wait_ready(replica).await;
+        wait_readyz(replica).await;
     }
     let haproxy = Haproxy::start(dir, &replicas.iter().collect::<Vec<_>>(), balancing);
     (replicas, haproxy)
@@ -214,13 +207,19 @@ pub async fn ready(replica: &Replica) -> bool {
         .is_ok_and(|answer| answer.status() == 200)
 }
 
-/// Waits until HAProxy would see the replica ready (two checks 200 ms apart).
-pub async fn wait_ready(replica: &Replica) {
+/// Waits until the replica's `/readyz` says ready.
+pub async fn wait_readyz(replica: &Replica) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !ready(replica).await {
         assert!(Instant::now() < deadline, "replica not ready: {}", replica.log_text());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Waits until a running HAProxy would see the (re)started replica ready:
+/// `/readyz` says so, then time for two of its checks 200 ms apart.
+pub async fn wait_seen_by_haproxy(replica: &Replica) {
+    wait_readyz(replica).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use openstack_mock::glance;
 
-use crate::fleet::{Balancing, Replica, Tally, load, three, wait_ready};
+use crate::fleet::{Balancing, Replica, Tally, load, three, wait_readyz, wait_seen_by_haproxy};
 use crate::support::TempDir;
 use crate::support::memcached::Memcached;
 
@@ -71,7 +71,7 @@ async fn a_rolling_restart_and_reloads_under_load_lose_no_request() {
         for replica in &mut replicas {
             replica.stop().await;
             replica.resume();
-            wait_ready(replica).await;
+            wait_seen_by_haproxy(replica).await;
         }
         for replica in &replicas {
             replica.signal("HUP");
@@ -126,7 +126,7 @@ async fn three_replicas_admit_what_one_process_admits() {
     let dir = TempDir::new();
     // One process, its own bucket.
     let alone = Replica::start(&dir, "alone", &namespace);
-    wait_ready(&alone).await;
+    wait_readyz(&alone).await;
     let (one, one_summary) = admitted_in_ten_seconds(alone.port).await;
     drop(alone);
     // Three behind HAProxy, one bucket in memcached.
