@@ -10,11 +10,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::fleet::{Balancing, Haproxy, Replica, client_from, three};
-use crate::support::TempDir;
 use crate::support::memcached::Memcached;
 use crate::support::pki::{Ca, self_signed_client};
-
-const ENVIRONMENT: &str = crate::fleet::ENVIRONMENT;
+use crate::support::{ENV_A, TempDir};
 
 /// Clients at .2 and .4 are the rule's (one request a second, two at
 /// once, each address its own bucket - shared by the replicas); .3 is no one.
@@ -48,7 +46,7 @@ async fn status(client: &reqwest::Client, url: &str, forwarded_for: Option<&str>
     let mut request = client
         .get(format!("{url}/images"))
         .header("X-Target-Ns", "ccsr1")
-        .header("X-Environment-Id", ENVIRONMENT);
+        .header("X-Environment-Id", ENV_A);
     if let Some(forwarded_for) = forwarded_for {
         request = request.header("X-Forwarded-For", forwarded_for);
     }
@@ -127,7 +125,7 @@ async fn forged_connection(source: &str, port: u16, prefix: &[u8]) -> String {
     let mut request = prefix.to_vec();
     request.extend_from_slice(
         format!(
-            "GET /images HTTP/1.1\r\nHost: r\r\nX-Target-Ns: ccsr1\r\nX-Environment-Id: {ENVIRONMENT}\r\nConnection: close\r\n\r\n"
+            "GET /images HTTP/1.1\r\nHost: r\r\nX-Target-Ns: ccsr1\r\nX-Environment-Id: {ENV_A}\r\nConnection: close\r\n\r\n"
         )
         .as_bytes(),
     );

@@ -15,10 +15,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 
-use crate::support::TempDir;
-use crate::support::memcached::free_port;
-
-pub const ENVIRONMENT: &str = "a1a1a1a1a1a14a1a8a1aa1a1a1a1a1a1";
+use crate::support::{ENV_A, TempDir, free_port};
 
 /// One replica: `alliance-glance serve` with a configuration of its own.
 pub struct Replica {
@@ -282,7 +279,7 @@ pub fn load(
                         let request = http::Request::get(path)
                             .header("host", "alliance")
                             .header("x-target-ns", namespace)
-                            .header("x-environment-id", ENVIRONMENT)
+                            .header("x-environment-id", ENV_A)
                             .body(Empty::<Bytes>::new())
                             .expect("request");
                         match sender.send_request(request).await {

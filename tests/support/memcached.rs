@@ -5,21 +5,13 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::TempFile;
+use super::{TempFile, free_port};
 
 pub struct Memcached {
     pub port: u16,
     child: Option<Child>,
     /// The deployment's secret, in a file, for `[shared_cache]`.
     pub secret: TempFile,
-}
-
-/// A port free now (the OS gives it; the caller binds it soon after).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 impl Memcached {
