@@ -32,8 +32,9 @@ impl Memcached {
             .args(["-l", "127.0.0.1", "-U", "0", "-m", "16", "-p", &self.port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        // memcached refuses to run as root unless told which user to be.
-        if std::env::var("USER").as_deref() == Ok("root") || nix_is_root() {
+        // memcached refuses to run as root unless told which user to be
+        // (and ignores -u when not root).
+        if running_as_root() {
             command.args(["-u", "root"]);
         }
         let child = command
@@ -65,7 +66,8 @@ impl Memcached {
     }
 }
 
-fn nix_is_root() -> bool {
+/// Whether this process's user is root (its real uid, from /proc).
+fn running_as_root() -> bool {
     std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
         status
             .lines()
