@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::fleet::{Balancing, Haproxy, Replica, client_from, three};
+use crate::fleet::{Balancing, Haproxy, Replica, client_from, mock_glance, three};
 use crate::support::memcached::Memcached;
 use crate::support::pki::{Ca, self_signed_client};
 use crate::support::{ENV_A, TempDir};
@@ -24,23 +24,6 @@ namespaces = "*"
 environments = "*"
 rate = { rate_per_sec = 1, burst = 2 }
 "#;
-
-async fn namespace() -> (openstack_mock::glance::Handle, String) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let glance = openstack_mock::glance::spawn(
-        listener,
-        openstack_mock::glance::Options {
-            prefix: "/image".into(),
-            ..Default::default()
-        },
-    )
-    .await;
-    let table = format!(
-        "[namespaces.ccsr1]\nglance_url = \"{}\"\nauth = {{ type = \"trusted\", user_id = \"replicas\" }}\n",
-        glance.url()
-    );
-    (glance, table)
-}
 
 async fn status(client: &reqwest::Client, url: &str, forwarded_for: Option<&str>) -> u16 {
     let mut request = client
@@ -62,7 +45,7 @@ async fn fleet(
     client: &str,
     tables: &str,
 ) -> (Vec<Replica>, Haproxy, openstack_mock::glance::Handle) {
-    let (glance, namespace) = namespace().await;
+    let (glance, namespace) = mock_glance("").await;
     let tables = format!(
         "[client]\n{client}\n{namespace}\n{RULE}\n{tables}\n{}",
         memcached.table("")

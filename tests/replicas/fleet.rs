@@ -14,6 +14,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
+use openstack_mock::glance;
 
 use crate::support::{ENV_A, TempDir, free_port};
 
@@ -181,6 +182,25 @@ impl Drop for Haproxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A mock Glance in trusted mode, and the namespace table of a facade in
+/// front of it (`extra` added to it).
+pub async fn mock_glance(extra: &str) -> (glance::Handle, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let glance = glance::spawn(
+        listener,
+        glance::Options {
+            prefix: "/image".into(),
+            ..glance::Options::default()
+        },
+    )
+    .await;
+    let table = format!(
+        "[namespaces.ccsr1]\nglance_url = \"{}\"\nauth = {{ type = \"trusted\", user_id = \"replicas\" }}\n{extra}\n",
+        glance.url()
+    );
+    (glance, table)
 }
 
 /// Three replicas of `tables` (named `{name}0`...), ready, behind HAProxy.

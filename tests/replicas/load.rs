@@ -7,30 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use openstack_mock::glance;
-
-use crate::fleet::{Balancing, Replica, Tally, load, three, wait_readyz, wait_seen_by_haproxy};
+use crate::fleet::{Balancing, Replica, Tally, load, mock_glance, three, wait_readyz, wait_seen_by_haproxy};
 use crate::support::TempDir;
 use crate::support::memcached::Memcached;
-
-/// A mock Glance in trusted mode, and the namespace table of a facade in
-/// front of it (`extra` added to it).
-async fn mock_glance(extra: &str) -> (glance::Handle, String) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let glance = glance::spawn(
-        listener,
-        glance::Options {
-            prefix: "/image".into(),
-            ..glance::Options::default()
-        },
-    )
-    .await;
-    let table = format!(
-        "[namespaces.ccsr1]\nglance_url = \"{}\"\nauth = {{ type = \"trusted\", user_id = \"replicas\" }}\n{extra}\n",
-        glance.url()
-    );
-    (glance, table)
-}
 
 /// Runs `during` while `connections` clients load `port`, then stops them.
 async fn under_load<F: std::future::Future<Output = ()>>(port: u16, connections: usize, during: F) -> Arc<Tally> {
