@@ -262,10 +262,23 @@ impl Tally {
         self.failed.fetch_add(1, Ordering::Relaxed);
         self.first_failure.lock().unwrap().get_or_insert(what);
     }
+
+    /// Every count and the first failure, for assertion messages.
+    pub fn summary(&self) -> String {
+        format!(
+            "ok {} refused {} unavailable {} other {} failed {} (first: {:?})",
+            self.count(&self.ok),
+            self.count(&self.refused),
+            self.count(&self.unavailable),
+            self.count(&self.other_status),
+            self.count(&self.failed),
+            self.first_failure.lock().unwrap()
+        )
+    }
 }
 
-/// `connections` keep-alive clients sending `GET path` (as `environment`
-/// in namespace `namespace`) to `port`, one request after another, until
+/// `connections` keep-alive clients sending `GET path` (as [`ENV_A`] in
+/// namespace `namespace`) to `port`, one request after another, until
 /// `stop` is set; each answer counted. A connection that fails is counted
 /// and replaced (a client would retry on a new one).
 pub fn load(
@@ -281,64 +294,70 @@ pub fn load(
             let (tally, stop) = (Arc::clone(&tally), Arc::clone(&stop));
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-                        tally.failure("connect".into());
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    };
-                    let Ok((mut sender, connection)) = http1::handshake(TokioIo::new(stream)).await else {
-                        tally.failure("handshake".into());
-                        continue;
-                    };
-                    tokio::spawn(connection);
-                    while !stop.load(Ordering::Relaxed) {
-                        if sender.ready().await.is_err() {
-                            // Closed by the other side between requests: a new connection.
-                            break;
-                        }
-                        let request = http::Request::get(path)
-                            .header("host", "alliance")
-                            .header("x-target-ns", namespace)
-                            .header("x-environment-id", ENV_A)
-                            .body(Empty::<Bytes>::new())
-                            .expect("request");
-                        match sender.send_request(request).await {
-                            Ok(answer) => {
-                                let status = answer.status().as_u16();
-                                let closing = answer.headers().get("connection").is_some_and(|value| value == "close");
-                                if answer.into_body().collect().await.is_err() {
-                                    tally.failure("body".into());
-                                    break;
-                                }
-                                let field = match status {
-                                    200 => &tally.ok,
-                                    429 => &tally.refused,
-                                    503 => &tally.unavailable,
-                                    _ => &tally.other_status,
-                                };
-                                field.fetch_add(1, Ordering::Relaxed);
-                                if status != 200 && status != 429 && status != 503 {
-                                    tally
-                                        .first_failure
-                                        .lock()
-                                        .unwrap()
-                                        .get_or_insert(format!("status {status}"));
-                                }
-                                if closing {
-                                    break;
-                                }
-                            }
-                            Err(error) => {
-                                tally.failure(error.to_string());
-                                break;
-                            }
-                        }
-                    }
+                    one_connection(port, namespace, path, &tally, &stop).await;
                 }
             })
         })
         .collect();
     (tally, workers)
+}
+
+/// One client connection of [`load`]: its requests one after another
+/// until `stop` is set or the connection ends (counted when it fails).
+async fn one_connection(port: u16, namespace: &str, path: &str, tally: &Tally, stop: &AtomicBool) {
+    let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        tally.failure("connect".into());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        return;
+    };
+    let Ok((mut sender, connection)) = http1::handshake(TokioIo::new(stream)).await else {
+        tally.failure("handshake".into());
+        return;
+    };
+    tokio::spawn(connection);
+    while !stop.load(Ordering::Relaxed) {
+        if sender.ready().await.is_err() {
+            // Closed by the other side between requests: a new connection.
+            break;
+        }
+        let request = http::Request::get(path)
+            .header("host", "alliance")
+            .header("x-target-ns", namespace)
+            .header("x-environment-id", ENV_A)
+            .body(Empty::<Bytes>::new())
+            .expect("request");
+        match sender.send_request(request).await {
+            Ok(answer) => {
+                let status = answer.status().as_u16();
+                let closing = answer.headers().get("connection").is_some_and(|value| value == "close");
+                if answer.into_body().collect().await.is_err() {
+                    tally.failure("body".into());
+                    break;
+                }
+                let field = match status {
+                    200 => &tally.ok,
+                    429 => &tally.refused,
+                    503 => &tally.unavailable,
+                    _ => &tally.other_status,
+                };
+                field.fetch_add(1, Ordering::Relaxed);
+                if status != 200 && status != 429 && status != 503 {
+                    tally
+                        .first_failure
+                        .lock()
+                        .unwrap()
+                        .get_or_insert(format!("status {status}"));
+                }
+                if closing {
+                    break;
+                }
+            }
+            Err(error) => {
+                tally.failure(error.to_string());
+                break;
+            }
+        }
+    }
 }
 
 /// A reqwest client whose connections come from `source` (a loopback
