@@ -114,5 +114,5 @@ EOF
     # The dump after zeroing: the file with the highest part number.
     dump=$(printf '%s\n' "$out".* | sort -V | tail -1)
     total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')
-    awk -v t="$total" -v n="$requests" -v m="$method" 'BEGIN { printf "run %d: %.2fk instructions per %s /images/{id} (%d requests)\n", 0, t / n / 1000, m, n }' | sed "s/run 0/run $run/"
+    awk -v run="$run" -v t="$total" -v n="$requests" -v m="$method" 'BEGIN { printf "run %d: %.2fk instructions per %s /images/{id} (%d requests)\n", run, t / n / 1000, m, n }'
 done

@@ -20,7 +20,7 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use openstack_mock::glance;
 use support::pki::{Ca, Issued};
-use support::{ENV_A, NAMESPACE, TempDir};
+use support::{ENV_A, NAMESPACE, TempDir, free_port};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_alliance-glance");
 
@@ -197,13 +197,6 @@ async fn sighup_reloads_certificates_and_callers_and_keeps_open_connections() {
     let ca = Ca::new("reload CA");
     let (first, second) = (ca.server("first.test"), ca.server("second.test"));
     install(&dir, &first);
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
     let (port, admin_port) = (free_port(), free_port());
     let text = format!(
         "listen = \"127.0.0.1:{port}\"\ndrain_secs = 1\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n{}[tls]\ncert_chain_file = \"{}\"\nkey_file = \"{}\"\n",

@@ -12,14 +12,9 @@ use openstack_mock::glance::{self, Fault, FaultAction};
 
 #[path = "support/mod.rs"]
 mod support;
-use support::eventually;
+use support::{eventually, free_port};
 
 const ENV: &str = "a1a1a1a1a1a14a1a8a1aa1a1a1a1a1a1";
-
-fn free_port() -> u16 {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    probe.local_addr().expect("addr").port()
-}
 
 /// `alliance-glance serve` on fresh ports, its log in a file; killed when dropped.
 struct Service {

@@ -23,51 +23,20 @@ and, for the test's own checks and clean-up:
 import json
 import os
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 
-KEYSTONE = os.environ["OS_KEYSTONE_URL"].rstrip("/")
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# The Keystone calls it shares with scripts/openstack/provision.py.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "openstack"))
+from keystone_api import Api, ApiError  # noqa: E402
 
-
-class ApiError(Exception):
-    pass
-
-
-def call(method, path, body=None, token=None, extra=None, expect=(200,)):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(KEYSTONE + path, data=data, method=method)
-    request.add_header("Accept", "application/json")
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("X-Auth-Token", token)
-    for name, value in (extra or {}).items():
-        request.add_header(name, value)
-    try:
-        with OPENER.open(request, timeout=30) as response:
-            status, headers, raw = response.status, response.headers, response.read()
-    except urllib.error.HTTPError as error:
-        status, headers, raw = error.code, error.headers, error.read()
-    if status not in expect:
-        raise ApiError(f"{method} {path}: HTTP {status}: {raw[:300]!r}")
-    return headers, (json.loads(raw) if raw else None)
+API = Api(os.environ["OS_KEYSTONE_URL"], excerpt=300)
+call = API.call
 
 
 def admin_token():
     with open(os.environ["OS_ADMIN_PASSWORD_FILE"], encoding="utf-8") as f:
         password = f.read().strip()
-    headers, _ = call(
-        "POST",
-        "/auth/tokens?nocatalog",
-        {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-            "name": os.environ.get("OS_ADMIN_USER", "admin"), "domain": {"id": "default"},
-            "password": password}}},
-            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}},
-        expect=(201,),
-    )
-    return headers["X-Subject-Token"]
+    return API.admin_token(os.environ.get("OS_ADMIN_USER", "admin"), password)
 
 
 def query(params):
@@ -177,8 +146,7 @@ class Keystone:
             call("DELETE", f"/services/{service['id']}", token=self.token, expect=(204,))
 
     def revoke_own_token(self):
-        call("DELETE", "/auth/tokens", token=self.token, extra={"X-Subject-Token": self.token},
-             expect=(204,))
+        API.revoke(self.token)
 
 
 def main(argv):

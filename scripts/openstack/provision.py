@@ -21,48 +21,21 @@ DevStack's own projects and users: demo (demo: member; demo_reader: reader), alt
 with the admin's password, as DevStack gives them.
 """
 
-import json
 import os
 import sys
-import urllib.error
-import urllib.request
 
-KEYSTONE = os.environ["OS_KEYSTONE_URL"].rstrip("/")  # .../v3
+from keystone_api import Api, ApiError
+
+API = Api(os.environ["OS_KEYSTONE_URL"], excerpt=500)  # .../v3
+call = API.call
 REGION = os.environ.get("OS_REGION", "RegionOne")
 GLANCE_URL = os.environ["OS_GLANCE_KEYSTONE_URL"].rstrip("/")
 DEVSTACK = os.environ.get("OS_LAYOUT") == "devstack"
-# Loopback only: never go through a proxy that the environment may name.
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def read_secret(var):
     with open(os.environ[var], encoding="utf-8") as f:
         return f.read().strip()
-
-
-class ApiError(Exception):
-    pass
-
-
-def call(method, path, body=None, token=None, extra_headers=None, expect=(200,)):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(KEYSTONE + path, data=data, method=method)
-    req.add_header("Accept", "application/json")
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("X-Auth-Token", token)
-    for k, v in (extra_headers or {}).items():
-        req.add_header(k, v)
-    try:
-        with OPENER.open(req, timeout=30) as resp:
-            status, headers, raw = resp.status, resp.headers, resp.read()
-    except urllib.error.HTTPError as e:
-        status, headers, raw = e.code, e.headers, e.read()
-    if status not in expect:
-        # The body of an error never holds a password (Keystone does not echo it).
-        raise ApiError(f"{method} {path}: HTTP {status}: {raw[:500]!r}")
-    return headers, (json.loads(raw) if raw else None)
 
 
 def main():
@@ -71,27 +44,7 @@ def main():
     alliance_password = read_secret("OS_SERVICE_PASSWORD_FILE")
     glance_password = read_secret("OS_GLANCE_SERVICE_PASSWORD_FILE")
 
-    headers, _ = call(
-        "POST",
-        "/auth/tokens?nocatalog",
-        {
-            "auth": {
-                "identity": {
-                    "methods": ["password"],
-                    "password": {
-                        "user": {
-                            "name": admin_user,
-                            "domain": {"id": "default"},
-                            "password": admin_password,
-                        }
-                    },
-                },
-                "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
-            }
-        },
-        expect=(201,),
-    )
-    tok = headers["X-Subject-Token"]
+    tok = API.admin_token(admin_user, admin_password)
 
     _, roles = call("GET", "/roles", token=tok)
     role_id = {r["name"]: r["id"] for r in roles["roles"]}
@@ -182,7 +135,7 @@ def main():
         }
 
     # The admin token is not needed any more: revoke it.
-    call("DELETE", "/auth/tokens", token=tok, extra_headers={"X-Subject-Token": tok}, expect=(204,))
+    API.revoke(tok)
 
     out = {
         "OS_SERVICE_USER_ID": alliance_id,

@@ -434,13 +434,6 @@ async fn mock_glance() -> openstack_mock::glance::Handle {
     .await
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 #[tokio::test]
 async fn a_second_serve_on_a_served_address_fails_to_start() {
     let glance = mock_glance().await;

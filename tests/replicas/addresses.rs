@@ -9,12 +9,10 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::fleet::{Balancing, Haproxy, Replica, client_from, three};
-use crate::support::TempDir;
+use crate::fleet::{Balancing, Haproxy, Replica, client_from, mock_glance, three};
 use crate::support::memcached::Memcached;
 use crate::support::pki::{Ca, self_signed_client};
-
-const ENVIRONMENT: &str = crate::fleet::ENVIRONMENT;
+use crate::support::{ENV_A, TempDir};
 
 /// Clients at .2 and .4 are the rule's (one request a second, two at
 /// once, each address its own bucket - shared by the replicas); .3 is no one.
@@ -27,28 +25,11 @@ environments = "*"
 rate = { rate_per_sec = 1, burst = 2 }
 "#;
 
-async fn namespace() -> (openstack_mock::glance::Handle, String) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let glance = openstack_mock::glance::spawn(
-        listener,
-        openstack_mock::glance::Options {
-            prefix: "/image".into(),
-            ..Default::default()
-        },
-    )
-    .await;
-    let table = format!(
-        "[namespaces.ccsr1]\nglance_url = \"{}\"\nauth = {{ type = \"trusted\", user_id = \"replicas\" }}\n",
-        glance.url()
-    );
-    (glance, table)
-}
-
 async fn status(client: &reqwest::Client, url: &str, forwarded_for: Option<&str>) -> u16 {
     let mut request = client
         .get(format!("{url}/images"))
         .header("X-Target-Ns", "ccsr1")
-        .header("X-Environment-Id", ENVIRONMENT);
+        .header("X-Environment-Id", ENV_A);
     if let Some(forwarded_for) = forwarded_for {
         request = request.header("X-Forwarded-For", forwarded_for);
     }
@@ -64,7 +45,7 @@ async fn fleet(
     client: &str,
     tables: &str,
 ) -> (Vec<Replica>, Haproxy, openstack_mock::glance::Handle) {
-    let (glance, namespace) = namespace().await;
+    let (glance, namespace) = mock_glance("").await;
     let tables = format!(
         "[client]\n{client}\n{namespace}\n{RULE}\n{tables}\n{}",
         memcached.table("")
@@ -127,7 +108,7 @@ async fn forged_connection(source: &str, port: u16, prefix: &[u8]) -> String {
     let mut request = prefix.to_vec();
     request.extend_from_slice(
         format!(
-            "GET /images HTTP/1.1\r\nHost: r\r\nX-Target-Ns: ccsr1\r\nX-Environment-Id: {ENVIRONMENT}\r\nConnection: close\r\n\r\n"
+            "GET /images HTTP/1.1\r\nHost: r\r\nX-Target-Ns: ccsr1\r\nX-Environment-Id: {ENV_A}\r\nConnection: close\r\n\r\n"
         )
         .as_bytes(),
     );

@@ -14,11 +14,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
+use openstack_mock::glance;
 
-use crate::support::TempDir;
-use crate::support::memcached::free_port;
-
-pub const ENVIRONMENT: &str = "a1a1a1a1a1a14a1a8a1aa1a1a1a1a1a1";
+use crate::support::{ENV_A, TempDir, free_port};
 
 /// One replica: `alliance-glance serve` with a configuration of its own.
 pub struct Replica {
@@ -49,8 +47,9 @@ impl Replica {
         replica
     }
 
-    /// Starts the process again (same ports, same configuration), and waits
-    /// until it serves.
+    /// Starts the process again (same ports, same configuration); it serves
+    /// once [`wait_readyz`] returns (`/readyz` answers only after the main
+    /// sockets listen).
     pub fn resume(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -66,16 +65,6 @@ impl Replica {
             .spawn()
             .expect("the facade's binary");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "replica on {} did not start: {}",
-                self.port,
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     pub fn url(&self) -> String {
@@ -195,13 +184,34 @@ impl Drop for Haproxy {
     }
 }
 
+/// A mock Glance in trusted mode, and the namespace table of a facade in
+/// front of it (`extra` added to it).
+pub async fn mock_glance(extra: &str) -> (glance::Handle, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let glance = glance::spawn(
+        listener,
+        glance::Options {
+            prefix: "/image".into(),
+            ..glance::Options::default()
+        },
+    )
+    .await;
+    let table = format!(
+        "[namespaces.ccsr1]\nglance_url = \"{}\"\nauth = {{ type = \"trusted\", user_id = \"replicas\" }}\n{extra}\n",
+        glance.url()
+    );
+    (glance, table)
+}
+
 /// Three replicas of `tables` (named `{name}0`...), ready, behind HAProxy.
 pub async fn three(dir: &TempDir, name: &str, tables: &str, balancing: Balancing) -> (Vec<Replica>, Haproxy) {
     let replicas: Vec<Replica> = (0..3)
         .map(|index| Replica::start(dir, &format!("{name}{index}"), tables))
         .collect();
+    // HAProxy starts after them and takes its servers as up from the
+    // start: no wait for its checks.
     for replica in &replicas {
-        wait_ready(replica).await;
+        wait_readyz(replica).await;
     }
     let haproxy = Haproxy::start(dir, &replicas.iter().collect::<Vec<_>>(), balancing);
     (replicas, haproxy)
@@ -214,13 +224,19 @@ pub async fn ready(replica: &Replica) -> bool {
         .is_ok_and(|answer| answer.status() == 200)
 }
 
-/// Waits until HAProxy would see the replica ready (two checks 200 ms apart).
-pub async fn wait_ready(replica: &Replica) {
+/// Waits until the replica's `/readyz` says ready.
+pub async fn wait_readyz(replica: &Replica) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !ready(replica).await {
         assert!(Instant::now() < deadline, "replica not ready: {}", replica.log_text());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Waits until a running HAProxy would see the (re)started replica ready:
+/// `/readyz` says so, then time for two of its checks 200 ms apart.
+pub async fn wait_seen_by_haproxy(replica: &Replica) {
+    wait_readyz(replica).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
 }
 
@@ -246,10 +262,23 @@ impl Tally {
         self.failed.fetch_add(1, Ordering::Relaxed);
         self.first_failure.lock().unwrap().get_or_insert(what);
     }
+
+    /// Every count and the first failure, for assertion messages.
+    pub fn summary(&self) -> String {
+        format!(
+            "ok {} refused {} unavailable {} other {} failed {} (first: {:?})",
+            self.count(&self.ok),
+            self.count(&self.refused),
+            self.count(&self.unavailable),
+            self.count(&self.other_status),
+            self.count(&self.failed),
+            self.first_failure.lock().unwrap()
+        )
+    }
 }
 
-/// `connections` keep-alive clients sending `GET path` (as `environment`
-/// in namespace `namespace`) to `port`, one request after another, until
+/// `connections` keep-alive clients sending `GET path` (as [`ENV_A`] in
+/// namespace `namespace`) to `port`, one request after another, until
 /// `stop` is set; each answer counted. A connection that fails is counted
 /// and replaced (a client would retry on a new one).
 pub fn load(
@@ -265,64 +294,70 @@ pub fn load(
             let (tally, stop) = (Arc::clone(&tally), Arc::clone(&stop));
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-                        tally.failure("connect".into());
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    };
-                    let Ok((mut sender, connection)) = http1::handshake(TokioIo::new(stream)).await else {
-                        tally.failure("handshake".into());
-                        continue;
-                    };
-                    tokio::spawn(connection);
-                    while !stop.load(Ordering::Relaxed) {
-                        if sender.ready().await.is_err() {
-                            // Closed by the other side between requests: a new connection.
-                            break;
-                        }
-                        let request = http::Request::get(path)
-                            .header("host", "alliance")
-                            .header("x-target-ns", namespace)
-                            .header("x-environment-id", ENVIRONMENT)
-                            .body(Empty::<Bytes>::new())
-                            .expect("request");
-                        match sender.send_request(request).await {
-                            Ok(answer) => {
-                                let status = answer.status().as_u16();
-                                let closing = answer.headers().get("connection").is_some_and(|value| value == "close");
-                                if answer.into_body().collect().await.is_err() {
-                                    tally.failure("body".into());
-                                    break;
-                                }
-                                let field = match status {
-                                    200 => &tally.ok,
-                                    429 => &tally.refused,
-                                    503 => &tally.unavailable,
-                                    _ => &tally.other_status,
-                                };
-                                field.fetch_add(1, Ordering::Relaxed);
-                                if status != 200 && status != 429 && status != 503 {
-                                    tally
-                                        .first_failure
-                                        .lock()
-                                        .unwrap()
-                                        .get_or_insert(format!("status {status}"));
-                                }
-                                if closing {
-                                    break;
-                                }
-                            }
-                            Err(error) => {
-                                tally.failure(error.to_string());
-                                break;
-                            }
-                        }
-                    }
+                    one_connection(port, namespace, path, &tally, &stop).await;
                 }
             })
         })
         .collect();
     (tally, workers)
+}
+
+/// One client connection of [`load`]: its requests one after another
+/// until `stop` is set or the connection ends (counted when it fails).
+async fn one_connection(port: u16, namespace: &str, path: &str, tally: &Tally, stop: &AtomicBool) {
+    let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        tally.failure("connect".into());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        return;
+    };
+    let Ok((mut sender, connection)) = http1::handshake(TokioIo::new(stream)).await else {
+        tally.failure("handshake".into());
+        return;
+    };
+    tokio::spawn(connection);
+    while !stop.load(Ordering::Relaxed) {
+        if sender.ready().await.is_err() {
+            // Closed by the other side between requests: a new connection.
+            break;
+        }
+        let request = http::Request::get(path)
+            .header("host", "alliance")
+            .header("x-target-ns", namespace)
+            .header("x-environment-id", ENV_A)
+            .body(Empty::<Bytes>::new())
+            .expect("request");
+        match sender.send_request(request).await {
+            Ok(answer) => {
+                let status = answer.status().as_u16();
+                let closing = answer.headers().get("connection").is_some_and(|value| value == "close");
+                if answer.into_body().collect().await.is_err() {
+                    tally.failure("body".into());
+                    break;
+                }
+                let field = match status {
+                    200 => &tally.ok,
+                    429 => &tally.refused,
+                    503 => &tally.unavailable,
+                    _ => &tally.other_status,
+                };
+                field.fetch_add(1, Ordering::Relaxed);
+                if status != 200 && status != 429 && status != 503 {
+                    tally
+                        .first_failure
+                        .lock()
+                        .unwrap()
+                        .get_or_insert(format!("status {status}"));
+                }
+                if closing {
+                    break;
+                }
+            }
+            Err(error) => {
+                tally.failure(error.to_string());
+                break;
+            }
+        }
+    }
 }
 
 /// A reqwest client whose connections come from `source` (a loopback

@@ -7,30 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use openstack_mock::glance;
-
-use crate::fleet::{Balancing, Replica, Tally, load, three, wait_ready};
+use crate::fleet::{Balancing, Replica, Tally, load, mock_glance, three, wait_readyz, wait_seen_by_haproxy};
 use crate::support::TempDir;
 use crate::support::memcached::Memcached;
-
-/// A mock Glance in trusted mode, and the namespace table of a facade in
-/// front of it (`extra` added to it).
-async fn mock_glance(extra: &str) -> (glance::Handle, String) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let glance = glance::spawn(
-        listener,
-        glance::Options {
-            prefix: "/image".into(),
-            ..glance::Options::default()
-        },
-    )
-    .await;
-    let table = format!(
-        "[namespaces.ccsr1]\nglance_url = \"{}\"\nauth = {{ type = \"trusted\", user_id = \"replicas\" }}\n{extra}\n",
-        glance.url()
-    );
-    (glance, table)
-}
 
 /// Runs `during` while `connections` clients load `port`, then stops them.
 async fn under_load<F: std::future::Future<Output = ()>>(port: u16, connections: usize, during: F) -> Arc<Tally> {
@@ -44,22 +23,6 @@ async fn under_load<F: std::future::Future<Output = ()>>(port: u16, connections:
     tally
 }
 
-fn summary(tally: &Tally) -> String {
-    summary_of(tally)
-}
-
-fn summary_of(tally: &Tally) -> String {
-    format!(
-        "ok {} refused {} unavailable {} other {} failed {} (first: {:?})",
-        tally.count(&tally.ok),
-        tally.count(&tally.refused),
-        tally.count(&tally.unavailable),
-        tally.count(&tally.other_status),
-        tally.count(&tally.failed),
-        tally.first_failure.lock().unwrap()
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_and_reloads_under_load_lose_no_request() {
     let (_glance, namespace) = mock_glance("").await;
@@ -71,7 +34,7 @@ async fn a_rolling_restart_and_reloads_under_load_lose_no_request() {
         for replica in &mut replicas {
             replica.stop().await;
             replica.resume();
-            wait_ready(replica).await;
+            wait_seen_by_haproxy(replica).await;
         }
         for replica in &replicas {
             replica.signal("HUP");
@@ -80,7 +43,7 @@ async fn a_rolling_restart_and_reloads_under_load_lose_no_request() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     let tally = under_load(haproxy.port, 32, restarts).await;
-    let summary = summary(&tally);
+    let summary = tally.summary();
     assert_eq!(tally.count(&tally.failed), 0, "{summary}");
     assert_eq!(
         tally.count(&tally.other_status) + tally.count(&tally.unavailable),
@@ -110,7 +73,7 @@ async fn shared_cache_events(replica: &Replica) -> String {
 /// than its rate, at `port`.
 async fn admitted_in_ten_seconds(port: u16) -> (u64, String) {
     let tally = under_load(port, 8, tokio::time::sleep(Duration::from_secs(10))).await;
-    let summary = summary(&tally);
+    let summary = tally.summary();
     assert_eq!(
         tally.count(&tally.failed) + tally.count(&tally.other_status),
         0,
@@ -126,7 +89,7 @@ async fn three_replicas_admit_what_one_process_admits() {
     let dir = TempDir::new();
     // One process, its own bucket.
     let alone = Replica::start(&dir, "alone", &namespace);
-    wait_ready(&alone).await;
+    wait_readyz(&alone).await;
     let (one, one_summary) = admitted_in_ten_seconds(alone.port).await;
     drop(alone);
     // Three behind HAProxy, one bucket in memcached.
@@ -162,7 +125,7 @@ async fn memcached_lost_under_load_fails_no_request() {
             tokio::time::sleep(Duration::from_secs(1)).await;
         };
         let tally = under_load(haproxy.port, 16, lost_and_back).await;
-        let summary = summary(&tally);
+        let summary = tally.summary();
         eprintln!("memcached lost for 2 s under load, fail_closed = {fail_closed}: {summary}");
         assert_eq!(
             tally.count(&tally.failed) + tally.count(&tally.other_status),
@@ -180,7 +143,7 @@ async fn memcached_lost_under_load_fails_no_request() {
         // Back: every replica serves from the shared buckets again.
         tokio::time::sleep(Duration::from_millis(1_200)).await;
         let after = under_load(haproxy.port, 4, tokio::time::sleep(Duration::from_millis(500))).await;
-        assert_eq!(after.count(&after.unavailable), 0, "{}", summary_of(&after));
+        assert_eq!(after.count(&after.unavailable), 0, "{}", after.summary());
         assert!(after.count(&after.ok) > 0);
     }
 }

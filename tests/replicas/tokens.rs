@@ -6,7 +6,7 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::fleet::{Balancing, three, wait_ready};
+use crate::fleet::{Balancing, three, wait_readyz};
 use crate::support::TempDir;
 use crate::support::counting_proxy::counting_proxy;
 use crate::support::memcached::Memcached;
@@ -69,7 +69,7 @@ async fn real_keystone_tokens_cost_one_per_environment_for_three_replicas() {
     let before = counts.requests.load(Ordering::SeqCst);
     replicas[0].stop().await;
     replicas[0].resume();
-    wait_ready(&replicas[0]).await;
+    wait_readyz(&replicas[0]).await;
     for environment in environments {
         assert_eq!(list(&client, &replicas[0].url(), environment).await, 200);
     }

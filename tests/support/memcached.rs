@@ -5,21 +5,13 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::TempFile;
+use super::{TempFile, free_port};
 
 pub struct Memcached {
     pub port: u16,
     child: Option<Child>,
     /// The deployment's secret, in a file, for `[shared_cache]`.
     pub secret: TempFile,
-}
-
-/// A port free now (the OS gives it; the caller binds it soon after).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 impl Memcached {
@@ -40,8 +32,9 @@ impl Memcached {
             .args(["-l", "127.0.0.1", "-U", "0", "-m", "16", "-p", &self.port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        // memcached refuses to run as root unless told which user to be.
-        if std::env::var("USER").as_deref() == Ok("root") || nix_is_root() {
+        // memcached refuses to run as root unless told which user to be
+        // (and ignores -u when not root).
+        if running_as_root() {
             command.args(["-u", "root"]);
         }
         let child = command
@@ -73,7 +66,8 @@ impl Memcached {
     }
 }
 
-fn nix_is_root() -> bool {
+/// Whether this process's user is root (its real uid, from /proc).
+fn running_as_root() -> bool {
     std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
         status
             .lines()

@@ -28,6 +28,14 @@ pub fn venv_python() -> std::path::PathBuf {
         .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/openstack/33/venv"))
         .join("bin/python")
 }
+/// A loopback port free now (the OS gives it; the caller binds it soon after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// Environments (projects) used by the tests.
 pub const ENV_A: &str = "a1a1a1a1a1a14a1a8a1aa1a1a1a1a1a1";
 pub const ENV_B: &str = "b2b2b2b2b2b24b2b8b2bb2b2b2b2b2b2";
