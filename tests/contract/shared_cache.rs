@@ -361,3 +361,50 @@ async fn leases_of_many_replicas_at_once_grant_one_buckets_tokens() {
     // The burst, and ten a second for the second.
     assert!((20..=31).contains(&granted), "{granted} tokens granted");
 }
+
+/// A replica that waited in vain for another's fetch (3 s) fetches itself
+/// (and fails here, so stores nothing) but leaves the holder's lock: a
+/// third replica still waits for the holder's value instead of fetching too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_waited_in_vain_leaves_the_holders_lock() {
+    use alliance_glance::config::SharedCacheConfig;
+    use alliance_glance::metrics::Metrics;
+    use alliance_glance::shared_cache::SharedCache;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    let memcached = Memcached::start();
+    let config = SharedCacheConfig {
+        servers: vec![format!("127.0.0.1:{}", memcached.port)],
+        secret_file: Some(memcached.secret.0.clone()),
+        ..SharedCacheConfig::default()
+    };
+    let replica = || SharedCache::from_config(&config, &Metrics::disabled()).unwrap();
+    let fetches = Arc::new(AtomicU32::new(0));
+    let fetch_shared = |cache: Arc<SharedCache>, took: Duration, value: Result<u8, ()>| {
+        let fetches = Arc::clone(&fetches);
+        async move {
+            cache
+                .fetch_shared(
+                    &[b"test", b"lock"],
+                    |payload| payload.first().copied(),
+                    |value| Some((vec![*value], Duration::from_secs(60))),
+                    || async move {
+                        fetches.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(took).await;
+                        value
+                    },
+                )
+                .await
+        }
+    };
+    // The holder's fetch takes 4.5 s (its lock lasts 5 s).
+    let holder = tokio::spawn(fetch_shared(replica(), Duration::from_millis(4500), Ok(1)));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Waits 3 s in vain, then fetches itself.
+    assert_eq!(fetch_shared(replica(), Duration::ZERO, Err(())).await, Err(()));
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    // The holder's lock is still there: this one waits for its value.
+    assert_eq!(fetch_shared(replica(), Duration::ZERO, Ok(3)).await, Ok(1));
+    assert_eq!(fetches.load(Ordering::SeqCst), 2, "the third replica fetched too");
+    assert_eq!(holder.await.unwrap(), Ok(1));
+}
