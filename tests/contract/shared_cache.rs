@@ -315,19 +315,24 @@ async fn rates_fail_closed_when_asked_and_open_by_default() {
     }
 }
 
+/// `[shared_cache]` on `memcached`, with its secret.
+fn cache_config(memcached: &Memcached) -> alliance_glance::config::SharedCacheConfig {
+    alliance_glance::config::SharedCacheConfig {
+        servers: vec![format!("127.0.0.1:{}", memcached.port)],
+        secret_file: Some(memcached.secret.0.clone()),
+        ..Default::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_of_many_replicas_at_once_grant_one_buckets_tokens() {
-    use alliance_glance::config::{Rate, SharedCacheConfig};
+    use alliance_glance::config::Rate;
     use alliance_glance::metrics::Metrics;
     use alliance_glance::shared_cache::{Lease, SharedCache};
     use std::num::NonZeroU32;
 
     let memcached = Memcached::start();
-    let config = SharedCacheConfig {
-        servers: vec![format!("127.0.0.1:{}", memcached.port)],
-        secret_file: Some(memcached.secret.0.clone()),
-        ..SharedCacheConfig::default()
-    };
+    let config = cache_config(&memcached);
     let rate = Rate {
         per_sec: NonZeroU32::new(10).unwrap(),
         burst: NonZeroU32::new(20).unwrap(),
@@ -367,17 +372,12 @@ async fn leases_of_many_replicas_at_once_grant_one_buckets_tokens() {
 /// third replica still waits for the holder's value instead of fetching too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_that_waited_in_vain_leaves_the_holders_lock() {
-    use alliance_glance::config::SharedCacheConfig;
     use alliance_glance::metrics::Metrics;
     use alliance_glance::shared_cache::SharedCache;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     let memcached = Memcached::start();
-    let config = SharedCacheConfig {
-        servers: vec![format!("127.0.0.1:{}", memcached.port)],
-        secret_file: Some(memcached.secret.0.clone()),
-        ..SharedCacheConfig::default()
-    };
+    let config = cache_config(&memcached);
     let replica = || SharedCache::from_config(&config, &Metrics::disabled()).unwrap();
     let fetches = Arc::new(AtomicU32::new(0));
     let fetch_shared = |cache: Arc<SharedCache>, took: Duration, value: Result<u8, ()>| {
